@@ -1,0 +1,284 @@
+"""The ``flowengine`` command: run, validate, list node types, export.
+
+Exit codes: 0 success, 1 invalid flow or failure, 2 usage error, 3 stopped before the queues
+drained (drain timeout), 130 stopped hard by a second signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from flowengine import __version__
+from flowengine.export import FORMATS, export
+from flowengine.logs import RedactFilter, setup_logging
+from flowengine.nodedocs import render
+from flowengine.registry import Registry, default_registry
+from flowengine.validate import CheckedFlow, load_flow
+
+log = logging.getLogger("flowengine")
+EXIT_INVALID, EXIT_UNDRAINED, EXIT_FORCED = 1, 3, 130
+FLOW_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _registry() -> Registry:
+    return default_registry()
+
+
+def _report(checked: CheckedFlow, quiet: bool = False) -> None:
+    for problem in checked.problems:
+        if problem.is_error or not quiet:
+            click.echo(str(problem), err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="flowengine")
+def main() -> None:
+    """flowengine: run YAML flows of pandas batches from industrial sources to sinks.
+
+    Exit codes: 0 ok, 1 invalid flow or failure, 2 usage error, 3 stopped before the queues
+    drained, 130 stopped hard by a second Ctrl-C.
+    """
+
+
+@main.command()
+@click.argument("flow", type=FLOW_PATH)
+@click.option(
+    "--for",
+    "duration",
+    type=click.FloatRange(min=0),
+    help="Run this many seconds, then drain and exit.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve /metrics and /healthz on this port.",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address for the metrics server."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--live/--no-live", default=None, help="Live status table (default: when stdout is a terminal)."
+)
+@click.option(
+    "--status-interval",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds between status log lines when not live (0: none).",
+)
+def run(
+    flow: Path,
+    duration: float | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    log_level: str,
+    log_format: str,
+    live: bool | None,
+    status_interval: float,
+) -> None:
+    """Run FLOW until Ctrl-C / SIGTERM (or --for SECONDS), then drain every queue and exit.
+
+    \b
+    Example:
+      flowengine run flows/line3.yaml --for 60 --metrics-port 9108
+    """
+    live = sys.stdout.isatty() and log_format == "text" if live is None else live
+    console = Console()
+    if live:
+        handler = RichHandler(console=console, show_path=False, markup=False)
+        handler.addFilter(RedactFilter())
+        logging.basicConfig(
+            level=log_level.upper(), handlers=[handler], format="%(message)s", force=True
+        )
+    else:
+        setup_logging(log_level, log_format)
+    checked = load_flow(flow, _registry())
+    _report(checked)
+    if not checked.ok:
+        click.echo(f"{flow}: {len(checked.errors)} error(s); not started", err=True)
+        sys.exit(EXIT_INVALID)
+    try:
+        code = asyncio.run(
+            _run(checked, duration, metrics_port, metrics_host, live, console, status_interval)
+        )
+    except Exception as exc:  # the engine never ends in a traceback for a user
+        log.error("flow failed: %s: %s", type(exc).__name__, exc, exc_info=log_level == "debug")
+        code = EXIT_INVALID
+    sys.exit(code)
+
+
+async def _run(
+    checked: CheckedFlow,
+    duration: float | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    live: bool,
+    console: Console,
+    status_interval: float,
+) -> int:
+    from flowengine.live import log_status, show_live
+    from flowengine.metrics import MetricsServer
+    from flowengine.runtime import Runtime
+
+    runtime = Runtime(checked)
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    forced = False
+
+    def on_signal(signum: int) -> None:
+        nonlocal forced
+        if runtime.stopping:
+            log.warning("second %s: stopping now without draining", signal.Signals(signum).name)
+            forced = True
+            assert main_task is not None
+            main_task.cancel()
+        else:
+            log.info("%s received: draining (again to force)", signal.Signals(signum).name)
+            runtime.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    server = (
+        MetricsServer(runtime, metrics_port, metrics_host) if metrics_port is not None else None
+    )
+    if server:
+        await server.start()
+    display = None
+    if live:
+        display = asyncio.create_task(show_live(runtime, console))
+    elif status_interval:
+        display = asyncio.create_task(log_status(runtime, status_interval))
+    log.info("running %s (%d nodes)", checked.flow.path, len(runtime.stats))
+    try:
+        report = await runtime.run(duration)
+    except asyncio.CancelledError:
+        if forced:
+            return EXIT_FORCED
+        raise
+    finally:
+        if display:
+            display.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await display
+        if server:
+            await server.close()
+    rows = sum(s.rows_out for s in runtime.stats.values() if s.kind == "source")
+    log.info(
+        "stopped after %.1fs: %d rows read, %d errors%s",
+        report.duration,
+        rows,
+        report.errors,
+        "" if report.drained else f", {report.lost_batches} batches not drained",
+    )
+    return 0 if report.drained else EXIT_UNDRAINED
+
+
+@main.command()
+@click.argument("flows", nargs=-1, required=True, type=FLOW_PATH)
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only, no warnings or summary.")
+def validate(flows: tuple[Path, ...], quiet: bool) -> None:
+    """Check FLOW files: every problem as PATH:LINE:COL: node 'ID': message.
+
+    Exit 0 when clean (warnings allowed), 1 when any file has errors.
+    """
+    registry = _registry()
+    failed = False
+    for path in flows:
+        checked = load_flow(path, registry)
+        _report(checked, quiet)
+        errors = len(checked.errors)
+        warnings = len(checked.problems) - errors
+        failed |= errors > 0
+        if not quiet:
+            verdict = "ok" if not errors else f"{errors} error(s)"
+            click.echo(
+                f"{path}: {verdict}, {warnings} warning(s), {len(checked.flow.nodes)} nodes",
+                err=True,
+            )
+    sys.exit(EXIT_INVALID if failed else 0)
+
+
+@main.command()
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Every type with kind, ports, category and config JSON Schema.",
+)
+@click.option("--markdown", is_flag=True, help="The reference of docs/nodes.md.")
+def nodes(as_json: bool, markdown: bool) -> None:
+    """List the installed node types (built-ins and plugins)."""
+    registry = _registry()
+    if as_json:
+        click.echo(json.dumps([registry.describe(n) for n in registry.names()], indent=2))
+        return
+    if markdown:
+        click.echo(render(registry), nl=False)
+        return
+    table = Table(box=None)
+    for col in ("type", "kind", "category", "inputs", "outputs", "description"):
+        table.add_column(col)
+    for name in registry.names():
+        info = registry.describe(name)
+        summary = info["description"].splitlines()[0] if info["description"] else ""
+        if not info["available"]:
+            summary += " [needs " + ", ".join(r["extra"] for r in info["requires"]) + "]"
+        table.add_row(
+            name,
+            info["kind"],
+            info["category"],
+            ",".join(info["inputs"]) or "-",
+            ",".join(info["outputs"]),
+            summary,
+        )
+    Console(width=160).print(table)
+    for name, reason in registry.broken.items():
+        click.echo(f"warning: node type '{name}' failed to load: {reason}", err=True)
+
+
+@main.command("export")
+@click.argument("flow", type=FLOW_PATH)
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(FORMATS), default="yaml", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of stdout.",
+)
+def export_cmd(flow: Path, fmt: str, output: Path | None) -> None:
+    """Export FLOW as YAML or JSON (secrets masked, ${VAR} kept) or draw it as Mermaid or DOT."""
+    checked = load_flow(flow, _registry())
+    if checked.flow.doc is None:
+        _report(checked, quiet=True)
+        sys.exit(EXIT_INVALID)
+    text = export(checked.flow, _registry(), fmt)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+if __name__ == "__main__":
+    main()

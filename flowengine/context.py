@@ -1,0 +1,43 @@
+"""The small object a node gets from the runtime: send, status, logger, counters."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from flowengine.status import NodeStats
+from flowengine.types import NodeState, Result
+
+Sender = Callable[[Result, str], Awaitable[None]]
+
+
+class Context:
+    """What a node may touch of the runtime; everything else stays the runtime's."""
+
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        stats: NodeStats,
+        sender: Sender,
+        log: logging.LoggerAdapter[logging.Logger],
+        flow_dir: Path,
+    ) -> None:
+        self.node_id = node_id
+        self.stats = stats
+        self.log = log
+        self.flow_dir = flow_dir
+        self._sender = sender
+
+    async def send(self, result: Result, port: str = "out") -> None:
+        """Send a frame, batch or per-port mapping; waits while downstream queues are full."""
+        await self._sender(result, port)
+
+    def status(self, text: str, state: NodeState | None = None) -> None:
+        """Show a short status text (and optionally a state) on the node."""
+        self.stats.set_state(state or self.stats.state, text)
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to a named counter of this node (exported as a metric)."""
+        self.stats.counters[name] = self.stats.counters.get(name, 0) + n

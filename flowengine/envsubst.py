@@ -1,0 +1,68 @@
+"""``${VAR}`` and ``${VAR:-default}`` substitution from the environment and a ``.env`` file.
+
+Substitution happens when a flow is built, never in the document: saving and exporting keep the
+references, so secrets stay in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class MissingVariable(KeyError):
+    """A ``${VAR}`` without a default whose variable is not set."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"environment variable '{self.name}' is not set (use ${{{self.name}:-default}})"
+
+
+def load_env(flow_path: Path | None) -> dict[str, str]:
+    """The environment for a flow: ``.env`` beside it, overridden by the process environment."""
+    env: dict[str, str] = {}
+    if flow_path is not None:
+        dotenv = flow_path.parent / ".env"
+        if dotenv.is_file():
+            env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    env.update(os.environ)
+    return env
+
+
+def has_reference(value: Any) -> bool:
+    """True when a string holds a ``${VAR}`` reference."""
+    return isinstance(value, str) and any(m.group(1) for m in _REF.finditer(value))
+
+
+def substitute(value: Any, env: Mapping[str, str]) -> Any:
+    """Replace references in strings, recursively through lists and mappings (``$$`` is ``$``)."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name is None:
+                return "$"
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise MissingVariable(name)
+
+        return _REF.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: substitute(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, env) for v in value]
+    return value

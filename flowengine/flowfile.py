@@ -1,0 +1,149 @@
+"""Reading and writing flow files with ruamel's round-trip mode, keeping comments and key order.
+
+JSON flows go through the same parser (JSON is YAML), so they get line numbers too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from flowengine.problems import Pos, Problem
+
+_TOP = Pos(1, 1)
+
+
+def _yaml(indent: int = 2, block_seq_indent: int = 0) -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.allow_duplicate_keys = True
+    yaml.width = 4096
+    yaml.indent(mapping=indent, sequence=indent + block_seq_indent, offset=block_seq_indent)
+    return yaml
+
+
+def _duplicate_keys(node: Node, path: str) -> list[Problem]:
+    """Every duplicate mapping key in a composed YAML tree, at the position of the repeat."""
+    problems: list[Problem] = []
+    if isinstance(node, MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            name = getattr(key, "value", None)
+            if name in seen:
+                mark = key.start_mark
+                problems.append(
+                    Problem(
+                        path,
+                        Pos(mark.line + 1, mark.column + 1),
+                        f"duplicate key '{name}' (first at line {seen[name]})",
+                    )
+                )
+            else:
+                seen[name] = key.start_mark.line + 1
+            problems.extend(_duplicate_keys(value, path))
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            problems.extend(_duplicate_keys(item, path))
+    return problems
+
+
+class FlowDocument:
+    """A flow file's parsed tree plus what is needed to write it back unchanged."""
+
+    def __init__(self, data: Any, path: Path, *, indent: int = 2, block_seq_indent: int = 0):
+        self.data = data
+        self.path = path
+        self.indent = indent
+        self.block_seq_indent = block_seq_indent
+
+    @classmethod
+    def parse(cls, text: str, path: Path) -> tuple[FlowDocument | None, list[Problem]]:
+        """Parse YAML or JSON text; syntax errors and duplicate keys come back as problems."""
+        name = str(path)
+        try:
+            composed = _yaml().compose(io.StringIO(text))
+            problems = _duplicate_keys(composed, name) if composed is not None else []
+            _, indent, block_seq_indent = load_yaml_guess_indent(text)
+            data = _yaml(indent or 2, block_seq_indent or 0).load(text)
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            pos = Pos(mark.line + 1, mark.column + 1) if mark else Pos(1, 1)
+            what = " ".join(filter(None, [exc.context, exc.problem]))
+            return None, [Problem(name, pos, f"invalid YAML: {what}")]
+        except YAMLError as exc:
+            return None, [Problem(name, Pos(1, 1), f"invalid YAML: {exc}")]
+        if data is None:
+            data = CommentedMap()
+        return cls(data, path, indent=indent or 2, block_seq_indent=block_seq_indent or 0), problems
+
+    @classmethod
+    def read(cls, path: str | Path) -> tuple[FlowDocument | None, list[Problem]]:
+        """Read a flow file; an unreadable file is a problem, not an exception."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, [Problem(str(path), Pos(0, 0), f"cannot read flow file: {exc}")]
+        return cls.parse(text, path)
+
+    def dumps(self, data: Any | None = None) -> str:
+        """The document (or ``data``) as text in this file's format and indentation."""
+        data = self.data if data is None else data
+        if self.path.suffix.lower() == ".json":
+            return json.dumps(to_plain(data), indent=2, ensure_ascii=False) + "\n"
+        out = io.StringIO()
+        _yaml(self.indent, self.block_seq_indent).dump(data, out)
+        return out.getvalue()
+
+    def save(self, path: str | Path | None = None) -> None:
+        """Write the document back (atomically), comments and key order kept."""
+        target = Path(path) if path else self.path
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(self.dumps(), encoding="utf-8")
+        tmp.replace(target)
+
+
+def to_plain(value: Any) -> Any:
+    """Convert ruamel containers to plain dicts and lists (for JSON and for node configs)."""
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if hasattr(value, "__float__") and type(value).__module__.startswith("ruamel"):
+        return float(value) if "Float" in type(value).__name__ else int(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def key_pos(mapping: Any, key: Any, fallback: Pos = _TOP) -> Pos:
+    """Position of ``key`` in a ruamel mapping (1-based), or ``fallback``."""
+    if isinstance(mapping, CommentedMap):
+        try:
+            line, col = mapping.lc.key(key)
+            return Pos(line + 1, col + 1)
+        except (KeyError, TypeError):
+            pass
+    return fallback
+
+
+def value_pos(container: Any, key: Any, fallback: Pos = _TOP) -> Pos:
+    """Position of the value under ``key`` (or list index) in a ruamel container."""
+    try:
+        if isinstance(container, CommentedMap):
+            line, col = container.lc.value(key)
+            return Pos(line + 1, col + 1)
+        if isinstance(container, CommentedSeq):
+            line, col = container.lc.item(key)
+            return Pos(line + 1, col + 1)
+    except (KeyError, TypeError, IndexError):
+        pass
+    return fallback

@@ -1,0 +1,78 @@
+"""Logging setup: text or JSON lines, with secret values redacted from every record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "******"
+_secrets: set[str] = set()
+
+
+def add_secrets(values: Iterable[Any]) -> None:
+    """Register resolved secret values (passwords, tokens) to be masked in all log output."""
+    for value in values:
+        text = str(value)
+        if len(text) >= 3:
+            _secrets.add(text)
+
+
+def redact(text: str) -> str:
+    """Replace every registered secret in ``text`` with the mask."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class RedactFilter(logging.Filter):
+    """Renders the message once and masks secrets in it (and in exception text)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            record.msg = redact(record.getMessage())
+            record.args = ()
+            if record.exc_info and not record.exc_text:
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, node (when a node logged), message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        node = getattr(record, "node", None)
+        if node is not None:
+            data["node"] = node
+        if record.exc_info:
+            data["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def setup_logging(level: str = "info", fmt: str = "text", stream: Any = None) -> logging.Handler:
+    """Configure the root logger once for the CLI; returns the handler it installed."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(RedactFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+        )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return handler

@@ -1,0 +1,281 @@
+"""The flow model (format version 1): nodes keyed by id, their wires, settings and layout.
+
+Parsing never raises on bad input: it returns what it could read plus located problems.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flowengine.flowfile import FlowDocument, key_pos, to_plain, value_pos
+from flowengine.problems import Pos, Problem, did_you_mean
+
+FORMAT_VERSION = 1
+TOP_KEYS = ("version", "name", "description", "settings", "nodes", "layout")
+#: Node keys that belong to the runtime; every other key is the node type's config.
+NODE_KEYS = ("type", "name", "description", "disabled", "wires", "queue_size", "retry")
+NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+class RetryPolicy(BaseModel):
+    """Exponential backoff with jitter for reconnecting sources and sinks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial: float = Field(1.0, gt=0, description="First delay in seconds.")
+    max: float = Field(30.0, gt=0, description="Longest delay in seconds.")
+    factor: float = Field(2.0, ge=1, description="Growth of the delay per failed attempt.")
+    jitter: float = Field(0.2, ge=0, le=1, description="Random +/- share of each delay.")
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 0)."""
+        base = min(self.max, self.initial * self.factor**attempt)
+        spread = base * self.jitter
+        return max(0.0, base + (rng or random).uniform(-spread, spread))
+
+
+class FlowSettings(BaseModel):
+    """Flow-wide runtime settings (the ``settings:`` section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queue_size: int = Field(8, ge=1, description="Batches each input wire buffers.")
+    drain_timeout: float = Field(15.0, gt=0, description="Seconds shutdown may take.")
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The receiving end of a wire: a node id and its input port."""
+
+    node: str
+    port: str = "in"
+    pos: Pos = field(default_factory=Pos)
+
+    def __str__(self) -> str:
+        return self.node if self.port == "in" else f"{self.node}.{self.port}"
+
+
+@dataclass(slots=True)
+class NodeDef:
+    """One node as written in the file, before its type's config model is applied."""
+
+    id: str
+    type: str
+    config: dict[str, Any] = field(default_factory=dict)
+    wires: dict[str, list[Target]] = field(default_factory=dict)
+    name: str | None = None
+    description: str | None = None
+    disabled: bool = False
+    queue_size: int | None = None
+    retry: RetryPolicy | None = None
+    pos: Pos = field(default_factory=Pos)
+    field_pos: dict[str, Pos] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(slots=True)
+class Flow:
+    """A parsed flow: what the runtime, validator, exporter and editor work from."""
+
+    path: Path
+    version: int = FORMAT_VERSION
+    name: str | None = None
+    description: str | None = None
+    settings: FlowSettings = field(default_factory=FlowSettings)
+    nodes: dict[str, NodeDef] = field(default_factory=dict)
+    layout: dict[str, tuple[float, float]] = field(default_factory=dict)
+    doc: FlowDocument | None = None
+
+
+def _pydantic_problems(
+    exc: ValidationError, path: str, where: Any, fallback: Pos, node: str | None, prefix: str
+) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        first = err["loc"][0] if err["loc"] else None
+        pos = key_pos(where, first, fallback) if first is not None else fallback
+        out.append(Problem(path, pos, f"{prefix}'{loc}': {err['msg']}", node))
+    return out
+
+
+def _parse_targets(
+    raw: Any, container: Any, key: Any, path: str, node_id: str
+) -> tuple[list[Target], list[Problem]]:
+    here = value_pos(container, key)
+    if isinstance(raw, str):
+        raw, container, here_list = [raw], None, [here]
+    elif isinstance(raw, list):
+        here_list = [value_pos(raw, i, here) for i in range(len(raw))]
+    else:
+        return [], [Problem(path, here, "wires must be a list of node ids", node_id)]
+    targets, problems = [], []
+    for item, pos in zip(raw, here_list, strict=True):
+        if not isinstance(item, str) or not item:
+            problems.append(
+                Problem(path, pos, f"wire target must be a node id, got {item!r}", node_id)
+            )
+            continue
+        node, _, port = item.partition(".")
+        targets.append(Target(node, port or "in", pos))
+    return targets, problems
+
+
+def _parse_node(
+    node_id: Any, raw: Any, nodes_map: Any, path: str
+) -> tuple[NodeDef | None, list[Problem]]:
+    pos = key_pos(nodes_map, node_id)
+    nid = str(node_id)
+    if not NODE_ID.match(nid):
+        return None, [Problem(path, pos, f"invalid node id '{nid}': use letters, digits, _ and -")]
+    if not isinstance(raw, dict):
+        return None, [Problem(path, pos, "a node must be a mapping with at least 'type'", nid)]
+    problems: list[Problem] = []
+    node = NodeDef(id=nid, type=str(raw.get("type", "")), pos=pos)
+    if "type" not in raw:
+        problems.append(Problem(path, pos, "missing 'type'", nid))
+    for key in raw:
+        node.field_pos[str(key)] = key_pos(raw, key, pos)
+    for key, value in raw.items():
+        k = str(key)
+        if k in ("type",):
+            continue
+        if k == "name":
+            node.name = None if value is None else str(value)
+        elif k == "description":
+            node.description = None if value is None else str(value)
+        elif k == "disabled":
+            if not isinstance(value, bool):
+                problems.append(
+                    Problem(path, node.field_pos[k], "'disabled' must be true or false", nid)
+                )
+            node.disabled = bool(value)
+        elif k == "queue_size":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(
+                    Problem(path, node.field_pos[k], "'queue_size' must be an integer >= 1", nid)
+                )
+            else:
+                node.queue_size = int(value)
+        elif k == "retry":
+            try:
+                node.retry = RetryPolicy.model_validate(to_plain(value))
+            except ValidationError as exc:
+                problems += _pydantic_problems(exc, path, value, node.field_pos[k], nid, "retry ")
+        elif k == "wires":
+            if isinstance(value, dict):
+                for port, targets in value.items():
+                    parsed, probs = _parse_targets(targets, value, port, path, nid)
+                    node.wires[str(port)] = parsed
+                    problems += probs
+            elif value is not None:
+                parsed, probs = _parse_targets(value, raw, key, path, nid)
+                node.wires["out"] = parsed
+                problems += probs
+        else:
+            node.config[k] = to_plain(value)
+    return node, problems
+
+
+def parse_flow(doc: FlowDocument) -> tuple[Flow, list[Problem]]:
+    """Read the flow model out of a document, collecting every structural problem."""
+    path = str(doc.path)
+    flow = Flow(path=doc.path, doc=doc)
+    data = doc.data
+    if not isinstance(data, dict):
+        return flow, [Problem(path, Pos(1, 1), "a flow file must be a mapping with 'nodes'")]
+    problems: list[Problem] = []
+    for key in data:
+        if key not in TOP_KEYS:
+            hint = did_you_mean(str(key), TOP_KEYS)
+            problems.append(
+                Problem(path, key_pos(data, key), f"unknown top-level key '{key}'{hint}")
+            )
+
+    version = data.get("version")
+    if version is None:
+        problems.append(
+            Problem(
+                path, Pos(1, 1), f"no 'version' key; assuming {FORMAT_VERSION}", severity="warning"
+            )
+        )
+    elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problems.append(
+            Problem(path, value_pos(data, "version"), "'version' must be a positive integer")
+        )
+    elif version > FORMAT_VERSION:
+        problems.append(
+            Problem(
+                path,
+                value_pos(data, "version"),
+                f"flow format version {version} is newer than this flowengine reads "
+                f"({FORMAT_VERSION}); upgrade flowengine",
+            )
+        )
+    else:
+        flow.version = version
+    flow.name = data.get("name")
+    flow.description = data.get("description")
+
+    settings = data.get("settings")
+    if settings is not None:
+        try:
+            flow.settings = FlowSettings.model_validate(to_plain(settings))
+        except ValidationError as exc:
+            problems += _pydantic_problems(
+                exc, path, settings, key_pos(data, "settings"), None, "settings "
+            )
+
+    nodes = data.get("nodes")
+    if nodes is None:
+        problems.append(Problem(path, Pos(1, 1), "no 'nodes' section"))
+    elif not isinstance(nodes, dict):
+        problems.append(
+            Problem(path, key_pos(data, "nodes"), "'nodes' must be a mapping of id -> node")
+        )
+    else:
+        for node_id, raw in nodes.items():
+            node, probs = _parse_node(node_id, raw, nodes, path)
+            problems += probs
+            if node is not None and node.id not in flow.nodes:
+                flow.nodes[node.id] = node
+
+    layout = data.get("layout")
+    if isinstance(layout, dict):
+        for node_id, xy in layout.items():
+            try:
+                flow.layout[str(node_id)] = (float(xy["x"]), float(xy["y"]))
+            except (TypeError, KeyError, ValueError):
+                problems.append(
+                    Problem(
+                        path,
+                        key_pos(layout, node_id),
+                        "layout entries need numeric x and y",
+                        str(node_id),
+                    )
+                )
+            if str(node_id) not in flow.nodes:
+                problems.append(
+                    Problem(
+                        path,
+                        key_pos(layout, node_id),
+                        "layout for a node that does not exist",
+                        str(node_id),
+                        "warning",
+                    )
+                )
+    elif layout is not None:
+        problems.append(
+            Problem(path, key_pos(data, "layout"), "'layout' must be a mapping of id -> {x, y}")
+        )
+    return flow, problems

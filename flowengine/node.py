@@ -1,0 +1,150 @@
+"""The node SDK: a node type is one config model (the only spec) and one class.
+
+The contract, written once:
+
+* A **source** emits batches until cancelled. Implement ``start`` (connect), ``read`` (return the
+  next batch, or ``None`` when there is nothing this time) and ``close``; or override ``run`` for
+  push-style sources and call ``self.ctx.send``. The runtime retries a failing ``start``/``run``
+  with backoff and shows ``retrying``; a finite source raises :class:`Done` from ``read``.
+* A **transform** implements ``process(batch)`` (plain or ``async``). Returning ``None`` or an
+  empty frame drops the batch, returning a frame or batch sends it to ``out``, returning a mapping
+  sends per port. Raising routes the error and the batch to the ``error`` port; the flow goes on.
+* A **sink** implements ``write(batch)`` (plain or ``async``) and optionally ``flush``.
+* Every node may return pending data from ``flush`` at shutdown (it is sent on like a result)
+  and releases resources in ``close``. Inputs are read-only: never modify ``batch.frame`` in place.
+
+Retries, metrics, status timing and logging context belong to the runtime, not to node code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowengine.types import Batch, NodeKind, Result
+
+if TYPE_CHECKING:
+    from flowengine.context import Context
+
+
+class Done(Exception):
+    """Raised by a finite source's ``read`` when it has nothing more to emit."""
+
+
+def option(
+    default: Any = ...,
+    *,
+    description: str = "",
+    examples: list[Any] | None = None,
+    secret: bool = False,
+    advanced: bool = False,
+    widget: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A config field with the flags the editor, docs and export read from the JSON Schema.
+
+    ``secret`` fields are masked in logs and exports; ``advanced`` ones fold away in the editor;
+    ``widget`` hints a control (``code``, ``textarea``) where the type alone does not say.
+    """
+    extra: dict[str, Any] = {}
+    if secret:
+        extra["secret"] = True
+    if advanced:
+        extra["advanced"] = True
+    if widget:
+        extra["widget"] = widget
+    return Field(
+        default,
+        description=description,
+        examples=examples,
+        json_schema_extra=extra or None,
+        **kwargs,
+    )
+
+
+class NodeConfig(BaseModel):
+    """Base of every node type's config: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def secret_fields(cls) -> set[str]:
+        """Names of the fields marked ``secret``."""
+        return {
+            name
+            for name, info in cls.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
+        }
+
+
+class Node:
+    """Base class of every node type; see the module docstring for the contract."""
+
+    kind: ClassVar[NodeKind]
+    Config: ClassVar[type[NodeConfig]] = NodeConfig
+    category: ClassVar[str] = "function"
+    inputs: ClassVar[tuple[str, ...]] = ("in",)
+    outputs: ClassVar[tuple[str, ...]] = ("out",)
+    #: Optional libraries as (import name, pip extra); validation names the extra when missing.
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: The type name, set by the registry from the entry point name.
+    type_name: ClassVar[str] = ""
+
+    def __init__(self, config: NodeConfig, ctx: Context) -> None:
+        self.config = config
+        self.ctx = ctx
+
+    async def start(self) -> None:
+        """Open connections and files; called before any batch arrives (sources: connect)."""
+
+    async def flush(self) -> Result:
+        """Return data still held when the stream ends; it is sent on like a result."""
+        return None
+
+    async def close(self) -> None:
+        """Release resources. Errors here are logged, never raised to the flow."""
+
+
+class Source(Node):
+    """A node with no inputs that emits batches until cancelled."""
+
+    kind = "source"
+    category = "input"
+    inputs = ()
+
+    async def read(self) -> Result:
+        """Return the next batch (``None`` for nothing this time); raise :class:`Done` at the end."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """Emit what ``read`` returns until cancelled or :class:`Done`."""
+        while True:
+            try:
+                result = await self.read()
+            except Done:
+                return
+            if result is not None:
+                await self.ctx.send(result)
+
+
+class Transform(Node):
+    """A node that turns each input batch into zero or more output batches."""
+
+    kind = "transform"
+
+    def process(self, batch: Batch) -> Result:
+        """Return the result for one batch (may be ``async def`` in subclasses)."""
+        raise NotImplementedError
+
+
+class Sink(Node):
+    """A node that writes batches out of the flow."""
+
+    kind = "sink"
+    category = "output"
+    outputs = ()
+
+    def write(self, batch: Batch) -> None:
+        """Write one batch (may be ``async def`` in subclasses)."""
+        raise NotImplementedError

@@ -1,0 +1,201 @@
+"""Validation: one pass that collects every problem of a flow, located in its file.
+
+The same checks run before ``flowengine run``, in ``flowengine validate`` and in the editor.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+from pydantic import ValidationError
+
+from flowengine.envsubst import MissingVariable, load_env, substitute
+from flowengine.flowfile import FlowDocument
+from flowengine.model import Flow, NodeDef, parse_flow
+from flowengine.node import Node, NodeConfig
+from flowengine.problems import Problem, did_you_mean
+from flowengine.registry import Registry, UnknownNodeType, missing_requirements
+from flowengine.types import ERROR_PORT
+
+MAX_CYCLES_REPORTED = 5
+
+
+@dataclass(slots=True)
+class BuiltNode:
+    """A node whose type is known and whose config passed its spec."""
+
+    defn: NodeDef
+    cls: type[Node]
+    config: NodeConfig
+
+
+@dataclass(slots=True)
+class CheckedFlow:
+    """A flow plus its validated nodes, its graph and every problem found."""
+
+    flow: Flow
+    nodes: dict[str, BuiltNode] = field(default_factory=dict)
+    graph: nx.MultiDiGraph = field(default_factory=nx.MultiDiGraph)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def build_config(
+    node: NodeDef, cls: type[Node], env: Mapping[str, str], path: str
+) -> tuple[NodeConfig | None, list[Problem]]:
+    """Apply ``${VAR}`` substitution and the type's config model to a node's raw config."""
+    problems: list[Problem] = []
+    values = {}
+    for key, raw in node.config.items():
+        try:
+            values[key] = substitute(raw, env)
+        except MissingVariable as exc:
+            problems.append(
+                Problem(path, node.field_pos.get(key, node.pos), f"field '{key}': {exc}", node.id)
+            )
+    if problems:
+        return None, problems
+    try:
+        return cls.Config.model_validate(values), []
+    except ValidationError as exc:
+        fields = list(cls.Config.model_fields)
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else ""
+            loc = ".".join(str(p) for p in err["loc"])
+            pos = node.field_pos.get(name, node.pos)
+            if err["type"] == "missing":
+                msg = f"missing required field '{loc}'"
+                pos = node.pos
+            elif err["type"] == "extra_forbidden":
+                msg = f"unknown field '{loc}'{did_you_mean(name, fields)}"
+            else:
+                msg = f"field '{loc}': {err['msg']}"
+            problems.append(Problem(path, pos, msg, node.id))
+        return None, problems
+
+
+def check_flow(flow: Flow, registry: Registry, env: Mapping[str, str] | None = None) -> CheckedFlow:
+    """Check types, configs, wires and the graph; never raises on bad input."""
+    path = str(flow.path)
+    env = load_env(flow.path) if env is None else env
+    checked = CheckedFlow(flow)
+    problems = checked.problems
+
+    for node in flow.nodes.values():
+        try:
+            cls = registry.get(node.type)
+        except UnknownNodeType as exc:
+            if node.type:
+                reason = registry.broken.get(node.type)
+                msg = f"node type '{node.type}' failed to load: {reason}" if reason else str(exc)
+                problems.append(Problem(path, node.field_pos.get("type", node.pos), msg, node.id))
+            continue
+        for missing in missing_requirements(cls):
+            problems.append(Problem(path, node.field_pos.get("type", node.pos), missing, node.id))
+        config, probs = build_config(node, cls, env, path)
+        problems += probs
+        if config is not None:
+            checked.nodes[node.id] = BuiltNode(node, cls, config)
+
+    graph = checked.graph
+    for node in flow.nodes.values():
+        if not node.disabled:
+            graph.add_node(node.id)
+    for node in flow.nodes.values():
+        built = checked.nodes.get(node.id)
+        for port, targets in node.wires.items():
+            if built is not None and port not in (*built.cls.outputs, ERROR_PORT):
+                outs = (*built.cls.outputs, ERROR_PORT)
+                problems.append(
+                    Problem(
+                        path,
+                        node.field_pos.get("wires", node.pos),
+                        f"no output port '{port}' on type '{node.type}' "
+                        f"(ports: {', '.join(outs)}){did_you_mean(port, outs)}",
+                        node.id,
+                    )
+                )
+                continue
+            for target in targets:
+                dest = flow.nodes.get(target.node)
+                if dest is None:
+                    problems.append(
+                        Problem(
+                            path,
+                            target.pos,
+                            f"wire to missing node '{target.node}'{did_you_mean(target.node, flow.nodes)}",
+                            node.id,
+                        )
+                    )
+                    continue
+                dest_built = checked.nodes.get(target.node)
+                if dest_built is not None and target.port not in dest_built.cls.inputs:
+                    ins = dest_built.cls.inputs
+                    what = f"(ports: {', '.join(ins)})" if ins else "(a source takes no input)"
+                    problems.append(
+                        Problem(
+                            path,
+                            target.pos,
+                            f"wire to missing input port '{target.port}' of '{target.node}' {what}",
+                            node.id,
+                        )
+                    )
+                    continue
+                if not node.disabled and not dest.disabled:
+                    graph.add_edge(node.id, target.node, port=port, dest_port=target.port)
+
+    simple = nx.DiGraph(graph)
+    for cycle in itertools.islice(nx.simple_cycles(simple), MAX_CYCLES_REPORTED):
+        first = flow.nodes[cycle[0]]
+        ring = " -> ".join([*cycle, cycle[0]])
+        problems.append(
+            Problem(path, first.pos, f"cycle: {ring} (flows must be acyclic)", first.id)
+        )
+
+    # A node whose type is unknown may be a source: do not pile warnings on top of its error.
+    roots = [n for n in graph if n not in checked.nodes or checked.nodes[n].cls.kind == "source"]
+    fed = set(roots)
+    for src in roots:
+        fed |= nx.descendants(graph, src)
+        if src in checked.nodes and graph.out_degree(src) == 0:
+            problems.append(
+                Problem(path, flow.nodes[src].pos, "source is wired to nothing", src, "warning")
+            )
+    for node_id in graph.nodes:
+        if node_id not in fed and node_id in checked.nodes:
+            problems.append(
+                Problem(
+                    path,
+                    flow.nodes[node_id].pos,
+                    "unreachable: no source feeds this node",
+                    node_id,
+                    "warning",
+                )
+            )
+    problems.sort(key=lambda p: (p.pos.line, p.pos.col))
+    return checked
+
+
+def load_flow(
+    path: str | Path, registry: Registry, env: Mapping[str, str] | None = None
+) -> CheckedFlow:
+    """Read, parse and check a flow file; problems come back in the result, never raised."""
+    doc, problems = FlowDocument.read(path)
+    if doc is None:
+        return CheckedFlow(Flow(path=Path(path)), problems=problems)
+    flow, parse_problems = parse_flow(doc)
+    checked = check_flow(flow, registry, env)
+    checked.problems[:0] = problems + parse_problems
+    checked.problems.sort(key=lambda p: (p.pos.line, p.pos.col))
+    return checked
