@@ -14,19 +14,19 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
-from ruamel.yaml.util import load_yaml_guess_indent
 
 from flowengine.problems import Pos, Problem
 
 _TOP = Pos(1, 1)
 
 
-def _yaml(indent: int = 2, block_seq_indent: int = 0) -> YAML:
+def _yaml(layout: tuple[int, int, int] = (2, 2, 0)) -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.allow_duplicate_keys = True
     yaml.width = 4096
-    yaml.indent(mapping=indent, sequence=indent + block_seq_indent, offset=block_seq_indent)
+    mapping, sequence, offset = layout
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     return yaml
 
 
@@ -55,14 +55,39 @@ def _duplicate_keys(node: Node, path: str) -> list[Problem]:
     return problems
 
 
+def _guess_indent(text: str) -> tuple[int, int, int]:
+    """The file's mapping indent, sequence indent and dash offset, so a save keeps its layout."""
+    mapping, sequence, offset = 0, 0, -1
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    for parent, child in zip(lines, lines[1:], strict=False):
+        head = parent.split(" #")[0].rstrip()
+        if not head.endswith(":") or head.lstrip().startswith("- "):
+            continue
+        base = len(parent) - len(parent.lstrip())
+        col = len(child) - len(child.lstrip())
+        if col <= base:
+            continue
+        body = child.lstrip()
+        if body.startswith("- ") and offset < 0:
+            offset = col - base
+            sequence = offset + len(body) - len(body[1:].lstrip())
+        elif not body.startswith("- ") and not mapping:
+            mapping = col - base
+        if mapping and offset >= 0:
+            break
+    mapping = mapping or 2
+    if offset < 0:
+        offset, sequence = 0, mapping
+    return mapping, max(sequence, offset + 2), offset
+
+
 class FlowDocument:
     """A flow file's parsed tree plus what is needed to write it back unchanged."""
 
-    def __init__(self, data: Any, path: Path, *, indent: int = 2, block_seq_indent: int = 0):
+    def __init__(self, data: Any, path: Path, layout: tuple[int, int, int] = (2, 2, 0)) -> None:
         self.data = data
         self.path = path
-        self.indent = indent
-        self.block_seq_indent = block_seq_indent
+        self.layout = layout
 
     @classmethod
     def parse(cls, text: str, path: Path) -> tuple[FlowDocument | None, list[Problem]]:
@@ -71,8 +96,8 @@ class FlowDocument:
         try:
             composed = _yaml().compose(io.StringIO(text))
             problems = _duplicate_keys(composed, name) if composed is not None else []
-            _, indent, block_seq_indent = load_yaml_guess_indent(text)
-            data = _yaml(indent or 2, block_seq_indent or 0).load(text)
+            layout = _guess_indent(text)
+            data = _yaml(layout).load(text)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             pos = Pos(mark.line + 1, mark.column + 1) if mark else Pos(1, 1)
@@ -82,7 +107,7 @@ class FlowDocument:
             return None, [Problem(name, Pos(1, 1), f"invalid YAML: {exc}")]
         if data is None:
             data = CommentedMap()
-        return cls(data, path, indent=indent or 2, block_seq_indent=block_seq_indent or 0), problems
+        return cls(data, path, layout), problems
 
     @classmethod
     def read(cls, path: str | Path) -> tuple[FlowDocument | None, list[Problem]]:
@@ -100,7 +125,7 @@ class FlowDocument:
         if self.path.suffix.lower() == ".json":
             return json.dumps(to_plain(data), indent=2, ensure_ascii=False) + "\n"
         out = io.StringIO()
-        _yaml(self.indent, self.block_seq_indent).dump(data, out)
+        _yaml(self.layout).dump(data, out)
         return out.getvalue()
 
     def save(self, path: str | Path | None = None) -> None:

@@ -72,6 +72,8 @@ class NodeRun:
     inbox: Inbox | None = None
     outputs: dict[str, list[Wire]] = field(default_factory=dict)
     started: bool = False
+    attempt: int = 0
+    next_delay: float | None = None
     handler: Any = None
     handler_is_async: bool = False
     error_log: _RateLimiter = field(default_factory=_RateLimiter)
@@ -238,28 +240,36 @@ class Runtime:
                     raise
 
     # ---- node tasks -----------------------------------------------------------------------
-    async def _open(self, run: NodeRun) -> None:
-        """Call ``start`` until it succeeds, with backoff; shows ``retrying`` meanwhile."""
-        attempt = 0
-        while not run.started:
-            try:
-                await run.node.start()
-                run.started = True
-                run.stats.set_state("ok", "")
-            except Exception as exc:
-                attempt = await self._backoff(run, exc, attempt, "start failed")
+    async def _try_start(self, run: NodeRun) -> None:
+        try:
+            await run.node.start()
+        except Exception as exc:
+            await self._failed(run, exc, "start failed")
+            return
+        run.started = True
+        run.stats.set_state("ok", "")
 
-    async def _backoff(self, run: NodeRun, exc: BaseException, attempt: int, what: str) -> int:
-        delay = run.retry.delay(attempt, self._rng)
-        run.stats.errors += 1
-        run.stats.retries += 1
-        run.stats.last_error = f"{type(exc).__name__}: {exc}"
-        run.stats.set_state("retrying", f"{exc} (retry in {delay:.1f}s)")
-        run.log.warning("%s: %s; retrying in %.1fs", what, run.stats.last_error, delay)
-        await self._close_node(run)
+    async def _open(self, run: NodeRun) -> None:
+        """Call ``start`` until it succeeds, backing off between attempts."""
+        while not run.started:
+            if run.next_delay is not None:
+                await asyncio.sleep(run.next_delay)
+                run.next_delay = None
+            await self._try_start(run)
+
+    async def _failed(self, run: NodeRun, exc: BaseException, what: str) -> None:
+        """Record a failed connect or run, close the node, and schedule the next attempt."""
+        delay = run.retry.delay(run.attempt, self._rng)
+        run.attempt += 1
+        run.next_delay = delay
         run.started = False
-        await asyncio.sleep(delay)
-        return attempt + 1
+        stats = run.stats
+        stats.errors += 1
+        stats.retries += 1
+        stats.last_error = f"{type(exc).__name__}: {exc}"
+        stats.set_state("retrying", f"{exc} (retry in {delay:.1f}s)")
+        run.log.warning("%s: %s; retrying in %.1fs", what, stats.last_error, delay)
+        await self._close_node(run)
 
     async def _close_node(self, run: NodeRun) -> None:
         try:
@@ -270,7 +280,6 @@ class Runtime:
     async def _supervise_source(self, run: NodeRun) -> None:
         """Run a source; on failure close it, back off and connect again."""
         assert isinstance(run.node, Source)
-        attempt = 0
         while True:
             await self._open(run)
             sent_before = run.stats.batches_out
@@ -279,8 +288,8 @@ class Runtime:
                 return
             except Exception as exc:
                 if run.stats.batches_out > sent_before:
-                    attempt = 0
-                attempt = await self._backoff(run, exc, attempt, "source failed")
+                    run.attempt = 0  # it worked for a while: start the backoff over
+                await self._failed(run, exc, "source failed")
 
     async def _source_main(self, run: NodeRun) -> None:
         assert self._stop_event is not None
@@ -363,16 +372,7 @@ class Runtime:
         began = time.monotonic()
         order = self.start_order()
         for node_id in order:
-            run = self._runs[node_id]
-            try:
-                await run.node.start()
-                run.started = True
-                run.stats.set_state("ok", "")
-            except Exception as exc:
-                run.stats.errors += 1
-                run.stats.last_error = f"{type(exc).__name__}: {exc}"
-                run.log.warning("start failed: %s; will retry", run.stats.last_error)
-                await self._close_node(run)
+            await self._try_start(self._runs[node_id])
         timer = loop.call_later(duration, self.stop) if duration is not None else None
         watchdog: asyncio.TimerHandle | None = None
         drained = True

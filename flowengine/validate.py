@@ -92,9 +92,10 @@ def check_flow(flow: Flow, registry: Registry, env: Mapping[str, str] | None = N
     checked = CheckedFlow(flow)
     problems = checked.problems
 
+    classes: dict[str, type[Node]] = {}
     for node in flow.nodes.values():
         try:
-            cls = registry.get(node.type)
+            cls = classes[node.id] = registry.get(node.type)
         except UnknownNodeType as exc:
             if node.type:
                 reason = registry.broken.get(node.type)
@@ -113,10 +114,10 @@ def check_flow(flow: Flow, registry: Registry, env: Mapping[str, str] | None = N
         if not node.disabled:
             graph.add_node(node.id)
     for node in flow.nodes.values():
-        built = checked.nodes.get(node.id)
+        cls = classes.get(node.id)
         for port, targets in node.wires.items():
-            if built is not None and port not in (*built.cls.outputs, ERROR_PORT):
-                outs = (*built.cls.outputs, ERROR_PORT)
+            if cls is not None and port not in (*cls.outputs, ERROR_PORT):
+                outs = (*cls.outputs, ERROR_PORT)
                 problems.append(
                     Problem(
                         path,
@@ -139,9 +140,9 @@ def check_flow(flow: Flow, registry: Registry, env: Mapping[str, str] | None = N
                         )
                     )
                     continue
-                dest_built = checked.nodes.get(target.node)
-                if dest_built is not None and target.port not in dest_built.cls.inputs:
-                    ins = dest_built.cls.inputs
+                dest_cls = classes.get(target.node)
+                if dest_cls is not None and target.port not in dest_cls.inputs:
+                    ins = dest_cls.inputs
                     what = f"(ports: {', '.join(ins)})" if ins else "(a source takes no input)"
                     problems.append(
                         Problem(
@@ -164,16 +165,16 @@ def check_flow(flow: Flow, registry: Registry, env: Mapping[str, str] | None = N
         )
 
     # A node whose type is unknown may be a source: do not pile warnings on top of its error.
-    roots = [n for n in graph if n not in checked.nodes or checked.nodes[n].cls.kind == "source"]
+    roots = [n for n in graph if n not in classes or classes[n].kind == "source"]
     fed = set(roots)
     for src in roots:
         fed |= nx.descendants(graph, src)
-        if src in checked.nodes and graph.out_degree(src) == 0:
+        if src in classes and graph.out_degree(src) == 0:
             problems.append(
                 Problem(path, flow.nodes[src].pos, "source is wired to nothing", src, "warning")
             )
     for node_id in graph.nodes:
-        if node_id not in fed and node_id in checked.nodes:
+        if node_id not in fed and node_id in classes:
             problems.append(
                 Problem(
                     path,

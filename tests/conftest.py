@@ -1,0 +1,130 @@
+"""Shared fixtures: a place for flow files, and the flows shipped in flows/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def write_flow(tmp_path: Path):
+    """Write flow text to a file in tmp_path and return its path."""
+
+    def write(text: str, name: str = "flow.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+PLUGIN_CODE = '''
+"""A third-party node pack, installed only for the tests."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pandas as pd
+
+from flowengine.node import Done, NodeConfig, Sink, Source, Transform, option
+from flowengine.types import Batch
+
+
+class TickConfig(NodeConfig):
+    count: int = option(0, description="Batches to emit (0: endless).")
+    rows: int = option(10, description="Rows per batch.")
+
+
+class Tick(Source):
+    """Numbered rows, as fast as downstream takes them."""
+
+    Config = TickConfig
+    category = "plugin"
+
+    async def start(self) -> None:
+        self.n = 0
+
+    async def read(self):
+        if self.config.count and self.n >= self.config.count:
+            raise Done
+        rows = self.config.rows
+        frame = pd.DataFrame({"seq": range(self.n * rows, (self.n + 1) * rows), "value": 1.5})
+        self.n += 1
+        await asyncio.sleep(0)
+        return frame
+
+
+class Triple(Transform):
+    """Multiplies `value` by three."""
+
+    category = "plugin"
+
+    def process(self, batch: Batch):
+        return batch.frame.assign(value=batch.frame["value"] * 3)
+
+
+class SlowFileConfig(NodeConfig):
+    path: str = option(description="Where to append one line per row.")
+    delay: float = option(0.01, description="Seconds per batch.")
+
+
+class SlowFile(Sink):
+    """Appends one line per row, slowly."""
+
+    Config = SlowFileConfig
+    category = "plugin"
+
+    async def write(self, batch: Batch) -> None:
+        await asyncio.sleep(self.config.delay)
+        with Path(self.config.path).open("a") as out:
+            out.writelines(f"{s}\\n" for s in batch.frame["seq"])
+
+
+class LoginConfig(NodeConfig):
+    user: str = option("operator", description="User name.")
+    password: str = option(description="Password.", secret=True)
+
+
+class Login(Sink):
+    """Refuses every batch with an error that quotes the password (the runtime must mask it)."""
+
+    Config = LoginConfig
+
+    def write(self, batch: Batch) -> None:
+        raise PermissionError(f"login {self.config.user}:{self.config.password} refused")
+'''
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A node-pack distribution on a path entry (package + dist-info with entry points)."""
+    root = tmp_path_factory.mktemp("plugin")
+    (root / "fe_testpack").mkdir()
+    (root / "fe_testpack" / "__init__.py").write_text(PLUGIN_CODE)
+    info = root / "fe_testpack-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fe-testpack\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[flowengine.nodes]\n"
+        "tick = fe_testpack:Tick\n"
+        "triple = fe_testpack:Triple\n"
+        "slowfile = fe_testpack:SlowFile\n"
+        "login = fe_testpack:Login\n"
+        "broken = fe_testpack:DoesNotExist\n"
+    )
+    return root
+
+
+@pytest.fixture
+def cli_env(plugin_dir: Path) -> dict[str, str]:
+    """Environment for running the `flowengine` command with the test plugin installed."""
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin_dir), env.get("PYTHONPATH")]))
+    env.pop("FORCE_COLOR", None)
+    return env

@@ -1,0 +1,340 @@
+"""The graph executor: backpressure, draining, fan-out isolation, error routing, retries."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from flowengine.node import Done, NodeConfig, Sink, Source, Transform, option
+from flowengine.runtime import Runtime
+from flowengine.testing import check_text, run_flow
+from flowengine.types import Batch, Result
+
+
+class CounterConfig(NodeConfig):
+    batches: int = option(10, description="Batches to emit; 0 for endless.")
+    rows: int = option(1, description="Rows per batch.")
+
+
+class Counter(Source):
+    """Emits numbered rows as fast as downstream takes them."""
+
+    Config = CounterConfig
+    config: CounterConfig
+
+    async def start(self) -> None:
+        self.n = 0
+
+    async def read(self) -> Result:
+        cfg = self.config
+        if cfg.batches and self.n >= cfg.batches:
+            raise Done
+        first = self.n * cfg.rows
+        self.n += 1
+        await asyncio.sleep(0)
+        return pd.DataFrame({"seq": range(first, first + cfg.rows), "value": 1.0})
+
+
+class SlowConfig(NodeConfig):
+    delay: float = 0.01
+
+
+class WatchedSink(Sink):
+    """A slow sink that records how far the upstream source ran ahead at each write."""
+
+    Config = SlowConfig
+    config: SlowConfig
+    runtime: Runtime | None = None
+
+    def __init__(self, config: NodeConfig, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        self.seen = 0
+        self.ahead: list[int] = []
+        self.rows: list[int] = []
+
+    async def write(self, batch: Batch) -> None:
+        assert WatchedSink.runtime is not None
+        self.ahead.append(WatchedSink.runtime.stats["src"].batches_out - self.seen)
+        self.seen += 1
+        self.rows.extend(batch.frame["seq"].tolist())
+        await asyncio.sleep(self.config.delay)
+
+
+def make_runtime(nodes: dict[str, Any], **types: Any) -> Runtime:
+    return Runtime(check_text(nodes, types={"counter": Counter, **types}))
+
+
+def test_slow_sink_bounds_the_queue_and_slows_the_source():
+    runtime = make_runtime(
+        {
+            "src": {"type": "counter", "batches": 0, "rows": 100, "wires": ["slow"]},
+            "slow": {"type": "watched", "delay": 0.002, "queue_size": 4},
+        },
+        watched=WatchedSink,
+    )
+    WatchedSink.runtime = runtime
+    sink = runtime._runs["slow"].node
+
+    async def main() -> None:
+        task = asyncio.create_task(runtime.run())
+        while sink.seen < 60:  # the source could emit thousands in this time unthrottled
+            await asyncio.sleep(0.005)
+        runtime.stop()
+        await task
+
+    asyncio.run(main())
+    wire = runtime._runs["slow"].inbox.wires[0]
+    assert wire.capacity == 4
+    # at each write the source was at most the queue plus the batch in hand ahead of the sink
+    assert max(sink.ahead) <= 4 + 2
+    emitted = runtime.stats["src"].batches_out
+    assert emitted <= sink.seen + 4 + 1
+    # drained: every emitted row written, in order
+    assert sink.rows == list(range(emitted * 100))
+
+
+def test_stop_mid_stream_loses_nothing():
+    runtime = make_runtime(
+        {
+            "src": {"type": "counter", "batches": 0, "rows": 7, "wires": ["mid"]},
+            "mid": {"type": "compute", "columns": {"double": "value * 2"}, "wires": ["slow"]},
+            "slow": {"type": "watched", "delay": 0.001, "queue_size": 3},
+        },
+        watched=WatchedSink,
+    )
+    WatchedSink.runtime = runtime
+    sink = runtime._runs["slow"].node
+
+    async def main() -> None:
+        task = asyncio.create_task(runtime.run())
+        while sink.seen < 20:
+            await asyncio.sleep(0.001)
+        runtime.stop()
+        return await task
+
+    report = asyncio.run(main())
+    assert report.drained and report.lost_batches == 0
+    read = runtime.stats["src"].rows_out
+    assert read == len(sink.rows) == runtime.stats["mid"].rows_out
+    assert sink.rows == list(range(read))
+    assert all(s.state == "stopped" for s in runtime.stats.values())
+
+
+class Mutator(Transform):
+    """Misbehaves on purpose: writes a column into its input frame in place."""
+
+    class Config(NodeConfig):
+        column: str
+
+    def process(self, batch: Batch) -> Result:
+        batch.frame[self.config.column] = 1
+        return batch.frame
+
+
+def test_fan_out_recipients_do_not_see_each_others_changes():
+    result = run_flow(
+        {
+            "src": {"type": "counter", "batches": 3, "rows": 5, "wires": ["a", "b"]},
+            "a": {"type": "mutator", "column": "from_a", "wires": ["cap_a"]},
+            "b": {"type": "mutator", "column": "from_b", "wires": ["cap_b"]},
+            "cap_a": {"type": "capture"},
+            "cap_b": {"type": "capture"},
+        },
+        types={"counter": Counter, "mutator": Mutator},
+    )
+    a, b = result.frame("cap_a"), result.frame("cap_b")
+    assert "from_a" in a and "from_b" not in a
+    assert "from_b" in b and "from_a" not in b
+    assert len(a) == len(b) == 15
+
+
+class Picky(Transform):
+    """Fails on odd batches, splits even ones over two ports."""
+
+    outputs = ("out", "big")
+
+    def process(self, batch: Batch) -> Result:
+        first = int(batch.frame["seq"].iloc[0])
+        if (first // 2) % 2:
+            raise ValueError(f"odd batch starting at {first}")
+        frame = batch.frame
+        return {"out": frame[frame["seq"] % 2 == 0], "big": [frame[frame["seq"] % 2 == 1]]}
+
+
+def test_errors_go_to_the_error_port_and_the_flow_goes_on(caplog):
+    result = run_flow(
+        {
+            "src": {"type": "counter", "batches": 6, "rows": 2, "wires": ["p"]},
+            "p": {"type": "picky", "wires": {"out": ["even"], "big": ["odd"], "error": ["errors"]}},
+            "even": {"type": "capture"},
+            "odd": {"type": "capture"},
+            "errors": {"type": "capture"},
+        },
+        types={"counter": Counter, "picky": Picky},
+    )
+    errors = result.batches("errors")
+    assert [b.frame["seq"].tolist() for b in errors] == [[2, 3], [6, 7], [10, 11]]
+    assert errors[0].error == "ValueError: odd batch starting at 2"
+    assert result.frame("even")["seq"].tolist() == [0, 4, 8]
+    assert result.frame("odd")["seq"].tolist() == [1, 5, 9]
+    stats = result.stats("p")
+    assert stats["errors"] == 3 and stats["last_error"].startswith("ValueError")
+    assert "node 'p': ValueError: odd batch starting at 2" in caplog.text
+
+
+def test_unwired_error_port_only_logs_and_counts():
+    result = run_flow(
+        {
+            "src": {"type": "counter", "batches": 4, "rows": 2, "wires": ["p"]},
+            "p": {"type": "picky", "wires": {"out": ["even"]}},
+            "even": {"type": "capture"},
+        },
+        types={"counter": Counter, "picky": Picky},
+    )
+    assert result.stats("p")["errors"] == 2
+    assert result.frame("even")["seq"].tolist() == [0, 4]
+
+
+class Flaky(Source):
+    """Fails to connect twice, then emits, then drops the connection once, then ends."""
+
+    attempts = 0
+    states: list[str] = []
+
+    async def start(self) -> None:
+        Flaky.states.append(self.ctx.stats.state)
+        Flaky.attempts += 1
+        if Flaky.attempts <= 2:
+            raise ConnectionError(f"refused (attempt {Flaky.attempts})")
+        self.sent = 0
+
+    async def read(self) -> Result:
+        self.sent += 1
+        if Flaky.attempts == 3 and self.sent == 3:
+            raise ConnectionError("connection reset")
+        if self.sent > 3:
+            raise Done
+        return pd.DataFrame({"attempt": [Flaky.attempts], "n": [self.sent]})
+
+
+def test_source_reconnects_with_backoff_and_shows_retrying():
+    Flaky.attempts = 0
+    Flaky.states = []
+    checked = check_text(
+        {
+            "src": {"type": "flaky", "retry": {"initial": 0.01, "max": 0.02}, "wires": ["cap"]},
+            "cap": {"type": "capture"},
+        },
+        types={"flaky": Flaky},
+    )
+    runtime = Runtime(checked)
+    stats = runtime.stats["src"]
+    asyncio.run(runtime.run())
+    frame = pd.concat([b.frame for b in runtime._runs["cap"].node.batches])
+    assert frame[["attempt", "n"]].values.tolist() == [[3, 1], [3, 2], [4, 1], [4, 2], [4, 3]]
+    assert stats.retries == 3  # two refused connects, one dropped connection
+    assert Flaky.states == ["starting", "retrying", "retrying", "retrying"]
+    assert stats.state == "stopped"
+    assert "connection reset" in stats.last_error
+
+
+def test_retry_delays_grow_and_stay_within_jitter():
+    from flowengine.model import RetryPolicy
+
+    policy = RetryPolicy(initial=1, max=8, factor=2, jitter=0.25)
+    import random
+
+    rng = random.Random(1)
+    for attempt, base in enumerate([1, 2, 4, 8, 8]):
+        delays = [policy.delay(attempt, rng) for _ in range(200)]
+        assert base * 0.75 <= min(delays) and max(delays) <= base * 1.25
+        assert max(delays) - min(delays) > base * 0.2  # jitter really spreads them
+
+
+ORDER: list[str] = []
+
+
+class Recorder(Transform):
+    async def start(self) -> None:
+        ORDER.append(self.ctx.node_id)
+
+    def process(self, batch: Batch) -> Result:
+        return batch
+
+
+class RecordingSource(Counter):
+    async def start(self) -> None:
+        ORDER.append(self.ctx.node_id)
+        await super().start()
+
+
+class RecordingSink(Sink):
+    async def start(self) -> None:
+        ORDER.append(self.ctx.node_id)
+
+    def write(self, batch: Batch) -> None:
+        pass
+
+
+def test_start_order_is_sinks_then_transforms_then_sources():
+    ORDER.clear()
+    run_flow(
+        {
+            "src": {"type": "rsrc", "batches": 1, "wires": ["t1"]},
+            "t1": {"type": "rec", "wires": ["t2"]},
+            "t2": {"type": "rec", "wires": ["out"]},
+            "out": {"type": "rsink"},
+        },
+        types={"rsrc": RecordingSource, "rec": Recorder, "rsink": RecordingSink},
+    )
+    assert ORDER == ["out", "t2", "t1", "src"]
+
+
+class Stuck(Sink):
+    async def write(self, batch: Batch) -> None:
+        await asyncio.Event().wait()
+
+
+def test_drain_is_bounded_by_the_timeout():
+    checked = check_text(
+        {
+            "version": 1,
+            "settings": {"drain_timeout": 0.2},
+            "nodes": {
+                "src": {"type": "counter", "batches": 5, "wires": ["stuck"]},
+                "stuck": {"type": "stuck"},
+            },
+        },
+        types={"counter": Counter, "stuck": Stuck},
+    )
+    runtime = Runtime(checked)
+    report = asyncio.run(runtime.run(duration=0.05))
+    assert not report.drained
+    assert report.lost_batches == 4  # one is stuck in the sink's hands, the rest queued
+
+
+def test_a_mapping_to_an_undeclared_port_is_an_error():
+    class Wrong(Transform):
+        def process(self, batch: Batch) -> Result:
+            return {"nope": batch.frame}
+
+    result = run_flow(
+        {
+            "src": {"type": "counter", "batches": 1, "wires": ["w"]},
+            "w": {"type": "wrong", "wires": {"error": ["errs"]}},
+            "errs": {"type": "capture"},
+        },
+        types={"counter": Counter, "wrong": Wrong},
+    )
+    (err,) = result.batches("errs")
+    assert "port 'nope'" in (err.error or "")
+
+
+def test_invalid_flow_cannot_be_run():
+    from flowengine.problems import FlowError
+
+    with pytest.raises(FlowError, match="unknown node type 'nope'"):
+        Runtime(check_text({"a": {"type": "nope"}}))
