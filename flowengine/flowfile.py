@@ -6,6 +6,7 @@ JSON flows go through the same parser (JSON is YAML), so they get line numbers t
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def _guess_indent(text: str) -> tuple[int, int, int]:
     """The file's mapping indent, sequence indent and dash offset, so a save keeps its layout."""
     mapping, sequence, offset = 0, 0, -1
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    for parent, child in zip(lines, lines[1:], strict=False):
+    for parent, child in itertools.pairwise(lines):
         head = parent.split(" #")[0].rstrip()
         if not head.endswith(":") or head.lstrip().startswith("- "):
             continue

@@ -18,7 +18,7 @@ class FilterConfig(NodeConfig):
     @field_validator("query")
     @classmethod
     def _valid(cls, query: str) -> str:
-        return check_expression(query)
+        return check_expression(query, "query")
 
 
 class Filter(Transform):

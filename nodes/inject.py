@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
 from croniter import croniter
-from pydantic import model_validator
+from pydantic import ValidationInfo, field_validator
 
 from flowengine.node import Done, NodeConfig, Source, option
+from flowengine.types import Batch
 
 
 class InjectConfig(NodeConfig):
@@ -34,13 +35,34 @@ class InjectConfig(NodeConfig):
     once: bool = option(True, description="Fire immediately at start, then on the schedule.")
     topic: str | None = option(None, description="Topic carried with each batch.")
 
-    @model_validator(mode="after")
-    def _schedule(self) -> InjectConfig:
-        if self.interval is not None and self.cron is not None:
+    @field_validator("rows")
+    @classmethod
+    def _timestamps(cls, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, row in enumerate(rows):
+            value = row.get("timestamp")
+            if value is None:
+                continue
+            try:
+                if not isinstance(value, str | date):  # numbers would silently mean 1970
+                    raise TypeError
+                _parse_times(pd.Series([value], dtype=object), pd.Timestamp(0, tz="UTC"))
+            except (ValueError, TypeError):
+                raise ValueError(f"row {i}: timestamp {value!r} is not an ISO 8601 time") from None
+        return rows
+
+    @field_validator("cron")
+    @classmethod
+    def _schedule(cls, cron: str | None, info: ValidationInfo) -> str | None:
+        if cron is not None and info.data.get("interval") is not None:
             raise ValueError("set either 'interval' or 'cron', not both")
-        if self.cron is not None and not croniter.is_valid(self.cron):
-            raise ValueError(f"invalid cron expression '{self.cron}'")
-        return self
+        if cron is not None and not croniter.is_valid(cron):
+            raise ValueError(f"invalid cron expression '{cron}'")
+        return cron
+
+
+def _parse_times(values: pd.Series, now: pd.Timestamp) -> pd.Series:
+    """Given timestamps (ISO 8601 text or datetimes) as UTC; missing ones become ``now``."""
+    return pd.to_datetime(values.astype(object).fillna(now), utc=True, format="ISO8601")
 
 
 class Inject(Source):
@@ -66,7 +88,7 @@ class Inject(Source):
             delay = self.config.interval or 0.0
         await asyncio.sleep(max(0.0, delay))
 
-    async def read(self) -> pd.DataFrame:
+    async def read(self) -> Batch:
         if self._left == 0:
             raise Done
         await self._wait()
@@ -75,7 +97,7 @@ class Inject(Source):
         frame = pd.DataFrame(self.config.rows)
         now = pd.Timestamp.now(tz="UTC")
         if "timestamp" in frame:
-            frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+            frame["timestamp"] = _parse_times(frame["timestamp"], now)
         else:
             frame.insert(0, "timestamp", now)
-        return frame
+        return Batch(frame, self.config.topic, self.ctx.node_id)

@@ -69,7 +69,7 @@ def test_cycle_names_its_nodes(write_flow):
             """
         )
     )
-    checked, lines = problems_of(path)
+    _checked, lines = problems_of(path)
     cycles = [line for line in lines if "cycle" in line]
     assert len(cycles) == 1
     assert "a -> b -> a" in cycles[0] or "b -> a -> b" in cycles[0]
@@ -97,7 +97,7 @@ def test_duplicate_ids_and_keys_are_errors_at_the_repeat(write_flow):
 
 def test_malformed_yaml_reports_parser_position(write_flow):
     path = write_flow("version: 1\nnodes:\n  a: {type: inject\n  b: [\n")
-    checked, lines = problems_of(path)
+    _checked, lines = problems_of(path)
     assert len(lines) == 1
     assert lines[0].startswith(f"{path}:")
     line, col = map(int, lines[0].split(":")[1:3])
