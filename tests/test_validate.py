@@ -166,3 +166,16 @@ def test_disabled_node_is_not_run_but_still_checked(write_flow):
     checked, _ = problems_of(path)
     assert checked.ok
     assert "b" not in checked.graph and "c" in checked.graph
+
+
+def test_the_documented_example_is_a_valid_flow(tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "flow-format.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    checked = load_flow(path, registry_with(), {})
+    assert [str(p) for p in checked.errors] == []
+    assert checked.flow.nodes["deviation"].queue_size == 32
+    assert checked.flow.settings.retry.max == 30.0
