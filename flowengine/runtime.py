@@ -24,7 +24,7 @@ from flowengine.inbox import Inbox, Wire
 from flowengine.logs import add_secrets
 from flowengine.model import RetryPolicy
 from flowengine.node import Node, Sink, Source, Transform
-from flowengine.problems import FlowError
+from flowengine.problems import FlowError, Problem
 from flowengine.status import NodeStats
 from flowengine.types import ERROR_PORT, Batch, Result
 from flowengine.validate import BuiltNode, CheckedFlow
@@ -137,7 +137,16 @@ class Runtime:
                 log=adapter,
                 flow_dir=self.flow.path.parent,
             )
-            run.node = built.cls(built.config, ctx)
+            try:
+                run.node = built.cls(built.config, ctx)
+            except Exception as exc:
+                problem = Problem(
+                    str(self.flow.path),
+                    built.defn.pos,
+                    f"cannot create: {type(exc).__name__}: {exc}",
+                    node_id,
+                )
+                raise FlowError([problem]) from exc
             if isinstance(run.node, Transform):
                 run.handler = run.node.process
             elif isinstance(run.node, Sink):
