@@ -19,6 +19,6 @@ def check_expression(expr: str, what: str = "expression") -> str:
         ast.parse(_BACKTICKED.sub("_col", expr.strip()), mode="eval")
     except SyntaxError as exc:
         raise ValueError(
-            f"{what} is not a valid expression: {exc.msg} at column {exc.offset}"
+            f"{what} is not a valid expression ({exc.msg}): {expr.strip()!r}"
         ) from None
     return expr

@@ -208,6 +208,8 @@ class Runtime:
                 batch = Batch(result, None, run.id)
         elif isinstance(result, Batch):
             batch = result
+            if batch.origin is None:
+                batch.origin = run.id
         else:
             raise TypeError(
                 f"returned {type(result).__name__}; expected a DataFrame, Batch, mapping or None"
@@ -431,6 +433,10 @@ class Runtime:
             self._stopping = True
             log.info("stopping: draining queues")
             self._stop_event.set()
+
+    def node(self, node_id: str) -> Node:
+        """The running instance of ``node_id``."""
+        return self._runs[node_id].node
 
     @property
     def stopping(self) -> bool:

@@ -87,8 +87,12 @@ class FlowResult:
     runtime: Runtime
     report: RunReport
 
+    def node(self, node_id: str) -> Node:
+        """The instance that ran as ``node_id`` (to look at its state after the run)."""
+        return self.runtime.node(node_id)
+
     def batches(self, node_id: str) -> list[Batch]:
-        node = self.runtime._runs[node_id].node
+        node = self.node(node_id)
         if not isinstance(node, Capture):
             raise TypeError(f"node '{node_id}' is not a capture sink")
         return node.batches
@@ -108,9 +112,18 @@ def run_flow(
     duration: float | None = None,
     path: str | Path = "test-flow.yaml",
     env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> FlowResult:
-    """Check and run a flow to completion (finite sources) or for ``duration`` seconds."""
+    """Check and run a flow to completion (finite sources) or for ``duration`` seconds.
+
+    A flow still running after ``timeout`` seconds fails the test instead of hanging it.
+    """
     checked = check_text(flow, types=types, path=path, env=env)
     runtime = Runtime(checked)
-    report = asyncio.run(runtime.run(duration))
+    try:
+        report = asyncio.run(asyncio.wait_for(runtime.run(duration), timeout))
+    except TimeoutError:
+        raise AssertionError(
+            f"flow did not finish within {timeout}s: {runtime.snapshot()}"
+        ) from None
     return FlowResult(runtime, report)

@@ -74,13 +74,16 @@ def build_config(
             name = str(err["loc"][0]) if err["loc"] else ""
             loc = ".".join(str(p) for p in err["loc"])
             pos = node.field_pos.get(name, node.pos)
+            text = err["msg"].removeprefix("Value error, ")
             if err["type"] == "missing":
                 msg = f"missing required field '{loc}'"
                 pos = node.pos
             elif err["type"] == "extra_forbidden":
                 msg = f"unknown field '{loc}'{did_you_mean(name, fields)}"
+            elif not loc:
+                msg = text
             else:
-                msg = f"field '{loc}': {err['msg']}"
+                msg = f"field '{loc}': {text}"
             problems.append(Problem(path, pos, msg, node.id))
         return None, problems
 

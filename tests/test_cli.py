@@ -53,7 +53,7 @@ def test_validate_exit_codes(cli_env, tmp_path):
     assert f"{good}: ok" in ok.stderr
     both = flowengine("validate", str(good), str(bad), env=cli_env)
     assert both.returncode == 1
-    assert f"{bad}:3:30: node 'a': wire to missing node 'gone'" in both.stderr
+    assert f"{bad}:3:29: node 'a': wire to missing node 'gone'" in both.stderr
     assert flowengine("validate", str(tmp_path / "nope.yaml"), env=cli_env).returncode == 2
     assert flowengine("validate", env=cli_env).returncode == 2
     assert flowengine("run", str(bad), env=cli_env).returncode == 1

@@ -76,7 +76,7 @@ def test_slow_sink_bounds_the_queue_and_slows_the_source():
         watched=WatchedSink,
     )
     WatchedSink.runtime = runtime
-    sink = runtime._runs["slow"].node
+    sink = runtime.node("slow")
 
     async def main() -> None:
         task = asyncio.create_task(runtime.run())
@@ -106,7 +106,7 @@ def test_stop_mid_stream_loses_nothing():
         watched=WatchedSink,
     )
     WatchedSink.runtime = runtime
-    sink = runtime._runs["slow"].node
+    sink = runtime.node("slow")
 
     async def main() -> None:
         task = asyncio.create_task(runtime.run())
@@ -233,7 +233,7 @@ def test_source_reconnects_with_backoff_and_shows_retrying():
     runtime = Runtime(checked)
     stats = runtime.stats["src"]
     asyncio.run(runtime.run())
-    frame = pd.concat([b.frame for b in runtime._runs["cap"].node.batches])
+    frame = pd.concat([b.frame for b in runtime.node("cap").batches])
     assert frame[["attempt", "n"]].values.tolist() == [[3, 1], [3, 2], [4, 1], [4, 2], [4, 3]]
     assert stats.retries == 3  # two refused connects, one dropped connection
     assert Flaky.states == ["starting", "retrying", "retrying", "retrying"]

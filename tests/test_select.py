@@ -1,0 +1,55 @@
+"""Select: keep listed columns in order, or drop them; missing columns are errors unless allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowengine.testing import run_flow
+
+ROW = {"sensor": "a", "value": 1.0, "quality": "good", "source": "plc"}
+
+
+def select(**config: Any) -> dict[str, Any]:
+    return {
+        "src": {"type": "inject", "rows": [ROW], "wires": ["s"]},
+        "s": {"type": "select", **config, "wires": {"out": ["cap"], "error": ["err"]}},
+        "cap": {"type": "capture"},
+        "err": {"type": "capture"},
+    }
+
+
+def test_keeps_listed_columns_in_the_listed_order() -> None:
+    columns = ["value", "sensor", "timestamp"]
+    frame = run_flow(select(columns=columns)).frame("cap")
+    assert list(frame.columns) == columns
+    assert frame[["value", "sensor"]].to_dict("records") == [{"value": 1.0, "sensor": "a"}]
+
+
+def test_drop_removes_listed_columns_and_keeps_the_rest_in_order() -> None:
+    frame = run_flow(select(columns=["quality", "timestamp"], drop=True)).frame("cap")
+    assert list(frame.columns) == ["sensor", "value", "source"]
+
+
+def test_missing_column_goes_to_error_naming_it() -> None:
+    result = run_flow(select(columns=["sensor", "pressure"]))
+    assert result.batches("cap") == []
+    [failed] = result.batches("err")
+    assert "pressure" in (failed.error or "")
+    assert failed.frame["sensor"].tolist() == ["a"]
+
+
+def test_missing_column_in_drop_mode_is_also_an_error() -> None:
+    result = run_flow(select(columns=["pressure"], drop=True))
+    assert result.batches("cap") == []
+    assert "pressure" in (result.batches("err")[0].error or "")
+
+
+def test_missing_ok_keeps_what_is_there() -> None:
+    result = run_flow(select(columns=["pressure", "value", "sensor"], missing_ok=True))
+    assert list(result.frame("cap").columns) == ["value", "sensor"]
+    assert result.batches("err") == []
+
+
+def test_missing_ok_in_drop_mode_drops_what_is_there() -> None:
+    result = run_flow(select(columns=["pressure", "source"], drop=True, missing_ok=True))
+    assert list(result.frame("cap").columns) == ["timestamp", "sensor", "value", "quality"]
