@@ -7,6 +7,7 @@ from typing import Any
 
 from flowengine.registry import Registry
 
+BUILT_IN = "flowengine.nodes."
 HEADER = """# Built-in node types
 
 Generated from the node types' config specs by `flowengine nodes --markdown > docs/nodes.md`;
@@ -35,13 +36,15 @@ def _cell(text: str) -> str:
 
 
 def render(registry: Registry, names: list[str] | None = None) -> str:
-    """The markdown reference for ``names`` (default every registered type)."""
+    """The markdown reference for ``names`` (default: the built-in types)."""
     out = [HEADER]
-    for name in names or registry.names():
+    if names is None:
+        names = [n for n in registry.names() if registry.get(n).__module__.startswith(BUILT_IN)]
+    for name in names:
         info = registry.describe(name)
         schema = info["schema"]
         required = set(schema.get("required", []))
-        out.append(f"\n## `{name}` ({info['kind']}, {info['category']})\n")
+        out.append(f"\n## `{name}` ({info['kind']}, {info['category']})\n\n")
         out.append(info["description"].strip() + "\n")
         ins = ", ".join(info["inputs"]) or "none"
         out.append(f"\nInputs: {ins}. Outputs: {', '.join(info['outputs'])}.\n")
