@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from flowengine.status import NodeStats
@@ -20,6 +20,7 @@ class Context:
         node_id: str,
         *,
         stats: NodeStats,
+        outputs: Mapping[str, Sequence[object]],
         sender: Sender,
         log: logging.LoggerAdapter[logging.Logger],
         flow_dir: Path,
@@ -29,6 +30,11 @@ class Context:
         self.log = log
         self.flow_dir = flow_dir
         self._sender = sender
+        self._outputs = outputs
+
+    def wired(self, port: str) -> bool:
+        """True when ``port`` leads somewhere, so a node can skip work nobody receives."""
+        return bool(self._outputs.get(port))
 
     async def send(self, result: Result, port: str = "out") -> None:
         """Send a frame, batch or per-port mapping; waits while downstream queues are full."""

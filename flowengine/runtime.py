@@ -133,6 +133,7 @@ class Runtime:
             ctx = Context(
                 node_id,
                 stats=stats,
+                outputs=run.outputs,
                 sender=self._sender_for(run),
                 log=adapter,
                 flow_dir=self.flow.path.parent,
@@ -220,12 +221,12 @@ class Runtime:
     async def _send(self, run: NodeRun, result: Result, port: str, parent: Batch | None) -> None:
         stats = run.stats
         for out_port, batch in self._batches(run, result, port, parent):
+            wires = run.outputs.get(out_port)
+            if not wires:
+                continue  # an unwired port drops (and does not count as output)
             stats.batches_out += 1
             stats.rows_out += len(batch.frame)
             stats.last_data = time.time()
-            wires = run.outputs.get(out_port)
-            if not wires:
-                continue
             deliveries = [
                 (
                     wire,

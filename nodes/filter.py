@@ -31,4 +31,6 @@ class Filter(Transform):
     def process(self, batch: Batch) -> Result:
         frame = batch.frame
         mask = frame.eval(self.config.query)
+        if not self.ctx.wired("rejected"):
+            return frame[mask]
         return {"out": frame[mask], "rejected": frame[~mask]}
