@@ -121,6 +121,8 @@ def run(
         code = asyncio.run(
             _run(checked, duration, metrics_port, metrics_host, live, console, status_interval)
         )
+    except KeyboardInterrupt:
+        code = EXIT_FORCED
     except Exception as exc:  # the engine never ends in a traceback for a user
         log.error("flow failed: %s: %s", type(exc).__name__, exc, exc_info=log_level == "debug")
         code = EXIT_INVALID

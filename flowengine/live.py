@@ -80,9 +80,12 @@ async def show_live(runtime: Runtime, console: Console, period: float = 0.5) -> 
     with Live(
         status_table(runtime, meter), console=console, refresh_per_second=4, transient=False
     ) as live:
-        while True:
-            await asyncio.sleep(period)
-            live.update(status_table(runtime, meter))
+        try:
+            while True:
+                await asyncio.sleep(period)
+                live.update(status_table(runtime, meter))
+        finally:
+            live.update(status_table(runtime, meter), refresh=True)
 
 
 async def log_status(runtime: Runtime, period: float) -> None:
