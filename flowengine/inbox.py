@@ -52,8 +52,16 @@ class Inbox:
 
     def __init__(self) -> None:
         self.wires: list[Wire] = []
-        self._ready = asyncio.Event()
+        self._getter: asyncio.Future[None] | None = None
         self._next = 0
+
+    def _wake(self) -> None:
+        """Resume the reader if it waits (like ``asyncio.Queue``: no event churn per put)."""
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
 
     def attach(self, wire: Wire) -> None:
         wire.inbox = self
@@ -69,20 +77,20 @@ class Inbox:
                 await waiter
             except asyncio.CancelledError:
                 items.append(batch)
-                self._ready.set()
+                self._wake()
                 raise
         items.append(batch)
-        self._ready.set()
+        self._wake()
 
     def put_nowait(self, wire: Wire, batch: Batch) -> None:
-        """Append even when full (used to finish a fan-out that was cancelled midway)."""
+        """Append without waiting: when the wire has room, or to finish a cancelled fan-out."""
         wire.items.append(batch)
-        self._ready.set()
+        self._wake()
 
     def close(self, wire: Wire) -> None:
         """Mark ``wire`` finished: its sender will send nothing more."""
         wire.closed = True
-        self._ready.set()
+        self._wake()
 
     async def get(self) -> Batch | None:
         """The next batch from any wire, or ``None`` once every wire is closed and empty."""
@@ -103,8 +111,8 @@ class Inbox:
                     return batch
             if all(w.closed for w in wires):
                 return None
-            self._ready.clear()
-            await self._ready.wait()
+            self._getter = asyncio.get_running_loop().create_future()
+            await self._getter
 
     @property
     def depth(self) -> int:

@@ -12,7 +12,7 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,70 +186,80 @@ class Runtime:
     def _batches(
         self, run: NodeRun, result: Result, port: str, parent: Batch | None
     ) -> Iterator[tuple[str, Batch]]:
+        """Flatten a result (frame, batch, per-port mapping of one or several) into sends."""
         if result is None:
             return
         if isinstance(result, Mapping):
             for out_port, value in result.items():
-                if value is None:
-                    continue
-                values = (
-                    value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
-                )
+                values = value if isinstance(value, list | tuple) else [value]
                 for item in values:
                     yield from self._batches(run, item, str(out_port), parent)
             return
-        if port not in run.outputs and port not in (*run.built.cls.outputs, ERROR_PORT):
-            raise ValueError(
-                f"sent to port '{port}', which type '{run.built.defn.type}' does not declare"
-            )
         if isinstance(result, pd.DataFrame):
-            if parent is not None:
-                batch = Batch(result, parent.topic, run.id, parent.created)
-            else:
-                batch = Batch(result, None, run.id)
+            topic, created = (parent.topic, parent.created) if parent else (None, time.time())
+            yield port, Batch(result, topic, run.id, created)
         elif isinstance(result, Batch):
-            batch = result
-            if batch.origin is None:
-                batch.origin = run.id
+            yield port, result
         else:
             raise TypeError(
                 f"returned {type(result).__name__}; expected a DataFrame, Batch, mapping or None"
             )
-        if len(batch.frame) or batch.error is not None:
-            yield port, batch
 
     async def _send(self, run: NodeRun, result: Result, port: str, parent: Batch | None) -> None:
-        stats = run.stats
-        for out_port, batch in self._batches(run, result, port, parent):
-            wires = run.outputs.get(out_port)
-            if not wires:
-                continue  # an unwired port drops (and does not count as output)
-            stats.batches_out += 1
-            stats.rows_out += len(batch.frame)
-            stats.last_data = time.time()
-            deliveries = [
-                (
-                    wire,
-                    Batch(
-                        batch.frame if i == 0 else batch.frame.copy(deep=False),
-                        batch.topic,
-                        batch.origin,
-                        batch.created,
-                        wire.dest_port,
-                        batch.error,
-                    ),
+        kind = type(result)
+        if kind is pd.DataFrame:  # the common case, without the generator
+            topic, created = (parent.topic, parent.created) if parent else (None, time.time())
+            await self._deliver(run, port, Batch(result, topic, run.id, created))
+        elif kind is Batch:
+            await self._deliver(run, port, result)  # type: ignore[arg-type]
+        else:
+            for out_port, batch in self._batches(run, result, port, parent):
+                await self._deliver(run, out_port, batch)
+
+    async def _deliver(self, run: NodeRun, port: str, batch: Batch) -> None:
+        """Put ``batch`` on every wire of ``port``: the frame itself to the first, shallow
+        copy-on-write copies to the others, so no recipient sees another's changes."""
+        wires = run.outputs.get(port)
+        if not wires:
+            if port not in run.built.cls.outputs and port != ERROR_PORT:
+                raise ValueError(
+                    f"sent to port '{port}', which type '{run.built.defn.type}' does not declare"
                 )
-                for i, wire in enumerate(wires)
-            ]
-            for i, (wire, item) in enumerate(deliveries):
-                assert wire.inbox is not None
-                try:
-                    await wire.inbox.put(wire, item)
-                except asyncio.CancelledError:
-                    for rest_wire, rest in deliveries[i + 1 :]:
-                        assert rest_wire.inbox is not None
-                        rest_wire.inbox.put_nowait(rest_wire, rest)
-                    raise
+            return  # an unwired port drops (and does not count as output)
+        rows = len(batch.frame.index)
+        if not rows and batch.error is None:
+            return  # an empty frame means filtered
+        stats = run.stats
+        stats.batches_out += 1
+        stats.rows_out += rows
+        stats.last_data = time.time()
+        frame, topic, created, error = batch.frame, batch.topic, batch.created, batch.error
+        for i, wire in enumerate(wires):
+            inbox = wire.inbox
+            assert inbox is not None
+            item = Batch(
+                frame if i == 0 else frame.copy(deep=False),
+                topic,
+                run.id,
+                created,
+                wire.dest_port,
+                error,
+            )
+            if len(wire.items) < wire.capacity:
+                inbox.put_nowait(wire, item)
+                continue
+            try:
+                await inbox.put(wire, item)
+            except asyncio.CancelledError:  # finish the fan-out: nothing already read is lost
+                for rest in wires[i + 1 :]:
+                    assert rest.inbox is not None
+                    rest.inbox.put_nowait(
+                        rest,
+                        Batch(
+                            frame.copy(deep=False), topic, run.id, created, rest.dest_port, error
+                        ),
+                    )
+                raise
 
     # ---- node tasks -----------------------------------------------------------------------
     async def _try_start(self, run: NodeRun) -> None:
@@ -330,7 +340,7 @@ class Runtime:
         handler, is_async = run.handler, run.handler_is_async
         while (batch := await run.inbox.get()) is not None:
             stats.batches_in += 1
-            stats.rows_in += len(batch.frame)
+            stats.rows_in += len(batch.frame.index)
             stats.last_data = time.time()
             try:
                 result = handler(batch)
