@@ -124,7 +124,11 @@ def run(
     except KeyboardInterrupt:
         code = EXIT_FORCED
     except Exception as exc:  # the engine never ends in a traceback for a user
-        log.error("flow failed: %s: %s", type(exc).__name__, exc, exc_info=log_level == "debug")
+        errors = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
+        for error in errors:
+            log.error(
+                "flow failed: %s: %s", type(error).__name__, error, exc_info=log_level == "debug"
+            )
         code = EXIT_INVALID
     sys.exit(code)
 

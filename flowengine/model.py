@@ -35,7 +35,10 @@ class RetryPolicy(BaseModel):
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 0)."""
-        base = min(self.max, self.initial * self.factor**attempt)
+        try:
+            base = min(self.max, self.initial * self.factor ** min(attempt, 1000))
+        except OverflowError:  # hours into an outage: the cap has long been reached
+            base = self.max
         spread = base * self.jitter
         return max(0.0, base + (rng or random).uniform(-spread, spread))
 

@@ -18,6 +18,7 @@ Retries, metrics, status timing and logging context belong to the runtime, not t
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -119,6 +120,7 @@ class Source(Node):
 
     async def run(self) -> None:
         """Emit what ``read`` returns until cancelled or :class:`Done`."""
+        reads = 0
         while True:
             try:
                 result = await self.read()
@@ -126,6 +128,9 @@ class Source(Node):
                 return
             if result is not None:
                 await self.ctx.send(result)
+            reads += 1
+            if reads % 16 == 0:
+                await asyncio.sleep(0)  # a read that never waits must not starve the loop
 
 
 class Transform(Node):

@@ -8,6 +8,7 @@ of stream travels down the graph and nothing already read is lost. A watchdog bo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
@@ -21,7 +22,7 @@ import pandas as pd
 
 from flowengine.context import Context
 from flowengine.inbox import Inbox, Wire
-from flowengine.logs import add_secrets
+from flowengine.logs import add_secrets, redact
 from flowengine.model import RetryPolicy
 from flowengine.node import Node, Sink, Source, Transform
 from flowengine.problems import FlowError, Problem
@@ -32,6 +33,8 @@ from flowengine.validate import BuiltNode, CheckedFlow
 log = logging.getLogger("flowengine.runtime")
 
 _KIND_ORDER = {"sink": 0, "transform": 1, "source": 2}
+#: Seconds a node's ``close`` may take after a hard stop.
+CLOSE_TIMEOUT = 5.0
 
 
 class NodeLogAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -288,8 +291,8 @@ class Runtime:
         stats = run.stats
         stats.errors += 1
         stats.retries += 1
-        stats.last_error = f"{type(exc).__name__}: {exc}"
-        stats.set_state("retrying", f"{exc} (retry in {delay:.1f}s)")
+        stats.last_error = redact(f"{type(exc).__name__}: {exc}")
+        stats.set_state("retrying", redact(f"{exc} (retry in {delay:.1f}s)"))
         run.log.warning("%s: %s; retrying in %.1fs", what, stats.last_error, delay)
         await self._close_node(run)
 
@@ -359,7 +362,7 @@ class Runtime:
         """Log, count, show on the node, and send the batch to the ``error`` port if wired."""
         stats = run.stats
         stats.errors += 1
-        message = f"{type(exc).__name__}: {exc}"
+        message = redact(f"{type(exc).__name__}: {exc}")
         stats.last_error = message
         stats.set_state("error", message[:200])
         allowed, held = run.error_log.allow()
@@ -387,14 +390,44 @@ class Runtime:
                 wire.inbox.close(wire)
 
     # ---- lifecycle ------------------------------------------------------------------------
+    async def _node_main(self, run: NodeRun) -> None:
+        """One node's task; a hard stop still closes the node (files, connections)."""
+        try:
+            if isinstance(run.node, Source):
+                await self._source_main(run)
+            else:
+                await self._consume_main(run)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._close_node(run), CLOSE_TIMEOUT)
+            run.stats.set_state("stopped", "stopped before draining")
+            raise
+
+    async def _start_phase(self, order: list[str]) -> bool:
+        """Start nodes in ``order``; False when ``stop`` came first (a hung connect included)."""
+        assert self._stop_event is not None
+
+        async def start_each() -> None:
+            for node_id in order:
+                await self._try_start(self._runs[node_id])
+
+        starting = asyncio.create_task(start_each())
+        stopper = asyncio.create_task(self._stop_event.wait())
+        try:
+            await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not starting.done():
+                starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        return not starting.cancelled()
+
     async def run(self, duration: float | None = None) -> RunReport:
         """Start every node, run until ``stop`` (or ``duration`` seconds), then drain."""
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         began = time.monotonic()
         order = self.start_order()
-        for node_id in order:
-            await self._try_start(self._runs[node_id])
         timer = loop.call_later(duration, self.stop) if duration is not None else None
         watchdog: asyncio.TimerHandle | None = None
         drained = True
@@ -403,7 +436,7 @@ class Runtime:
             nonlocal drained
             drained = False
             log.error(
-                "drain took longer than %.0fs; cancelling what is left", self.settings.drain_timeout
+                "drain took longer than %gs; cancelling what is left", self.settings.drain_timeout
             )
             for task in self._tasks:
                 task.cancel()
@@ -416,16 +449,18 @@ class Runtime:
 
         guard = asyncio.create_task(arm_watchdog())
         try:
+            if not await self._start_phase(order):
+                for run in self._runs.values():
+                    await self._close_node(run)
+                    run.stats.set_state("stopped", "stopped while starting")
+                return RunReport(True, time.monotonic() - began)
             # A child cancelled by the watchdog ends quietly; TaskGroup ignores cancelled children.
             async with asyncio.TaskGroup() as group:
                 for node_id in order:
-                    run = self._runs[node_id]
-                    main = (
-                        self._source_main(run)
-                        if isinstance(run.node, Source)
-                        else self._consume_main(run)
+                    task = group.create_task(
+                        self._node_main(self._runs[node_id]), name=f"node:{node_id}"
                     )
-                    self._tasks.append(group.create_task(main, name=f"node:{node_id}"))
+                    self._tasks.append(task)
         finally:
             guard.cancel()
             if timer:

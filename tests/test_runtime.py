@@ -63,6 +63,15 @@ class WatchedSink(Sink):
         await asyncio.sleep(self.config.delay)
 
 
+async def until(condition: Any, task: asyncio.Task[Any], timeout: float = 30.0) -> None:
+    """Wait for ``condition`` while ``task`` runs; fail (not hang) if it ends or takes too long."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            if task.done():
+                raise AssertionError(f"flow ended early: {task.result()!r}")
+            await asyncio.sleep(0.001)
+
+
 def make_runtime(nodes: dict[str, Any], **types: Any) -> Runtime:
     return Runtime(check_text(nodes, types={"counter": Counter, **types}))
 
@@ -80,8 +89,7 @@ def test_slow_sink_bounds_the_queue_and_slows_the_source():
 
     async def main() -> None:
         task = asyncio.create_task(runtime.run())
-        while sink.seen < 60:  # the source could emit thousands in this time unthrottled
-            await asyncio.sleep(0.005)
+        await until(lambda: sink.seen >= 60, task)  # unthrottled, thousands would be emitted
         runtime.stop()
         await task
 
@@ -110,8 +118,7 @@ def test_stop_mid_stream_loses_nothing():
 
     async def main() -> None:
         task = asyncio.create_task(runtime.run())
-        while sink.seen < 20:
-            await asyncio.sleep(0.001)
+        await until(lambda: sink.seen >= 20, task)
         runtime.stop()
         return await task
 
@@ -294,8 +301,13 @@ def test_start_order_is_sinks_then_transforms_then_sources():
 
 
 class Stuck(Sink):
+    closed = False
+
     async def write(self, batch: Batch) -> None:
         await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        Stuck.closed = True
 
 
 def test_drain_is_bounded_by_the_timeout():
@@ -311,9 +323,12 @@ def test_drain_is_bounded_by_the_timeout():
         types={"counter": Counter, "stuck": Stuck},
     )
     runtime = Runtime(checked)
+    Stuck.closed = False
     report = asyncio.run(runtime.run(duration=0.05))
     assert not report.drained
     assert report.lost_batches == 4  # one is stuck in the sink's hands, the rest queued
+    assert Stuck.closed  # a hard stop still closes files and connections
+    assert runtime.stats["stuck"].state == "stopped"
 
 
 def test_a_mapping_to_an_undeclared_port_is_an_error():
@@ -338,3 +353,143 @@ def test_invalid_flow_cannot_be_run():
 
     with pytest.raises(FlowError, match="unknown node type 'nope'"):
         Runtime(check_text({"a": {"type": "nope"}}))
+
+
+def test_a_source_that_never_waits_can_still_be_stopped():
+    result = run_flow({"sim": {"type": "simulate", "realtime": False}}, duration=0.3, timeout=20)
+    assert result.report.drained
+    assert result.stats("sim")["state"] == "stopped"
+
+
+def test_retry_delay_survives_very_long_outages():
+    from flowengine.model import RetryPolicy
+
+    assert RetryPolicy(jitter=0).delay(5000) == 30.0
+    assert RetryPolicy(factor=1e10, jitter=0, max=7).delay(50) == 7.0
+
+
+class HungConnect(Source):
+    async def start(self) -> None:
+        await asyncio.sleep(3600)
+
+
+def test_stop_interrupts_a_hung_connect():
+    checked = check_text(
+        {"src": {"type": "hung", "wires": ["cap"]}, "cap": {"type": "capture"}},
+        types={"hung": HungConnect},
+    )
+    runtime = Runtime(checked)
+
+    async def main() -> Any:
+        async with asyncio.timeout(10):
+            return await runtime.run(duration=0.1)
+
+    report = asyncio.run(main())
+    assert report.drained
+    assert runtime.stats["src"].state == "stopped"
+
+
+class LockedConfig(NodeConfig):
+    password: str = option(description="Password.", secret=True)
+
+
+class Locked(Sink):
+    """Fails to connect once and rejects every batch, quoting its password each time."""
+
+    Config = LockedConfig
+    config: LockedConfig
+    tries = 0
+
+    async def start(self) -> None:
+        Locked.tries += 1
+        if Locked.tries == 1:
+            raise ConnectionError(f"cannot log in with {self.config.password}")
+
+    def write(self, batch: Batch) -> None:
+        raise PermissionError(f"pw={self.config.password} refused")
+
+
+def test_secrets_are_masked_in_status_and_error_batches():
+    Locked.tries = 0
+    runtime = Runtime(
+        check_text(
+            {
+                "src": {"type": "counter", "batches": 2, "wires": ["lock"]},
+                "lock": {
+                    "type": "locked",
+                    "password": "tr0ub4dor",
+                    "retry": {"initial": 0.01},
+                    "wires": {"error": ["errs"]},
+                },
+                "errs": {"type": "capture"},
+            },
+            types={"counter": Counter, "locked": Locked},
+        )
+    )
+    asyncio.run(runtime.run())
+    errors = runtime.node("errs").batches
+    assert len(errors) == 2 and Locked.tries == 2
+    assert errors[0].error == "PermissionError: pw=****** refused"
+    snap = str(runtime.snapshot())
+    assert "tr0ub4dor" not in snap and "pw=****** refused" in snap
+
+
+class LateSink(Sink):
+    """Cannot start twice (its database is down), then keeps everything."""
+
+    tries = 0
+
+    def __init__(self, config: NodeConfig, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        self.rows: list[int] = []
+
+    async def start(self) -> None:
+        LateSink.tries += 1
+        if LateSink.tries <= 2:
+            raise ConnectionError("database down")
+
+    def write(self, batch: Batch) -> None:
+        self.rows.extend(batch.frame["seq"])
+
+
+def test_a_sink_that_cannot_start_yet_holds_back_the_source_and_loses_nothing():
+    LateSink.tries = 0
+    result = run_flow(
+        {
+            "src": {"type": "counter", "batches": 30, "rows": 2, "wires": ["db"]},
+            "db": {"type": "late", "retry": {"initial": 0.02}, "queue_size": 2},
+        },
+        types={"counter": Counter, "late": LateSink},
+    )
+    assert LateSink.tries == 3
+    assert result.node("db").rows == list(range(60))
+    assert result.stats("db")["retries"] == 2
+
+
+class Chatty(Transform):
+    def process(self, batch: Batch) -> Result:
+        self.ctx.count("seen_rows", len(batch.frame))
+        self.ctx.status(f"last seq {batch.frame['seq'].iloc[-1]}")
+        return None
+
+
+def test_node_status_text_and_counters_reach_stats_and_metrics():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from flowengine.metrics import RuntimeCollector
+
+    result = run_flow(
+        {
+            "src": {"type": "counter", "batches": 3, "rows": 4, "wires": ["c"]},
+            "c": {"type": "chatty"},
+        },
+        types={"counter": Counter, "chatty": Chatty},
+    )
+    stats = result.stats("c")
+    assert stats["counters"] == {"seen_rows": 12}
+    assert stats["text"] == "last seq 11"
+    registry = CollectorRegistry()
+    registry.register(RuntimeCollector(result.runtime))
+    text = generate_latest(registry).decode()
+    assert 'flowengine_node_counter_total{name="seen_rows",node="c",type="chatty"} 12.0' in text
+    assert 'flowengine_node_rows_in_total{node="c",type="chatty"} 12.0' in text
