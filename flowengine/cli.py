@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
@@ -35,6 +36,12 @@ def _registry() -> Registry:
     return default_registry()
 
 
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter("must be a finite number of seconds")
+    return value
+
+
 def _report(checked: CheckedFlow, quiet: bool = False) -> None:
     for problem in checked.problems:
         if problem.is_error or not quiet:
@@ -57,6 +64,7 @@ def main() -> None:
     "--for",
     "duration",
     type=click.FloatRange(min=0),
+    callback=lambda _ctx, _param, v: _finite(v),
     help="Run this many seconds, then drain and exit.",
 )
 @click.option(
@@ -276,12 +284,15 @@ def nodes(as_json: bool, markdown: bool) -> None:
 def export_cmd(flow: Path, fmt: str, output: Path | None) -> None:
     """Export FLOW as YAML or JSON (secrets masked, ${VAR} kept) or draw it as Mermaid or DOT."""
     checked = load_flow(flow, _registry())
+    _report(checked, quiet=True)  # an invalid flow still exports (to draw it), but says so
     if checked.flow.doc is None:
-        _report(checked, quiet=True)
         sys.exit(EXIT_INVALID)
     text = export(checked.flow, _registry(), fmt)
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.FileError(str(output), exc.strerror or str(exc)) from None
     else:
         click.echo(text, nl=False)
 

@@ -6,6 +6,7 @@ references, so secrets stay in the environment.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -14,10 +15,15 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ``$$``, a well-formed reference, or any other ``${`` (which is an error, not literal text).
+_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$]*))?\}|\$\{")
 
 
-class MissingVariable(KeyError):
+class EnvError(ValueError):
+    """A reference that cannot be resolved."""
+
+
+class MissingVariable(EnvError):
     """A ``${VAR}`` without a default whose variable is not set."""
 
     def __init__(self, name: str) -> None:
@@ -28,13 +34,31 @@ class MissingVariable(KeyError):
         return f"environment variable '{self.name}' is not set (use ${{{self.name}:-default}})"
 
 
+class BadReference(EnvError):
+    """A ``${`` that is not ``${NAME}`` or ``${NAME:-default}``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return (
+            f"malformed variable reference in {self.text!r}: use ${{NAME}} or "
+            "${NAME:-default} (and $$ for a literal $)"
+        )
+
+
 def load_env(flow_path: Path | None) -> dict[str, str]:
-    """The environment for a flow: ``.env`` beside it, overridden by the process environment."""
+    """The environment for a flow: ``.env`` beside it, overridden by the process environment.
+
+    Raises ``OSError`` or ``UnicodeDecodeError`` when the ``.env`` file cannot be read.
+    """
     env: dict[str, str] = {}
     if flow_path is not None:
         dotenv = flow_path.parent / ".env"
         if dotenv.is_file():
-            env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+            values = dotenv_values(stream=io.StringIO(dotenv.read_text(encoding="utf-8")))
+            env.update({k: v for k, v in values.items() if v is not None})
     env.update(os.environ)
     return env
 
@@ -52,12 +76,16 @@ def substitute(value: Any, env: Mapping[str, str]) -> Any:
 
         def repl(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name is None:
+            if match.group(0) == "$$":
                 return "$"
-            if name in env:
+            if name is None:
+                raise BadReference(value)
+            if env.get(name):
                 return env[name]
-            if default is not None:
+            if default is not None:  # as in the shell: ':-' also replaces an empty value
                 return default
+            if name in env:
+                return ""
             raise MissingVariable(name)
 
         return _REF.sub(repl, value)

@@ -76,18 +76,22 @@ def to_mermaid(flow: Flow, registry: Registry) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _dot(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def to_dot(flow: Flow, registry: Registry) -> str:
     """A Graphviz digraph, left to right."""
     shapes = {"source": "ellipse", "transform": "box", "sink": "box3d"}
     lines = [
-        f'digraph "{flow.name or flow.path.stem}" {{',
+        f'digraph "{_dot(flow.name or flow.path.stem)}" {{',
         "  rankdir=LR;",
         "  node [fontname=Helvetica];",
     ]
     for node in flow.nodes.values():
         shape = shapes[_kind(flow, registry, node.id)]
         style = ", style=dashed" if node.disabled else ""
-        label = f"{node.label}\\n{node.type}".replace('"', "'")
+        label = f"{_dot(node.label)}\\n{_dot(node.type)}"
         lines.append(f'  "{node.id}" [label="{label}", shape={shape}{style}];')
     for src, dest, label in _edges(flow):
         attr = f' [label="{label}"]' if label else ""

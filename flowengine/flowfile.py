@@ -5,9 +5,11 @@ JSON flows go through the same parser (JSON is YAML), so they get line numbers t
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +68,9 @@ def _guess_indent(text: str) -> tuple[int, int, int]:
             continue
         base = len(parent) - len(parent.lstrip())
         col = len(child) - len(child.lstrip())
-        if col <= base:
-            continue
         body = child.lstrip()
+        if col < base or (col == base and not body.startswith("- ")):
+            continue
         if body.startswith("- ") and offset < 0:
             offset = col - base
             sequence = offset + len(body) - len(body[1:].lstrip())
@@ -82,23 +84,60 @@ def _guess_indent(text: str) -> tuple[int, int, int]:
     return mapping, max(sequence, offset + 2), offset
 
 
-class FlowDocument:
-    """A flow file's parsed tree plus what is needed to write it back unchanged."""
+@dataclass(frozen=True, slots=True)
+class TextStyle:
+    """What a file looks like beyond its YAML: kept so a save changes only what was edited."""
 
-    def __init__(self, data: Any, path: Path, layout: tuple[int, int, int] = (2, 2, 0)) -> None:
+    layout: tuple[int, int, int] = (2, 2, 0)  # mapping indent, sequence indent, dash offset
+    newline: str = "\n"
+    bom: bool = False
+    explicit_start: bool = False
+    final_newline: bool = True
+    json_indent: int = 2
+
+    @classmethod
+    def of(cls, text: str) -> TextStyle:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        first = next((ln for ln in lines if not ln.lstrip().startswith("#")), "")
+        json_indent = next((len(ln) - len(ln.lstrip()) for ln in lines[1:2]), 2)
+        return cls(
+            layout=_guess_indent(text),
+            explicit_start=first.rstrip() == "---",
+            final_newline=text.endswith("\n") or not text,
+            json_indent=json_indent or 2,
+        )
+
+
+class FlowDocument:
+    """A flow file's parsed tree plus what is needed to write it back unchanged.
+
+    Kept: comments, key order, quoting, indentation, CRLF line ends, a BOM, a leading ``---``
+    and a missing final newline. Not kept: YAML tags such as ``!!int``, a closing ``...``, and
+    indentation that differs between sections (the first one found wins).
+    """
+
+    def __init__(self, data: Any, path: Path, style: TextStyle | None = None) -> None:
         self.data = data
         self.path = path
-        self.layout = layout
+        self.style = style or TextStyle()
 
     @classmethod
     def parse(cls, text: str, path: Path) -> tuple[FlowDocument | None, list[Problem]]:
         """Parse YAML or JSON text; syntax errors and duplicate keys come back as problems."""
         name = str(path)
+        bom = text.startswith("\ufeff")
+        newline = "\r\n" if "\r\n" in text else "\n"
+        text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+        if path.suffix.lower() == ".json":
+            try:  # strict JSON first: YAML would accept trailing commas and single quotes
+                json.loads(text)
+            except json.JSONDecodeError as exc:
+                return None, [Problem(name, Pos(exc.lineno, exc.colno), f"invalid JSON: {exc.msg}")]
         try:
             composed = _yaml().compose(io.StringIO(text))
             problems = _duplicate_keys(composed, name) if composed is not None else []
-            layout = _guess_indent(text)
-            data = _yaml(layout).load(text)
+            style = dataclasses.replace(TextStyle.of(text), bom=bom, newline=newline)
+            data = _yaml(style.layout).load(text)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             pos = Pos(mark.line + 1, mark.column + 1) if mark else Pos(1, 1)
@@ -108,32 +147,43 @@ class FlowDocument:
             return None, [Problem(name, Pos(1, 1), f"invalid YAML: {exc}")]
         if data is None:
             data = CommentedMap()
-        return cls(data, path, layout), problems
+        return cls(data, path, style), problems
 
     @classmethod
     def read(cls, path: str | Path) -> tuple[FlowDocument | None, list[Problem]]:
         """Read a flow file; an unreadable file is a problem, not an exception."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open(encoding="utf-8", newline="") as file:
+                text = file.read()
         except (OSError, UnicodeDecodeError) as exc:
-            return None, [Problem(str(path), Pos(0, 0), f"cannot read flow file: {exc}")]
+            return None, [Problem(str(path), Pos(1, 1), f"cannot read flow file: {exc}")]
         return cls.parse(text, path)
 
     def dumps(self, data: Any | None = None) -> str:
-        """The document (or ``data``) as text in this file's format and indentation."""
+        """The document (or ``data``) as text in this file's format and style."""
         data = self.data if data is None else data
+        style = self.style
         if self.path.suffix.lower() == ".json":
-            return json.dumps(to_plain(data), indent=2, ensure_ascii=False) + "\n"
-        out = io.StringIO()
-        _yaml(self.layout).dump(data, out)
-        return out.getvalue()
+            text = json.dumps(to_plain(data), indent=style.json_indent, ensure_ascii=False) + "\n"
+        else:
+            out = io.StringIO()
+            yaml = _yaml(style.layout)
+            yaml.explicit_start = style.explicit_start
+            yaml.dump(data, out)
+            text = out.getvalue()
+        if not style.final_newline:
+            text = text.removesuffix("\n")
+        if style.newline != "\n":
+            text = text.replace("\n", style.newline)
+        return ("\ufeff" if style.bom else "") + text
 
     def save(self, path: str | Path | None = None) -> None:
         """Write the document back (atomically), comments and key order kept."""
         target = Path(path) if path else self.path
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(self.dumps(), encoding="utf-8")
+        with tmp.open("w", encoding="utf-8", newline="") as file:
+            file.write(self.dumps())
         tmp.replace(target)
 
 

@@ -108,7 +108,8 @@ def _pydantic_problems(
         loc = ".".join(str(p) for p in err["loc"])
         first = err["loc"][0] if err["loc"] else None
         pos = key_pos(where, first, fallback) if first is not None else fallback
-        out.append(Problem(path, pos, f"{prefix}'{loc}': {err['msg']}", node))
+        what = f"{prefix}'{loc}'" if loc else f"'{prefix.strip()}'"
+        out.append(Problem(path, pos, f"{what}: {err['msg']}", node))
     return out
 
 
@@ -122,11 +123,17 @@ def _parse_targets(
         here_list = [value_pos(raw, i, here) for i in range(len(raw))]
     else:
         return [], [Problem(path, here, "wires must be a list of node ids", node_id)]
-    targets, problems = [], []
+    targets: list[Target] = []
+    problems: list[Problem] = []
     for item, pos in zip(raw, here_list, strict=True):
         if not isinstance(item, str) or not item:
             problems.append(
                 Problem(path, pos, f"wire target must be a node id, got {item!r}", node_id)
+            )
+            continue
+        if any(str(t) == item for t in targets):
+            problems.append(
+                Problem(path, pos, f"duplicate wire to '{item}' (ignored)", node_id, "warning")
             )
             continue
         node, _, port = item.partition(".")
@@ -139,14 +146,19 @@ def _parse_node(
 ) -> tuple[NodeDef | None, list[Problem]]:
     pos = key_pos(nodes_map, node_id)
     nid = str(node_id)
+    if not isinstance(node_id, str):
+        return None, [Problem(path, pos, f"node id {node_id!r} must be a string: quote it")]
     if not NODE_ID.match(nid):
         return None, [Problem(path, pos, f"invalid node id '{nid}': use letters, digits, _ and -")]
     if not isinstance(raw, dict):
         return None, [Problem(path, pos, "a node must be a mapping with at least 'type'", nid)]
     problems: list[Problem] = []
-    node = NodeDef(id=nid, type=str(raw.get("type", "")), pos=pos)
+    kind = raw.get("type", "")
+    node = NodeDef(id=nid, type=kind if isinstance(kind, str) else "", pos=pos)
     if "type" not in raw:
         problems.append(Problem(path, pos, "missing 'type'", nid))
+    elif not isinstance(kind, str) or not kind:
+        problems.append(Problem(path, key_pos(raw, "type", pos), "'type' must be a type name", nid))
     for key in raw:
         node.field_pos[str(key)] = key_pos(raw, key, pos)
     for key, value in raw.items():
@@ -231,7 +243,13 @@ def parse_flow(doc: FlowDocument) -> tuple[Flow, list[Problem]]:
     flow.description = data.get("description")
 
     settings = data.get("settings")
-    if settings is not None:
+    if settings is not None and not isinstance(settings, dict):
+        problems.append(
+            Problem(
+                path, key_pos(data, "settings"), "'settings' must be a mapping (queue_size, ...)"
+            )
+        )
+    elif settings is not None:
         try:
             flow.settings = FlowSettings.model_validate(to_plain(settings))
         except ValidationError as exc:

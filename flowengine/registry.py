@@ -85,8 +85,18 @@ class Registry:
             "outputs": outputs,
             "requires": [{"module": m, "extra": e} for m, e in cls.requires],
             "available": not missing_requirements(cls),
-            "schema": cls.Config.model_json_schema(),
+            "schema": _masked_schema(cls),
         }
+
+
+def _masked_schema(cls: type[Node]) -> dict[str, Any]:
+    """The config JSON Schema, with the defaults of secret fields masked."""
+    schema = cls.Config.model_json_schema()
+    for name in cls.Config.secret_fields():
+        prop = schema.get("properties", {}).get(name, {})
+        if prop.get("default"):
+            prop["default"] = "******"
+    return schema
 
 
 def missing_requirements(cls: type[Node]) -> list[str]:

@@ -6,6 +6,7 @@ The same checks run before ``flowengine run``, in ``flowengine validate`` and in
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,11 @@ from pathlib import Path
 import networkx as nx
 from pydantic import ValidationError
 
-from flowengine.envsubst import MissingVariable, load_env, substitute
+from flowengine.envsubst import EnvError, load_env, substitute
 from flowengine.flowfile import FlowDocument
 from flowengine.model import Flow, NodeDef, parse_flow
 from flowengine.node import Node, NodeConfig
-from flowengine.problems import Problem, did_you_mean
+from flowengine.problems import Pos, Problem, did_you_mean
 from flowengine.registry import Registry, UnknownNodeType, missing_requirements
 from flowengine.types import ERROR_PORT
 
@@ -57,21 +58,24 @@ def build_config(
     """Apply ``${VAR}`` substitution and the type's config model to a node's raw config."""
     problems: list[Problem] = []
     values = {}
+    unresolved = set()
     for key, raw in node.config.items():
         try:
             values[key] = substitute(raw, env)
-        except MissingVariable as exc:
+        except EnvError as exc:
+            unresolved.add(key)
             problems.append(
                 Problem(path, node.field_pos.get(key, node.pos), f"field '{key}': {exc}", node.id)
             )
-    if problems:
-        return None, problems
     try:
-        return cls.Config.model_validate(values), []
+        config = cls.Config.model_validate(values)
+        return (None, problems) if problems else (config, [])
     except ValidationError as exc:
         fields = list(cls.Config.model_fields)
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else ""
+            if name in unresolved:
+                continue  # already reported: its variable is not set
             loc = ".".join(str(p) for p in err["loc"])
             pos = node.field_pos.get(name, node.pos)
             text = err["msg"].removeprefix("Value error, ")
@@ -91,9 +95,15 @@ def build_config(
 def check_flow(flow: Flow, registry: Registry, env: Mapping[str, str] | None = None) -> CheckedFlow:
     """Check types, configs, wires and the graph; never raises on bad input."""
     path = str(flow.path)
-    env = load_env(flow.path) if env is None else env
     checked = CheckedFlow(flow)
     problems = checked.problems
+    if env is None:
+        try:
+            env = load_env(flow.path)
+        except (OSError, UnicodeDecodeError) as exc:
+            dotenv = flow.path.parent / ".env"
+            problems.append(Problem(str(dotenv), Pos(1, 1), f"cannot read .env: {exc}"))
+            env = dict(os.environ)
 
     classes: dict[str, type[Node]] = {}
     for node in flow.nodes.values():

@@ -37,6 +37,7 @@ from flowengine.types import Batch
 class TickConfig(NodeConfig):
     count: int = option(0, description="Batches to emit (0: endless).")
     rows: int = option(10, description="Rows per batch.")
+    report: str = option("", description="File to write the number of rows read to, at close.")
 
 
 class Tick(Source):
@@ -51,11 +52,15 @@ class Tick(Source):
     async def read(self):
         if self.config.count and self.n >= self.config.count:
             raise Done
+        await asyncio.sleep(0)
         rows = self.config.rows
         frame = pd.DataFrame({"seq": range(self.n * rows, (self.n + 1) * rows), "value": 1.5})
         self.n += 1
-        await asyncio.sleep(0)
         return frame
+
+    async def close(self) -> None:
+        if self.config.report:
+            Path(self.config.report).write_text(str(self.n * self.config.rows))
 
 
 class Triple(Transform):

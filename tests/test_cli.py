@@ -76,7 +76,7 @@ def slow_flow(tmp_path: Path, out: Path, extra: str = "") -> Path:
             f"""\
             version: 1
             nodes:
-              t: {{type: tick, rows: 10, wires: [x3]}}
+              t: {{type: tick, rows: 10, report: {out}.read, wires: [x3]}}
               x3: {{type: triple, wires: [s]}}
               s: {{type: slowfile, path: {out}, delay: 0.002, queue_size: 2}}
             """
@@ -101,9 +101,10 @@ def test_signal_mid_stream_drains_every_row(cli_env, tmp_path, signum):
     assert proc.returncode == 0, stderr
     records = [json.loads(line) for line in stderr.splitlines()]
     final = next(r for r in reversed(records) if r["message"].startswith("stopped after"))
-    read = int(re.search(r"(\d+) rows read", final["message"]).group(1))
+    sent = int(re.search(r"(\d+) rows read", final["message"]).group(1))
+    read = int(Path(f"{out}.read").read_text())  # counted by the source itself
     written = out.read_text().split()
-    assert read == len(written) > 200
+    assert read == sent == len(written) > 200
     assert written == [str(i) for i in range(read)]
 
 
@@ -194,3 +195,38 @@ def test_export_formats(cli_env, tmp_path):
     # the JSON export is a flow in its own right
     assert flowengine("validate", str(target), env=cli_env).returncode == 0
     assert flowengine("export", str(line3), env=cli_env).stdout == line3.read_text()
+
+
+def test_export_of_an_invalid_flow_says_so_and_bad_output_path_is_clean(cli_env, tmp_path):
+    flow = tmp_path / "half.yaml"
+    flow.write_text("version: 1\nnodes:\n  a: {type: injekt}\n")
+    result = flowengine("export", str(flow), "-f", "mermaid", env=cli_env)
+    assert result.returncode == 0 and "a[" in result.stdout
+    assert "unknown node type 'injekt'" in result.stderr
+    bad = flowengine("export", str(flow), "-o", str(tmp_path / "no" / "dir.yaml"), env=cli_env)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "Could not open file" in bad.stderr
+
+
+def test_for_must_be_finite(cli_env):
+    result = flowengine("run", str(REPO / "flows" / "line3.yaml"), "--for", "nan", env=cli_env)
+    assert result.returncode == 2 and "finite" in result.stderr
+
+
+def test_a_json_flow_runs(cli_env, tmp_path):
+    out = tmp_path / "rows.txt"
+    flow = tmp_path / "flow.json"
+    flow.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "nodes": {
+                    "t": {"type": "tick", "count": 2, "rows": 3, "wires": ["s"]},
+                    "s": {"type": "slowfile", "path": str(out), "delay": 0},
+                },
+            }
+        )
+    )
+    result = flowengine("run", str(flow), "--no-live", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().split() == [str(i) for i in range(6)]

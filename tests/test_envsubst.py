@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from flowengine.envsubst import MissingVariable, has_reference, load_env, substitute
+from flowengine.envsubst import (
+    BadReference,
+    MissingVariable,
+    has_reference,
+    load_env,
+    substitute,
+)
 
 
 def test_substitution_forms():
@@ -34,3 +40,14 @@ def test_dotenv_beside_flow_and_environment_wins(tmp_path, monkeypatch):
 def test_has_reference():
     assert has_reference("${A}") and has_reference("x${A:-1}")
     assert not has_reference("plain") and not has_reference("$$") and not has_reference(5)
+
+
+def test_empty_value_takes_the_default_like_the_shell():
+    assert substitute("${LIM:-25}", {"LIM": ""}) == "25"
+    assert substitute("x${LIM}y", {"LIM": ""}) == "xy"
+
+
+@pytest.mark.parametrize("text", ["${B", "${B-x}", "${ B }", "${X:?m}", "${NOPE:-${B}}", "a ${1X}"])
+def test_malformed_references_are_errors_not_literal_text(text):
+    with pytest.raises(BadReference, match="malformed variable reference"):
+        substitute(text, {"B": "b"})

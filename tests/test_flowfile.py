@@ -38,15 +38,30 @@ HAND_WRITTEN = textwrap.dedent(
         HAND_WRITTEN,
         HAND_WRITTEN.replace("\n      - b", "\n        - b"),  # indented dashes
         HAND_WRITTEN.replace("  ", "    "),  # four-space indent
+        HAND_WRITTEN.replace("  ", "    ").replace("\n            - b", "\n        - b"),
+        HAND_WRITTEN.replace("\n", "\r\n"),  # written on Windows
+        "\ufeff" + HAND_WRITTEN,  # with a byte order mark
+        "---\n" + HAND_WRITTEN,  # explicit document start
+        HAND_WRITTEN.removesuffix("\n"),  # no final newline
+    ],
+    ids=[
+        "dashes-at-indent",
+        "dashes-indented",
+        "4-spaces",
+        "4-spaces-flat-dashes",
+        "crlf",
+        "bom",
+        "doc-start",
+        "no-final-newline",
     ],
 )
 def test_load_then_save_is_byte_identical(tmp_path, text):
     path = tmp_path / "flow.yaml"
-    path.write_text(text)
+    path.write_bytes(text.encode())
     doc, problems = FlowDocument.read(path)
     assert doc is not None and problems == []
     doc.save()
-    assert path.read_text() == text
+    assert path.read_bytes() == text.encode()
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "flows").glob("*.yaml")), ids=lambda p: p.name)
@@ -80,7 +95,18 @@ def test_json_flow_parses_with_positions(tmp_path):
     flow, problems = parse_flow(doc)
     assert problems == []
     assert flow.nodes["b"].pos.line == 10
-    assert json.loads(doc.dumps()) == data
+    assert doc.dumps() == path.read_text()  # even without a final newline
+    path.write_text(json.dumps(data, indent=4) + "\n")
+    doc, _ = FlowDocument.read(path)
+    assert doc is not None and doc.dumps() == path.read_text()
+
+
+def test_strict_json_errors_name_line_and_column(tmp_path):
+    path = tmp_path / "flow.json"
+    path.write_text('{\n  "version": 1,\n  "nodes": {},\n}\n')
+    doc, problems = FlowDocument.read(path)
+    assert doc is None
+    assert str(problems[0]).startswith(f"{path}:4:1: invalid JSON")
 
 
 def test_unreadable_file_is_a_problem_not_an_exception(tmp_path):

@@ -70,3 +70,18 @@ def test_broken_plugin_is_reported_by_validate(cli_env, tmp_path):
     assert (
         f"{flow}:3:7: node 'b': node type 'broken' failed to load: AttributeError" in result.stderr
     )
+
+
+def test_secret_defaults_are_masked_in_the_listing():
+    from flowengine.node import NodeConfig, Sink, option
+
+    class TokenConfig(NodeConfig):
+        token: str = option("default-token-123", description="API token.", secret=True)
+
+    class Hook(Sink):
+        Config = TokenConfig
+
+    registry = Registry()
+    registry.register("hook", Hook)
+    prop = registry.describe("hook")["schema"]["properties"]["token"]
+    assert prop["default"] == "******" and prop["secret"] is True

@@ -135,9 +135,11 @@ class Mutator(Transform):
 
     class Config(NodeConfig):
         column: str
+        mark: float
 
     def process(self, batch: Batch) -> Result:
         batch.frame[self.config.column] = 1
+        batch.frame.loc[batch.frame.index[0], "value"] = self.config.mark
         return batch.frame
 
 
@@ -145,8 +147,8 @@ def test_fan_out_recipients_do_not_see_each_others_changes():
     result = run_flow(
         {
             "src": {"type": "counter", "batches": 3, "rows": 5, "wires": ["a", "b"]},
-            "a": {"type": "mutator", "column": "from_a", "wires": ["cap_a"]},
-            "b": {"type": "mutator", "column": "from_b", "wires": ["cap_b"]},
+            "a": {"type": "mutator", "column": "from_a", "mark": -1, "wires": ["cap_a"]},
+            "b": {"type": "mutator", "column": "from_b", "mark": -2, "wires": ["cap_b"]},
             "cap_a": {"type": "capture"},
             "cap_b": {"type": "capture"},
         },
@@ -156,6 +158,9 @@ def test_fan_out_recipients_do_not_see_each_others_changes():
     assert "from_a" in a and "from_b" not in a
     assert "from_b" in b and "from_a" not in b
     assert len(a) == len(b) == 15
+    # each changed the first value of its own copy only
+    assert a["value"].tolist() == [-1.0, 1, 1, 1, 1] * 3
+    assert b["value"].tolist() == [-2.0, 1, 1, 1, 1] * 3
 
 
 class Picky(Transform):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import textwrap
 
+import pytest
+
 from flowengine.testing import registry_with
 from flowengine.validate import load_flow
 
@@ -101,7 +103,7 @@ def test_malformed_yaml_reports_parser_position(write_flow):
     assert len(lines) == 1
     assert lines[0].startswith(f"{path}:")
     line, col = map(int, lines[0].split(":")[1:3])
-    assert line >= 3 and col >= 1
+    assert (line, col) == (4, 4)  # where the parser notices: the next entry
     assert "invalid YAML" in lines[0]
 
 
@@ -179,3 +181,44 @@ def test_the_documented_example_is_a_valid_flow(tmp_path):
     assert [str(p) for p in checked.errors] == []
     assert checked.flow.nodes["deviation"].queue_size == 32
     assert checked.flow.settings.retry.max == 30.0
+
+
+def test_a_missing_variable_does_not_hide_other_problems(write_flow):
+    path = write_flow(
+        "version: 1\nnodes:\n  src:\n    type: inject\n    topic: ${NOPE}\n    intervall: 1\n"
+        "    count: many\n    wires: [d]\n  d: {type: debug}\n"
+    )
+    _, lines = problems_of(path)
+    assert len(lines) == 3
+    assert "5:5: node 'src': field 'topic': environment variable 'NOPE' is not set" in lines[0]
+    assert "6:5: node 'src': unknown field 'intervall' (did you mean 'interval'?)" in lines[1]
+    assert "7:5: node 'src': field 'count'" in lines[2]
+
+
+def test_unreadable_dotenv_is_a_problem(write_flow, tmp_path):
+    path = write_flow("version: 1\nnodes:\n  a: {type: inject, wires: [b]}\n  b: {type: debug}\n")
+    (tmp_path / ".env").write_bytes(b"A=\xff\xfe\n")
+    checked = load_flow(path, registry_with())
+    assert "cannot read .env" in str(checked.errors[0])
+    assert str(checked.errors[0]).startswith(f"{tmp_path / '.env'}:1:1:")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 1\nsettings: 5\nnodes: {}\n", "2:1: 'settings' must be a mapping"),
+        (
+            "version: 1\nnodes:\n  a: {type: [inject]}\n",
+            "3:7: node 'a': 'type' must be a type name",
+        ),
+        ("version: 1\nnodes:\n  true: {type: inject}\n", "3:3: node id True must be a string"),
+        ("version: 1\nnodes:\n  a: {type: inject, retry: 5}\n", "node 'a': 'retry': Input should"),
+        (
+            "version: 1\nnodes:\n  a: {type: inject, wires: [b, b]}\n  b: {type: debug}\n",
+            "3:32: warning: node 'a': duplicate wire to 'b' (ignored)",
+        ),
+    ],
+)
+def test_odd_shapes_get_clear_messages(write_flow, text, message):
+    _, lines = problems_of(write_flow(text))
+    assert any(message in line for line in lines), lines
