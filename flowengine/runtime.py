@@ -316,9 +316,9 @@ class Runtime:
                     run.attempt = 0  # it worked for a while: start the backoff over
                 await self._failed(run, exc, "source failed")
 
-    async def _source_main(self, run: NodeRun) -> None:
+    async def _unless_stopped(self, task: asyncio.Task[None]) -> bool:
+        """Wait for ``task`` unless ``stop`` comes first (then cancel it); True if it finished."""
         assert self._stop_event is not None
-        task = asyncio.create_task(self._supervise_source(run), name=f"source:{run.id}")
         stopper = asyncio.create_task(self._stop_event.wait())
         try:
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -326,13 +326,13 @@ class Runtime:
             stopper.cancel()
             if not task.done():
                 task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
-            except Exception as exc:  # a source bug must not take the flow down
-                run.log.error("source crashed: %s: %s", type(exc).__name__, exc)
+            await asyncio.wait({task})
+        return not task.cancelled()
+
+    async def _source_main(self, run: NodeRun) -> None:
+        task = asyncio.create_task(self._supervise_source(run), name=f"source:{run.id}")
+        if await self._unless_stopped(task) and (exc := task.exception()) is not None:
+            run.log.error("source crashed: %s: %s", type(exc).__name__, exc)  # a bug, not data
         await self._finish(run)
 
     async def _consume_main(self, run: NodeRun) -> None:
@@ -405,22 +405,12 @@ class Runtime:
 
     async def _start_phase(self, order: list[str]) -> bool:
         """Start nodes in ``order``; False when ``stop`` came first (a hung connect included)."""
-        assert self._stop_event is not None
 
         async def start_each() -> None:
             for node_id in order:
                 await self._try_start(self._runs[node_id])
 
-        starting = asyncio.create_task(start_each())
-        stopper = asyncio.create_task(self._stop_event.wait())
-        try:
-            await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-            if not starting.done():
-                starting.cancel()
-            await asyncio.gather(starting, return_exceptions=True)
-        return not starting.cancelled()
+        return await self._unless_stopped(asyncio.create_task(start_each()))
 
     async def run(self, duration: float | None = None) -> RunReport:
         """Start every node, run until ``stop`` (or ``duration`` seconds), then drain."""
