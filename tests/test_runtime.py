@@ -498,3 +498,46 @@ def test_node_status_text_and_counters_reach_stats_and_metrics():
     text = generate_latest(registry).decode()
     assert 'flowengine_node_counter_total{name="seen_rows",node="c",type="chatty"} 12.0' in text
     assert 'flowengine_node_rows_in_total{node="c",type="chatty"} 12.0' in text
+
+
+class Bulk(Source):
+    """Emits large frames (10,000 rows) as fast as downstream takes them."""
+
+    Config = CounterConfig
+    config: CounterConfig
+
+    async def start(self) -> None:
+        self.n = 0
+
+    async def read(self) -> Result:
+        if self.n >= self.config.batches:
+            raise Done
+        self.n += 1
+        return pd.DataFrame({"seq": range(10_000), "value": 1.0})
+
+
+class Slow(Sink):
+    async def write(self, batch: Batch) -> None:
+        await asyncio.sleep(0.001)
+
+
+def test_memory_stays_bounded_however_far_the_source_could_run_ahead():
+    import tracemalloc
+
+    def peak(batches: int) -> int:
+        tracemalloc.start()
+        try:
+            result = run_flow(
+                {
+                    "src": {"type": "bulk", "batches": batches, "wires": ["slow"]},
+                    "slow": {"type": "slow", "queue_size": 2},
+                },
+                types={"bulk": Bulk, "slow": Slow},
+            )
+            assert result.stats("slow")["batches_in"] == batches
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    short, long = peak(20), peak(160)  # 160 frames of 160 kB would be 25 MB if all queued
+    assert long < short * 1.5 + 1_000_000
