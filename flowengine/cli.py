@@ -297,5 +297,11 @@ def export_cmd(flow: Path, fmt: str, output: Path | None) -> None:
         click.echo(text, nl=False)
 
 
+from flowengine.plantcli import browse, simulate  # noqa: E402
+
+main.add_command(browse)
+main.add_command(simulate)
+
+
 if __name__ == "__main__":
     main()
