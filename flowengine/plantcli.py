@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -167,9 +168,14 @@ def _mqtt_publisher(address: str) -> Any:
         mqtt = require("paho.mqtt.client", "mqtt")
     except LibraryMissing as exc:
         raise click.ClickException(str(exc)) from None
-    host, _, port = address.rpartition(":")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flowengine-simulate")
-    client.connect(host or "127.0.0.1", int(port or 1883))
+    host, _, port = address.rpartition(":") if ":" in address else (address, "", "1883")
+    # a unique id: a second simulator on the same broker must not take over the first's session
+    client_id = f"flowengine-simulate-{os.getpid()}"
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    try:
+        client.connect(host or "127.0.0.1", int(port or 1883))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"MQTT connection failed: {address}: {exc}") from None
     client.loop_start()
     return client
 

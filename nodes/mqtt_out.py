@@ -29,6 +29,12 @@ class MqttOutConfig(MqttConnection):
     ack_timeout: float = option(
         30.0, gt=0, advanced=True, description="Seconds to wait for QoS 1/2 acknowledgements."
     )
+    reconnect_timeout: float = option(
+        60.0,
+        ge=0,
+        description="When the broker is gone (a restart), wait this many seconds for the "
+        "reconnection (status `retrying`) before the batch fails to the error port; 0 fails at once.",
+    )
 
     @field_validator("topic")
     @classmethod
@@ -75,7 +81,23 @@ class MqttOut(Sink):
     async def write(self, batch: Batch) -> None:
         cfg = self.config
         messages = self._messages(batch.frame)
-        sent = await self.client.publish_many(messages, cfg.qos, cfg.retain, cfg.ack_timeout)
+        waited: list[str] = []
+
+        def on_wait(text: str) -> None:
+            waited.append(text)
+            self.ctx.status(text, "retrying")
+            self.ctx.count("reconnect_waits")
+
+        sent = await self.client.publish_many(
+            messages,
+            cfg.qos,
+            cfg.retain,
+            cfg.ack_timeout,
+            reconnect_timeout=cfg.reconnect_timeout,
+            on_wait=on_wait,
+        )
+        if waited:
+            self.ctx.status("reconnected", "ok")
         self.ctx.count("published", sent)
 
     async def close(self) -> None:

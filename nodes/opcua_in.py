@@ -35,7 +35,7 @@ class OpcuaIn(Source):
         self._due = 0.0
 
     async def start(self) -> None:
-        self.client = OpcuaClient(self.config)
+        self.client = OpcuaClient(self.config, logger=self.ctx.log, count=self.ctx.count)
         await self.client.connect()
         if self.config.mode == "subscription":
             await self.client.subscribe()

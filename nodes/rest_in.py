@@ -28,7 +28,12 @@ class RestInConfig(NodeConfig):
     )
     sensor_field: str = option("sensor", description="Field naming the sensor (else endpoint).")
     value_field: str = option("value", description="Field holding the value.")
-    timestamp_field: str = option("timestamp", description="ISO 8601 or epoch-seconds field.")
+    timestamp_field: str = option("timestamp", description="ISO 8601 or epoch-number field.")
+    timestamp_unit: Literal["auto", "s", "ms", "us", "ns"] = option(
+        "auto",
+        description="Unit of epoch-number timestamps; `auto` picks it from the magnitude "
+        "(seconds below 1e11, then ms, us, ns).",
+    )
     shape: Literal["auto", "long", "wide"] = option(
         "auto",
         description="`wide`: every numeric field is a sensor (melted to rows); `auto` picks "
@@ -47,7 +52,12 @@ class RestIn(Source):
         cfg = self.config
         settings = RestSettings(**cfg.model_dump(include=RestSettings.fields()))
         mapping = RecordMap(
-            cfg.records_path, cfg.sensor_field, cfg.value_field, cfg.timestamp_field, cfg.shape
+            cfg.records_path,
+            cfg.sensor_field,
+            cfg.value_field,
+            cfg.timestamp_field,
+            cfg.shape,
+            cfg.timestamp_unit,
         )
         self.poller = RestPoller(cfg.base_url, cfg.endpoints, settings, mapping)
         await self.poller.open()

@@ -599,3 +599,210 @@ def test_parser_rejects_what_is_not_a_reading():
     assert len(bad) == 8 and set(bad.columns) == {"timestamp", "topic", "payload", "error"}
     _, bad = parsed([{"value": 1, "timestamp": 1_700_000_000}], timestamp_format="iso")
     assert "not ISO 8601" in bad["error"][0]
+
+
+# ---- mutual TLS, host name checks -----------------------------------------------------------
+def _pki(tmp: Path) -> dict[str, str]:
+    """A CA, server certs for 127.0.0.1 and for another host name, and a client cert + key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def issue(
+        cn: str, issuer: Any, signer: Any, ca: bool = False, san: list[Any] | None = None
+    ) -> tuple[Any, Any]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(issuer or name(cn))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(signer or key, hashes.SHA256()), key
+
+    ca, ca_key = issue("flowengine test CA", None, None, ca=True)
+    local = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    files: dict[str, str] = {}
+
+    def save(label: str, cert: Any, key: Any) -> None:
+        files[label] = str(tmp / f"{label}.crt")
+        (tmp / f"{label}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        if key is not None:
+            files[f"{label}_key"] = str(tmp / f"{label}.key")
+            (tmp / f"{label}.key").write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+
+    save("ca", ca, None)
+    save("server", *issue("127.0.0.1", ca.subject, ca_key, san=local))
+    save("wrong", *issue("wrong.example", ca.subject, ca_key, san=[x509.DNSName("wrong.example")]))
+    save("client", *issue("flowengine-client", ca.subject, ca_key))
+    return files
+
+
+async def _retrying(nodes: dict[str, Any]) -> Runtime:
+    """Run a flow whose source cannot connect until it shows `retrying`, then stop it."""
+    runtime = Runtime(check_text(nodes))
+    task = asyncio.create_task(runtime.run())
+    await until(lambda: runtime.stats["src"].state == "retrying", task, 10)
+    runtime.stop()
+    await asyncio.wait_for(task, 20)
+    return runtime
+
+
+def test_mutual_tls_client_certificate(private_mosquitto: Any, tmp_path: Path):
+    pki = _pki(tmp_path)
+    peer = private_mosquitto(
+        f"cafile {pki['ca']}\ncertfile {pki['server']}\nkeyfile {pki['server_key']}\n"
+        "require_certificate true\n"
+    )
+    mutual = {"ca_file": pki["ca"], "certfile": pki["client"], "keyfile": pki["client_key"]}
+    nodes = source(peer.port, "secure/#", **mutual)
+    tls = {"ca_certs": pki["ca"], "certfile": pki["client"], "keyfile": pki["client_key"]}
+
+    async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
+        msgs = [("secure/furnace", {"value": 1250.5}), ("secure/roll", 3)]
+        await asyncio.to_thread(publish, peer.port, msgs, 1, **tls)
+        await until(lambda: len(rows(runtime)) >= 2, task)
+
+    got = rows(run_with(nodes, body))
+    assert sorted(got["value"]) == [3.0, 1250.5]
+    # the CA alone (no client certificate): the broker refuses, the node retries
+    runtime = asyncio.run(_retrying(source(peer.port, "secure/#", ca_file=pki["ca"])))
+    assert "MQTT connection failed" in (runtime.stats["src"].last_error or "")
+    assert rows(runtime).empty
+
+
+def test_insecure_skips_the_host_name_check(private_mosquitto: Any, tmp_path: Path):
+    pki = _pki(tmp_path)  # the broker's certificate names wrong.example, we dial 127.0.0.1
+    peer = private_mosquitto(f"certfile {pki['wrong']}\nkeyfile {pki['wrong_key']}\n")
+    runtime = asyncio.run(_retrying(source(peer.port, "secure/#", ca_file=pki["ca"])))
+    assert "MQTT connection failed" in (runtime.stats["src"].last_error or "")
+    nodes = source(peer.port, "secure/#", ca_file=pki["ca"], insecure=True)
+
+    async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
+        tls = {"ca_certs": pki["ca"]}
+        client_ok = threading.Event()
+
+        def send() -> None:  # the test's publisher needs the same leniency
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            client.tls_set(**tls)
+            client.tls_insecure_set(True)
+            client.connect("127.0.0.1", peer.port)
+            client.loop_start()
+            client.publish("secure/x", "42", qos=1).wait_for_publish(10)
+            client.disconnect()
+            client.loop_stop()
+            client_ok.set()
+
+        await asyncio.to_thread(send)
+        assert client_ok.is_set()
+        await until(lambda: len(rows(runtime)) >= 1, task)
+
+    assert rows(run_with(nodes, body))["value"].tolist() == [42.0]
+
+
+# ---- the sink across a broker restart -------------------------------------------------------
+class SessionSubscriber(Subscriber):
+    """A subscriber with a persistent session: the restarted broker keeps what it missed."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.got = []
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"fe-sub-{uuid.uuid4().hex[:8]}",
+            clean_session=False,
+        )
+        self.client.reconnect_delay_set(0.2, 1)
+        subscribed = threading.Event()
+        self.client.on_message = lambda c, u, m: self.got.append(
+            (m.topic, json.loads(m.payload), m.retain)
+        )
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, 1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert subscribed.wait(10)
+
+
+def _relay(source_port: int, topic: str, sink_port: int, **sink: Any) -> dict[str, Any]:
+    """mqtt_in (steady broker) -> mqtt_out (the broker we restart)."""
+    nodes = source(source_port, topic, batch_size=1)
+    nodes["src"]["wires"] = {"out": ["pub"]}
+    nodes["pub"] = {
+        "type": "mqtt_out",
+        "broker_port": sink_port,
+        "topic": "out/{sensor}",
+        "qos": 1,
+        **sink,
+        "wires": {"error": ["errors"]},
+    }
+    del nodes["cap"]
+    return nodes
+
+
+def test_sink_waits_for_the_broker_after_a_restart(
+    broker: Broker, prefix: str, private_mosquitto: Any
+):
+    peer = private_mosquitto()
+    sub = SessionSubscriber(peer.port, "out/#")
+    nodes = _relay(broker.port, f"{prefix}/+", peer.port)
+    seen_states: set[str] = set()
+
+    async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
+        await asyncio.to_thread(publish, broker.port, [(f"{prefix}/s{i}", i) for i in range(5)])
+        await until(lambda: len(sub.got) >= 5, task)
+        await asyncio.to_thread(peer.stop)  # killed mid-flow
+        await asyncio.to_thread(publish, broker.port, [(f"{prefix}/s{i}", i) for i in range(5, 10)])
+
+        def retrying() -> bool:
+            seen_states.add(runtime.stats["pub"].state)
+            return runtime.stats["pub"].state == "retrying"
+
+        await until(retrying, task, 10)
+        await asyncio.to_thread(peer.start)  # same port, same persistence
+        await until(lambda: len({p["value"] for _, p, _ in sub.got}) >= 10, task, 15)
+        await until(lambda: runtime.stats["pub"].state == "ok", task, 5)
+
+    runtime = run_with(nodes, body)
+    sub.close()
+    values = sorted({p["value"] for _, p, _ in sub.got})
+    assert values == list(range(10))  # QoS 1 is at least once: duplicates allowed, no loss
+    assert runtime.stats["pub"].errors == 0 and rows(runtime, "errors").empty
+    assert runtime.stats["pub"].counters["published"] >= 10
+    assert runtime.stats["pub"].counters["reconnect_waits"] >= 1
+
+
+def test_sink_fails_to_the_error_port_after_the_reconnect_timeout(
+    broker: Broker, prefix: str, private_mosquitto: Any
+):
+    peer = private_mosquitto()
+    nodes = _relay(broker.port, f"{prefix}/+", peer.port, reconnect_timeout=1.0)
+
+    async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
+        await asyncio.to_thread(peer.stop)
+        await asyncio.to_thread(publish, broker.port, [(f"{prefix}/s1", 1)])
+        await until(lambda: runtime.stats["pub"].state == "retrying", task, 10)
+        await until(lambda: len(rows(runtime, "errors")) >= 1, task, 10)
+
+    runtime = run_with(nodes, body)
+    errors = runtime.node("errors").batches
+    assert errors[0].frame["value"].tolist() == [1.0]
+    assert "not back within 1s" in (errors[0].error or "")
+    assert runtime.stats["pub"].state == "error" and runtime.stats["pub"].errors == 1

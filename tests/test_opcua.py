@@ -83,6 +83,15 @@ class UaServer:
                 ua.Variant(0.0, double), StatusCode=ua.StatusCode(ua.StatusCodes.BadSensorFailure)
             )
         )
+        await line.add_variable(ua.NodeId(1010, idx), f"{idx}:Burst", 0.0, double)
+        level = await line.add_variable(ua.NodeId(1011, idx), f"{idx}:Level", 50.0, double)
+        await level.add_property(
+            ua.NodeId(10110, idx),
+            ua.QualifiedName("EURange", 0),
+            ua.Range(Low=0.0, High=200.0),
+            ua.VariantType.ExtensionObject,
+            ua.NodeId(ua.ObjectIds.Range),
+        )
         for nid, name, value, vtype in [
             (2001, "Enabled", False, ua.VariantType.Boolean),
             (2002, "Setpoint", 0, ua.VariantType.Int32),
@@ -451,3 +460,122 @@ def test_subscription_items_created_in_batches(server: UaServer) -> None:
     frame = run_flow(nodes, duration=1.0).frame("cap")
     assert sorted(frame["node_id"]) == sorted(nodes["src"]["nodes"])
     assert frame.set_index("node_id").loc["ns=2;i=1003", "timestamp"] == pd.Timestamp(SOURCE_TIME)
+
+
+def test_subscription_buffer_is_bounded_and_drops_are_counted(
+    server: UaServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    total = 120
+    nodes = {
+        "src": {
+            "type": "opcua_in",
+            "server_url": server.url,
+            "mode": "subscription",
+            "nodes": {"ns=2;i=1010": "burst"},
+            "sampling_interval": 0.01,
+            "queue_size": 1000,  # the server keeps every write; the loss is ours to count
+            "batch_interval": 0.02,
+            "max_buffer": 5,
+            "wires": ["cap"],
+        },
+        "cap": {"type": "capture", "delay": 0.25, "queue_size": 1},  # a slow downstream
+    }
+
+    async def burst() -> None:
+        node = server.server.get_node("ns=2;i=1010")
+        for i in range(1, total + 1):
+            await node.write_value(float(i), ua.VariantType.Double)
+            await asyncio.sleep(0.015)  # slower than sampling, so the server keeps each write
+
+    async def main() -> None:
+        runtime = Runtime(check_text(nodes))
+        task = asyncio.create_task(runtime.run())
+        await _until(lambda: _values(runtime, "burst")[:1] == [0.0], task)
+        src = runtime.node("src")
+        client = src.client  # type: ignore[attr-defined]
+        arrived = 0
+        push = client.push
+
+        def observe(reading: Any) -> None:  # only counts what the subscription delivered
+            nonlocal arrived
+            arrived += 1
+            push(reading)
+
+        client.push = observe
+        writer = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(burst(), server.loop))
+        deepest = 0
+
+        def sample() -> bool:
+            nonlocal deepest
+            deepest = max(deepest, len(src.client.buffer))  # type: ignore[attr-defined]
+            return writer.done() and _values(runtime, "burst")[-1:] == [float(total)]
+
+        await _until(sample, task)
+        await writer
+        runtime.stop()
+        await task
+        received = _values(runtime, "burst")
+        dropped = runtime.stats["src"].counters.get("dropped", 0)
+        assert deepest <= 5
+        assert dropped > 0
+        # every value delivered was either emitted downstream or counted as dropped
+        assert len(received) - 1 + dropped == arrived
+        assert total // 2 <= arrived <= total  # the server may merge writes under load
+        assert dropped == client.dropped
+        assert received == sorted(received)  # the oldest are dropped, order is kept
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.set("ns=2;i=1010", 0.0)
+    warnings = [r for r in caplog.records if "subscription buffer full" in r.getMessage()]
+    assert warnings and "node 'src'" in warnings[0].getMessage()
+    assert len(warnings) == 1  # rate-limited: one per 10 s
+
+
+def _server_filters(server: UaServer) -> list[Any]:
+    async def collect() -> list[Any]:
+        subs = server.server.iserver.subscription_service.subscriptions.values()
+        return [m.filter for s in subs for m in s.monitored_item_srv._monitored_items.values()]
+
+    return server.call(collect())
+
+
+def test_percent_deadband_is_sent_with_eurange(server: UaServer) -> None:
+    nodes = {
+        "src": {
+            "type": "opcua_in",
+            "server_url": server.url,
+            "mode": "subscription",
+            "nodes": {"ns=2;i=1011": "level"},
+            "sampling_interval": 0.05,
+            "batch_interval": 0.05,
+            "deadband": {"type": "percent", "value": 2.5},
+            "wires": ["cap"],
+        },
+        "cap": {"type": "capture"},
+    }
+
+    async def main() -> None:
+        runtime = Runtime(check_text(nodes))
+        task = asyncio.create_task(runtime.run())
+        await _until(lambda: _values(runtime, "level") == [50.0], task)
+        # what the server decoded from our CreateMonitoredItems request
+        filters = await asyncio.to_thread(_server_filters, server)
+        runtime.stop()
+        await task
+        assert len(filters) == 1
+        (flt,) = filters
+        assert type(flt).__name__ == "DataChangeFilter"  # decoded from the wire
+        assert flt.DeadbandType == ua.DeadbandType.Percent
+        assert flt.DeadbandValue == 2.5
+        assert flt.Trigger == ua.DataChangeTrigger.StatusValue
+
+    asyncio.run(main())
+
+    # without an EURange the client refuses with a clear message instead of subscribing
+    no_range = {**nodes["src"], "nodes": {"ns=2;i=1002": "pressure"}}
+    result = run_flow({"src": no_range, "cap": {"type": "capture"}}, duration=0.5)
+    stats = result.stats("src")
+    assert stats["retries"] >= 1 and not result.batches("cap")
+    assert "EURange" in str(stats["last_error"]) and "ns=2;i=1002" in str(stats["last_error"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +83,63 @@ def test_line3_plant_flow_reads_the_plant(plant: str, tmp_path: Path) -> None:
     stamps = pd.to_datetime(raw["timestamp"], utc=True)
     temps = raw.loc[raw["sensor"] == "furnace_temp"]
     assert stamps.loc[temps.index].is_monotonic_increasing and temps["value"].nunique() > 1
+
+
+def test_simulate_publishes_readings_to_mqtt(tmp_path: Path) -> None:
+    import getpass
+    import os
+    import shutil
+
+    import paho.mqtt.client as mqtt
+
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.path.exists(mosquitto):
+        pytest.skip("the mosquitto binary is not installed")
+    mqtt_port, opcua_port = free_port(), free_port()
+    conf = tmp_path / "mosquitto.conf"  # as root, `user` keeps mosquitto able to run here
+    conf.write_text(
+        f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+    )
+    broker = subprocess.Popen([mosquitto, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    got: list[tuple[str, dict]] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sim = None
+    try:
+        wait_until(lambda: port_open(mqtt_port), 10, "the private mosquitto")
+        subscribed = threading.Event()
+        sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload)))
+        sub.on_subscribe = lambda *a: subscribed.set()
+        sub.on_connect = lambda c, *a: c.subscribe("plant/line3/#", 1)
+        sub.connect("127.0.0.1", mqtt_port)
+        sub.loop_start()
+        assert subscribed.wait(10)
+        mqtt_args = ["--mqtt", f"127.0.0.1:{mqtt_port}", "--rate", "10"]
+        sim = subprocess.Popen(
+            [*CLI, "simulate", "--opcua", f"127.0.0.1:{opcua_port}", *mqtt_args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        seeds = {"furnace_temp", "roll_force", "cooling_water_flow"}
+
+        def arrived() -> bool:
+            assert sim.poll() is None, sim.stdout.read() if sim.stdout else ""
+            return seeds <= {p.get("sensor") for _, p in got} and len(got) >= 3 * 6
+
+        wait_until(arrived, 30, "the simulated readings over MQTT")
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+        if sim is not None:
+            sim.terminate()
+            sim.wait(10)
+        broker.terminate()
+        broker.wait(10)
+    readings = pd.DataFrame([{"topic": t, **p} for t, p in got])
+    assert (readings["topic"] == "plant/line3/" + readings["sensor"]).all()
+    assert pd.api.types.is_float_dtype(readings["value"]) and readings["value"].notna().all()
+    temps = readings.loc[readings["sensor"] == "furnace_temp", "value"]
+    assert ((temps > 1000) & (temps < 1400)).all()
+    stamps = pd.to_datetime(readings["timestamp"], utc=True)
+    now = pd.Timestamp.now(tz="UTC")
+    assert (abs(now - stamps) < pd.Timedelta(minutes=1)).all()
+    assert stamps[readings["sensor"] == "furnace_temp"].is_monotonic_increasing

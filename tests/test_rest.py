@@ -36,6 +36,8 @@ class ApiState:
     fail_first: int = 2
     posted: list[list[dict[str, Any]]] = field(default_factory=list)
     hook_fail: int = 0
+    slow: float = 0.0  # seconds /slow waits before answering
+    slow_hits: int = 0
 
 
 def make_app(state: ApiState) -> Starlette:
@@ -82,6 +84,20 @@ def make_app(state: ApiState) -> Starlette:
         state.posted.append(json.loads(await request.body()))
         return Response(status_code=204)
 
+    async def epoch(request: Request) -> Response:
+        scale = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[request.path_params["unit"]]
+        stamp = (T0 + pd.Timedelta(250, "ms")).value // (10**9 // scale)
+        if scale == 1:
+            stamp = (T0 + pd.Timedelta(250, "ms")).value / 10**9  # a float: 1767225600.25
+        return JSONResponse([{"sensor": "t1", "value": 1.0, "timestamp": stamp}])
+
+    async def slow(request: Request) -> Response:
+        state.slow_hits += 1
+        if state.slow:
+            await asyncio.sleep(state.slow)
+        state.seq += 1
+        return JSONResponse([reading(state.seq)])
+
     async def reject(request: Request) -> Response:
         return JSONResponse({"detail": "bad payload"}, status_code=422)
 
@@ -95,6 +111,8 @@ def make_app(state: ApiState) -> Starlette:
             Route("/bearer", bearer),
             Route("/basic", basic),
             Route("/sensors/{name}", single),
+            Route("/epoch/{unit}", epoch),
+            Route("/slow", slow),
             Route("/hook", hook, methods=["POST"]),
             Route("/reject", reject, methods=["POST"]),
         ]
@@ -309,3 +327,73 @@ def test_server_restart_source_retries_and_resumes():
     assert before == [float(i) for i in range(1, len(before) + 1)]
     assert after == [float(i) for i in range(1001, 1001 + len(after))]
     assert runtime.stats["src"].retries >= 1
+
+
+@pytest.mark.parametrize(
+    ("unit", "option"),
+    [("s", "auto"), ("ms", "auto"), ("us", "auto"), ("ns", "auto"), ("ms", "ms"), ("s", "s")],
+)
+def test_epoch_timestamp_units(api: ApiServer, unit: str, option: str):
+    frame = run_flow(source(api, endpoints=[f"epoch/{unit}"], timestamp_unit=option)).frame("cap")
+    assert frame["timestamp"].tolist() == [T0 + pd.Timedelta(250, "ms")]
+    assert str(frame["timestamp"].dt.tz) == "UTC"
+
+
+def test_wrong_epoch_unit_goes_to_error_port(api: ApiServer):
+    nodes = source(api, endpoints=["epoch/ms"], timestamp_unit="s")  # ms read as s: year 57970
+    nodes["src"]["wires"] = {"out": ["cap"], "error": ["bad"]}
+    nodes["bad"] = {"type": "capture"}
+    result = run_flow(nodes)
+    assert not result.batches("cap")
+    assert result.frame("bad")["status_code"].tolist() == [200]
+    assert "Out of bounds" in result.batches("bad")[0].error
+
+
+def test_timeout_on_every_retry_retries_the_source_then_resumes(api: ApiServer):
+    """A poll whose requests all time out raises: the node shows `retrying` (it is not a
+    response, so nothing goes to the error port) and polls again once the endpoint is fast."""
+    api.state.slow = 1.0
+    flow = {
+        "settings": {"retry": {"initial": 0.1, "max": 0.2}},
+        "nodes": {
+            "src": {
+                "type": "rest_in",
+                "base_url": api.url,
+                "endpoints": ["slow"],
+                "timeout": 0.1,
+                "retries": 1,
+                "backoff": 0.01,
+                "poll_interval": 0.05,
+                "wires": {"out": ["cap"], "error": ["bad"]},
+            },
+            "cap": {"type": "capture"},
+            "bad": {"type": "capture"},
+        },
+    }
+    runtime = Runtime(check_text(flow))
+    cap, bad = runtime.node("cap"), runtime.node("bad")
+    stats = runtime.stats["src"]
+
+    async def main() -> None:
+        task = asyncio.create_task(runtime.run())
+
+        async def until(cond: Any, what: str) -> None:
+            async with asyncio.timeout(10):
+                while not cond():
+                    assert not task.done(), f"flow ended early waiting for {what}"
+                    await asyncio.sleep(0.01)
+
+        await until(lambda: stats.retries >= 2, "two failed polls")
+        assert stats.state == "retrying" and "Timeout" in stats.last_error
+        hits = api.state.slow_hits
+        assert hits >= 4 and not cap.batches and not bad.batches  # 1 + retries per poll
+        api.state.slow = 0.0
+        await until(lambda: len(cap.batches) >= 3, "polls after the endpoint is fast again")
+        assert stats.state == "ok" and not task.done()
+        runtime.stop()
+        await task
+
+    asyncio.run(main())
+    assert not bad.batches
+    values = [v for b in cap.batches for v in b.frame["value"]]
+    assert values == sorted(values) and len(values) >= 3

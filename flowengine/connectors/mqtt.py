@@ -315,22 +315,95 @@ class MqttClient:
 
         fut.get_loop().call_soon_threadsafe(settle)
 
-    async def publish_many(
-        self, messages: Iterable[tuple[str, str]], qos: int, retain: bool, timeout: float = 30.0
-    ) -> int:
-        """Publish; for QoS > 0 return only when the broker acknowledged every message."""
-        if not self.connected:
+    async def wait_connected(
+        self, timeout: float, on_wait: Callable[[str], None] | None = None
+    ) -> bool:
+        """Wait up to ``timeout`` seconds for paho to reconnect (a client made with
+        ``reconnect=True`` does so by itself); True if it had to wait. Raises
+        ``ConnectionError`` when the connection is not back in time."""
+        if self.connected:
+            return False
+        if self._client is None or not self.reconnect:
             raise ConnectionError("MQTT connection failed: not connected")
+        cfg = self.cfg
+        if on_wait is not None:
+            on_wait(f"waiting for broker {cfg.broker_host}:{cfg.broker_port} (up to {timeout:g}s)")
+        deadline = time.monotonic() + timeout
+        while not self.connected:
+            if time.monotonic() >= deadline:
+                raise ConnectionError(
+                    f"MQTT connection failed: {cfg.broker_host}:{cfg.broker_port} not back "
+                    f"within {timeout:g}s"
+                )
+            await asyncio.sleep(0.05)
+        return True
+
+    async def publish_many(
+        self,
+        messages: Iterable[tuple[str, str]],
+        qos: int,
+        retain: bool,
+        timeout: float = 30.0,
+        *,
+        reconnect_timeout: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> int:
+        """Publish; for QoS > 0 return only when the broker acknowledged every message.
+
+        While the connection is down (a broker restart) wait up to ``reconnect_timeout`` seconds
+        for paho to reconnect, calling ``on_wait`` first, instead of dropping: QoS 1/2 messages
+        stay in paho's queue and are sent again after the reconnect (at least once), QoS 0
+        messages refused while disconnected are published again. ``timeout`` bounds the wait
+        for acks while connected.
+        """
+        if not self.connected:
+            if reconnect_timeout <= 0:
+                raise ConnectionError("MQTT connection failed: not connected")
+            await self.wait_connected(reconnect_timeout, on_wait)
+        no_conn = require("paho.mqtt.client", "mqtt").MQTT_ERR_NO_CONN
         sent = 0
-        chunk: list[Any] = []
-        for topic, payload in messages:
-            chunk.append(self._client.publish(topic, payload, qos=qos, retain=retain))
-            if qos and len(chunk) >= ACK_WINDOW:  # message ids are 16 bits: keep well below
-                await asyncio.to_thread(_wait_published, chunk, timeout)
-                sent, chunk = sent + len(chunk), []
-        if qos and chunk:
-            await asyncio.to_thread(_wait_published, chunk, timeout)
-        return sent + len(chunk)
+        todo = list(messages)
+        for start in range(0, len(todo), ACK_WINDOW):  # message ids are 16 bits: keep well below
+            chunk = todo[start : start + ACK_WINDOW]
+            while chunk:
+                infos = [self._client.publish(t, p, qos=qos, retain=retain) for t, p in chunk]
+                if qos:
+                    for info in infos:
+                        if info.rc == no_conn:  # paho keeps QoS 1/2 and resends on reconnect
+                            info.rc = 0
+                    await self._acked(infos, timeout, reconnect_timeout, on_wait)
+                    break
+                chunk = [m for m, i in zip(chunk, infos, strict=True) if i.rc == no_conn]
+                if chunk:  # QoS 0 refused while disconnected: publish again once connected
+                    if reconnect_timeout <= 0:
+                        raise ConnectionError("MQTT connection failed: disconnected")
+                    await self.wait_connected(reconnect_timeout, on_wait)
+            sent += len(todo[start : start + ACK_WINDOW])
+        return sent
+
+    async def _acked(
+        self,
+        infos: list[Any],
+        timeout: float,
+        reconnect_timeout: float,
+        on_wait: Callable[[str], None] | None,
+    ) -> None:
+        """Wait for the acks of ``infos``; a disconnection pauses the ack clock (bounded by
+        ``reconnect_timeout``) because paho sends the unacknowledged ones again."""
+        deadline = time.monotonic() + timeout
+        pending = infos
+        while pending := [i for i in pending if not i.is_published()]:
+            if not self.connected:
+                if reconnect_timeout <= 0:
+                    raise ConnectionError("MQTT connection lost before the broker acknowledged")
+                await self.wait_connected(reconnect_timeout, on_wait)
+                deadline = time.monotonic() + timeout
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"MQTT publish not acknowledged within {timeout}s")
+            # acks come in order: block on the last one (off the loop), then look again
+            await asyncio.to_thread(pending[-1].wait_for_publish, min(0.25, left))
 
     async def disconnect(self) -> None:
         """Disconnect and stop paho's thread (joined off the event loop)."""
@@ -349,14 +422,6 @@ def _stop(client: Any) -> None:
     "Client is not connected" error from the exiting loop)."""
     client.loop_stop()
     client.disconnect()
-
-
-def _wait_published(infos: list[Any], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for info in infos:
-        info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-        if not info.is_published():
-            raise TimeoutError(f"MQTT publish not acknowledged within {timeout}s")
 
 
 # ---- payload parsing --------------------------------------------------------------------------

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from flowengine.connectors.base import BaseDataConnector, require
 from flowengine.node import NodeConfig, option
@@ -29,6 +30,12 @@ NODE_ID = re.compile(r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=", re.IGNORECASE)
 QUALITIES = ("good", "uncertain", "bad", "bad")
 #: Monitored items created per CreateMonitoredItems request.
 SUBSCRIBE_BATCH = 500
+#: Subscription values held between two emits before the oldest are dropped.
+MAX_BUFFER = 100_000
+#: Seconds between two "buffer full" warnings of one client.
+DROP_WARN_PERIOD = 10.0
+
+log = logging.getLogger("flowengine.connectors.opcua")
 
 
 class Deadband(BaseModel):
@@ -37,6 +44,12 @@ class Deadband(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["absolute", "percent"] = "absolute"
     value: float = 0.0
+
+    @model_validator(mode="after")
+    def _in_range(self) -> Deadband:
+        if self.value < 0 or (self.type == "percent" and self.value > 100):
+            raise ValueError("deadband value must be >= 0 (and <= 100 for percent)")
+        return self
 
 
 class Security(BaseModel):
@@ -87,6 +100,13 @@ class OpcuaConfig(OpcuaConnection):
     batch_interval: float = option(
         0.5, gt=0, description="Seconds of subscription data collected into one batch."
     )
+    max_buffer: int = option(
+        MAX_BUFFER,
+        ge=1,
+        advanced=True,
+        description="Subscription values held between emits; when full the oldest are dropped "
+        "(counted as `dropped`).",
+    )
 
     @field_validator("nodes")
     @classmethod
@@ -134,14 +154,45 @@ def frame_of(readings: Sequence[Reading]) -> pd.DataFrame:
 class OpcuaClient:
     """One connection: resolve nodes, poll in one request, or subscribe in batches."""
 
-    def __init__(self, cfg: OpcuaConnection) -> None:
+    def __init__(
+        self,
+        cfg: OpcuaConnection,
+        *,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        count: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.client: Any = None
         self.nodes: list[Any] = []
         self.names: dict[str, str] = {}  # node id string -> sensor name
-        self.buffer: deque[Reading] = deque()
+        #: Subscription values not yet taken; bounded by ``max_buffer`` (oldest dropped).
+        self.buffer: deque[Reading] = deque(maxlen=getattr(cfg, "max_buffer", None))
+        self.dropped = 0
         self.lost: BaseException | None = None
         self._sub: Any = None
+        self._log = logger or log
+        self._count = count
+        self._warned_at = -DROP_WARN_PERIOD
+        self._warned_dropped = 0
+
+    def push(self, reading: Reading) -> None:
+        """Buffer one subscription value; a full buffer drops (and counts) its oldest."""
+        buffer = self.buffer
+        if buffer.maxlen is not None and len(buffer) >= buffer.maxlen:
+            self.dropped += 1
+            if self._count is not None:
+                self._count("dropped", 1)
+            now = time.monotonic()
+            if now - self._warned_at >= DROP_WARN_PERIOD:
+                self._log.warning(
+                    "subscription buffer full (max_buffer=%d): dropped %d oldest value(s) "
+                    "since the last warning, %d in total; downstream is slower than the data",
+                    buffer.maxlen,
+                    self.dropped - self._warned_dropped,
+                    self.dropped,
+                )
+                self._warned_at, self._warned_dropped = now, self.dropped
+        buffer.append(reading)  # a deque with maxlen drops the oldest itself
 
     async def connect(self) -> None:
         """Connect (with security and user), resolve every configured node."""
@@ -199,14 +250,13 @@ class OpcuaClient:
         cfg = self.cfg
         if not isinstance(cfg, OpcuaConfig):
             raise TypeError("subscribing needs an OpcuaConfig")
-        period = cfg.sampling_interval * 1000
-        self._sub = sub = await self.client.create_subscription(period, _Handler(self))
         mfilter = None
         if cfg.deadband is not None:
-            mfilter = ua.DataChangeFilter()
-            mfilter.Trigger = ua.DataChangeTrigger.StatusValue
-            mfilter.DeadbandType = 1 if cfg.deadband.type == "absolute" else 2
-            mfilter.DeadbandValue = cfg.deadband.value
+            if cfg.deadband.type == "percent":
+                await self._check_eurange(ua)
+            mfilter = deadband_filter(ua, cfg.deadband)
+        period = cfg.sampling_interval * 1000
+        self._sub = sub = await self.client.create_subscription(period, _Handler(self))
         failed: list[str] = []
         for start in range(0, len(self.nodes), cfg.subscribe_batch):
             chunk = self.nodes[start : start + cfg.subscribe_batch]
@@ -222,6 +272,38 @@ class OpcuaClient:
             ]
         if failed:
             raise ConnectionError(f"cannot monitor {len(failed)} node(s): {', '.join(failed[:5])}")
+
+    async def _check_eurange(self, ua: Any) -> None:
+        """Percent deadband is relative to each node's EURange property: fail clearly without.
+
+        One TranslateBrowsePathsToNodeIds request per ``subscribe_batch`` nodes.
+        """
+        batch = self.cfg.subscribe_batch if isinstance(self.cfg, OpcuaConfig) else SUBSCRIBE_BATCH
+        missing: list[str] = []
+        for start in range(0, len(self.nodes), batch):
+            chunk = self.nodes[start : start + batch]
+            paths = []
+            for node in chunk:
+                element = ua.RelativePathElement()
+                element.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HasProperty)
+                element.IsInverse = False  # asyncua's default is True
+                element.TargetName = ua.QualifiedName("EURange", 0)
+                path = ua.BrowsePath()
+                path.StartingNode = node.nodeid
+                path.RelativePath = ua.RelativePath()
+                path.RelativePath.Elements = [element]
+                paths.append(path)
+            results = await self.client.uaclient.translate_browsepaths_to_nodeids(paths)
+            missing += [
+                n.nodeid.to_string()
+                for n, r in zip(chunk, results, strict=True)
+                if not r.StatusCode.is_good() or not r.Targets
+            ]
+        if missing:
+            raise ValueError(
+                f"percent deadband needs an EURange property on each node; missing on "
+                f"{len(missing)} node(s): {', '.join(missing[:5])}"
+            )
 
     async def take(self, interval: float) -> pd.DataFrame | None:
         """Wait ``interval`` seconds, then everything the subscription delivered meanwhile."""
@@ -241,6 +323,16 @@ class OpcuaClient:
         if client is not None:
             with contextlib.suppress(Exception, asyncio.TimeoutError):
                 await asyncio.wait_for(client.disconnect(), 2.0)
+
+
+def deadband_filter(ua: Any, deadband: Deadband) -> Any:
+    """The DataChangeFilter sent with every monitored item (StatusValue trigger)."""
+    mfilter = ua.DataChangeFilter()
+    mfilter.Trigger = ua.DataChangeTrigger.StatusValue
+    kind = ua.DeadbandType.Absolute if deadband.type == "absolute" else ua.DeadbandType.Percent
+    mfilter.DeadbandType = int(kind)
+    mfilter.DeadbandValue = float(deadband.value)
+    return mfilter
 
 
 def _item_request(
@@ -273,7 +365,7 @@ class _Handler:
     def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
         node_id = node.nodeid.to_string()
         name = self.owner.names.get(node_id, node_id)
-        self.owner.buffer.append(Reading(name, node_id, data.monitored_item.Value))
+        self.owner.push(Reading(name, node_id, data.monitored_item.Value))
 
     def status_change_notification(self, status: Any) -> None:
         code = status.Status

@@ -22,6 +22,10 @@ from flowengine.connectors.base import BaseDataConnector
 log = logging.getLogger("flowengine.connectors.rest")
 
 Shape = Literal["auto", "long", "wide"]
+TimeUnit = Literal["auto", "s", "ms", "us", "ns"]
+#: ``auto``: the largest magnitude of an epoch column picks its unit (seconds stay below 1e11
+#: until the year 5138, so plain epoch seconds are never misread).
+AUTO_UNITS = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"))
 
 
 class RestError(Exception):
@@ -42,6 +46,7 @@ class RecordMap:
     value_field: str = "value"
     timestamp_field: str = "timestamp"
     shape: Shape = "auto"
+    timestamp_unit: TimeUnit = "auto"
 
 
 @dataclass(slots=True)
@@ -124,7 +129,9 @@ def to_long(payload: Any, mapping: RecordMap, sensor: str = "") -> pd.DataFrame:
     ts_field, value_field = mapping.timestamp_field, mapping.value_field
     now = pd.Timestamp.now(tz="UTC")
     times = (
-        _times(frame.pop(ts_field), now) if ts_field in frame else pd.Series(now, index=frame.index)
+        _times(frame.pop(ts_field), now, mapping.timestamp_unit)
+        if ts_field in frame
+        else pd.Series(now, index=frame.index)
     )
     long = mapping.shape == "long" or (mapping.shape == "auto" and value_field in frame)
     if long:
@@ -141,10 +148,24 @@ def to_long(payload: Any, mapping: RecordMap, sensor: str = "") -> pd.DataFrame:
     return out.dropna(subset=["value"]).reset_index(drop=True)
 
 
-def _times(values: pd.Series, now: pd.Timestamp) -> pd.Series:
-    """ISO 8601 text or epoch seconds as UTC timestamps; missing ones become ``now``."""
-    if pd.api.types.is_numeric_dtype(values):
-        return pd.to_datetime(values, unit="s", utc=True).fillna(now)
+def epoch_unit(values: pd.Series, unit: TimeUnit) -> str:
+    """The epoch unit of a numeric column: ``unit`` itself, or for ``auto`` by magnitude."""
+    if unit != "auto":
+        return unit
+    largest = values.abs().max()
+    for bound, name in AUTO_UNITS:
+        if largest >= bound:
+            return name
+    return "s"
+
+
+def _times(values: pd.Series, now: pd.Timestamp, unit: TimeUnit = "auto") -> pd.Series:
+    """ISO 8601 text or epoch numbers (``unit``) as UTC timestamps; missing ones become ``now``."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        times = pd.to_datetime(values, unit=epoch_unit(values, unit), utc=True)
+        # nanoseconds, like every other timestamp column; a wrong unit (ms read as s: the year
+        # 57971) is out of that range and raises, so the response goes to the error port
+        return times.dt.as_unit("ns").fillna(now)
     return pd.to_datetime(values.astype(object).fillna(now), utc=True, format="ISO8601")
 
 
@@ -256,6 +277,7 @@ class RESTConnector(BaseDataConnector):
             sensor_field=cfg.get("sensor_field", "sensor"),
             value_field=cfg.get("value_field", "value"),
             timestamp_field=cfg.get("timestamp_field", "timestamp"),
+            timestamp_unit=cfg.get("timestamp_unit", "auto"),
         )
         return RestPoller(cfg["base_url"], cfg.get("endpoints") or [""], settings, mapping)
 
