@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def free_port() -> int:
@@ -30,3 +32,21 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+async def until(
+    condition: Callable[[], bool],
+    task: asyncio.Task[Any],
+    timeout: float = 30.0,
+    what: str = "condition",
+) -> None:
+    """Wait for ``condition`` while ``task`` (a running flow) runs; fail, never hang, if the
+    task ends first or ``timeout`` passes."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                if task.done():
+                    raise AssertionError(f"flow ended early waiting for {what}: {task.result()!r}")
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None

@@ -33,7 +33,7 @@ from flowengine.connectors import MQTTConnector
 from flowengine.connectors.mqtt import MqttConnection
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text
-from tests.peers import free_port, port_open, wait_until
+from tests.peers import free_port, port_open, until, wait_until
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HAVE_MOSQUITTO = os.path.exists(MOSQUITTO)
@@ -198,14 +198,6 @@ async def running(runtime: Runtime, timeout: float = 10.0) -> asyncio.Task[Any]:
                 raise AssertionError(f"flow ended early: {task.result()!r}")
             await asyncio.sleep(0.01)
     return task
-
-
-async def until(cond: Any, task: asyncio.Task[Any], timeout: float = 15.0, what: str = "") -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            if task.done():
-                raise AssertionError(f"flow ended early: {task.result()!r}")
-            await asyncio.sleep(0.01)
 
 
 def rows(runtime: Runtime, node: str = "cap") -> pd.DataFrame:

@@ -16,7 +16,7 @@ from flowengine.node import Source
 from flowengine.registry import missing_requirements
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text, run_flow
-from tests.peers import free_port
+from tests.peers import free_port, until
 
 asyncua = pytest.importorskip("asyncua")
 ua = asyncua.ua
@@ -278,14 +278,6 @@ def test_browse_path_nodes(server: UaServer) -> None:
     assert frame.iloc[:2]["value"].tolist() == [20.0, 1200.0]
 
 
-async def _until(cond: Any, task: asyncio.Task[Any], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            if task.done():
-                raise AssertionError(f"flow ended early: {task.result()!r}")
-            await asyncio.sleep(0.02)
-
-
 def _values(runtime: Runtime, sensor: str = "temp") -> list[float]:
     frames = [b.frame for b in runtime.node("cap").batches]  # type: ignore[attr-defined]
     if not frames:
@@ -313,10 +305,10 @@ def test_subscription_flow_and_deadband(server: UaServer) -> None:
     async def main() -> None:
         runtime = Runtime(check_text(nodes))
         task = asyncio.create_task(runtime.run())
-        await _until(lambda: _values(runtime) == [20.0], task)
+        await until(lambda: _values(runtime) == [20.0], task)
         await asyncio.to_thread(server.set, "ns=2;i=1002", 20.5)  # inside the deadband
         await asyncio.to_thread(server.set, "ns=2;i=1002", 25.0)
-        await _until(lambda: _values(runtime)[-1:] == [25.0], task)
+        await until(lambda: _values(runtime)[-1:] == [25.0], task)
         runtime.stop()
         await task
         assert _values(runtime) == [20.0, 25.0]
@@ -424,14 +416,14 @@ def test_restart_reconnects_and_resubscribes() -> None:
         nonlocal second
         runtime = Runtime(check_text(nodes))
         task = asyncio.create_task(runtime.run())
-        await _until(lambda: _values(runtime) == [1200.0], task)
+        await until(lambda: _values(runtime) == [1200.0], task)
         await asyncio.to_thread(first.close)
-        await _until(lambda: runtime.stats["src"].state == "retrying", task)
+        await until(lambda: runtime.stats["src"].state == "retrying", task)
         second = await asyncio.to_thread(lambda: UaServer(port).start())
-        await _until(lambda: runtime.stats["src"].state == "ok", task)
-        await _until(lambda: len(_values(runtime)) >= 2, task)  # the initial value again
+        await until(lambda: runtime.stats["src"].state == "ok", task)
+        await until(lambda: len(_values(runtime)) >= 2, task)  # the initial value again
         await asyncio.to_thread(second.set, "ns=2;i=1001", 1234.5)
-        await _until(lambda: _values(runtime)[-1:] == [1234.5], task)
+        await until(lambda: _values(runtime)[-1:] == [1234.5], task)
         runtime.stop()
         await task
 
@@ -490,7 +482,7 @@ def test_subscription_buffer_is_bounded_and_drops_are_counted(
     async def main() -> None:
         runtime = Runtime(check_text(nodes))
         task = asyncio.create_task(runtime.run())
-        await _until(lambda: _values(runtime, "burst")[:1] == [0.0], task)
+        await until(lambda: _values(runtime, "burst")[:1] == [0.0], task)
         src = runtime.node("src")
         client = src.client  # type: ignore[attr-defined]
         arrived = 0
@@ -510,7 +502,7 @@ def test_subscription_buffer_is_bounded_and_drops_are_counted(
             deepest = max(deepest, len(src.client.buffer))  # type: ignore[attr-defined]
             return writer.done() and _values(runtime, "burst")[-1:] == [float(total)]
 
-        await _until(sample, task)
+        await until(sample, task)
         await writer
         runtime.stop()
         await task
@@ -559,7 +551,7 @@ def test_percent_deadband_is_sent_with_eurange(server: UaServer) -> None:
     async def main() -> None:
         runtime = Runtime(check_text(nodes))
         task = asyncio.create_task(runtime.run())
-        await _until(lambda: _values(runtime, "level") == [50.0], task)
+        await until(lambda: _values(runtime, "level") == [50.0], task)
         # what the server decoded from our CreateMonitoredItems request
         filters = await asyncio.to_thread(_server_filters, server)
         runtime.stop()

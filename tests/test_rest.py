@@ -21,7 +21,7 @@ from starlette.routing import Route
 from flowengine.connectors import RESTConnector
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text, run_flow
-from tests.peers import free_port, wait_until
+from tests.peers import free_port, until, wait_until
 
 TOKEN = "s3cret-token"
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
@@ -303,17 +303,15 @@ def test_server_restart_source_retries_and_resumes():
     async def main() -> None:
         task = asyncio.create_task(runtime.run())
 
-        async def until(cond: Any, what: str) -> None:
-            async with asyncio.timeout(20):
-                while not cond():
-                    assert not task.done(), f"flow ended early waiting for {what}"
-                    await asyncio.sleep(0.02)
-
-        await until(lambda: len(cap.batches) >= 3, "rows before the restart")
+        await until(lambda: len(cap.batches) >= 3, task, what="rows before the restart")
         await asyncio.to_thread(first.stop)
-        await until(lambda: runtime.stats["src"].state == "retrying", "retrying")
+        await until(lambda: runtime.stats["src"].state == "retrying", task, what="retrying")
         await asyncio.to_thread(second.start)
-        await until(lambda: any(b.frame["value"].iloc[0] > 1000 for b in cap.batches), "rows after")
+        await until(
+            lambda: any(b.frame["value"].iloc[0] > 1000 for b in cap.batches),
+            task,
+            what="rows after",
+        )
         runtime.stop()
         await task
 
@@ -377,18 +375,14 @@ def test_timeout_on_every_retry_retries_the_source_then_resumes(api: ApiServer):
     async def main() -> None:
         task = asyncio.create_task(runtime.run())
 
-        async def until(cond: Any, what: str) -> None:
-            async with asyncio.timeout(10):
-                while not cond():
-                    assert not task.done(), f"flow ended early waiting for {what}"
-                    await asyncio.sleep(0.01)
-
-        await until(lambda: stats.retries >= 2, "two failed polls")
+        await until(lambda: stats.retries >= 2, task, what="two failed polls")
         assert stats.state == "retrying" and "Timeout" in stats.last_error
         hits = api.state.slow_hits
         assert hits >= 4 and not cap.batches and not bad.batches  # 1 + retries per poll
         api.state.slow = 0.0
-        await until(lambda: len(cap.batches) >= 3, "polls after the endpoint is fast again")
+        await until(
+            lambda: len(cap.batches) >= 3, task, what="polls after the endpoint is fast again"
+        )
         assert stats.state == "ok" and not task.done()
         runtime.stop()
         await task

@@ -12,6 +12,7 @@ from flowengine.node import Done, NodeConfig, Sink, Source, Transform, option
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text, run_flow
 from flowengine.types import Batch, Result
+from tests.peers import until
 
 
 class CounterConfig(NodeConfig):
@@ -61,15 +62,6 @@ class WatchedSink(Sink):
         self.seen += 1
         self.rows.extend(batch.frame["seq"].tolist())
         await asyncio.sleep(self.config.delay)
-
-
-async def until(condition: Any, task: asyncio.Task[Any], timeout: float = 30.0) -> None:
-    """Wait for ``condition`` while ``task`` runs; fail (not hang) if it ends or takes too long."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            if task.done():
-                raise AssertionError(f"flow ended early: {task.result()!r}")
-            await asyncio.sleep(0.001)
 
 
 def make_runtime(nodes: dict[str, Any], **types: Any) -> Runtime:

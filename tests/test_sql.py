@@ -24,7 +24,7 @@ from flowengine.node import Done, NodeConfig, Source, option
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text, run_flow
 from flowengine.types import Result
-from tests.peers import free_port, port_open
+from tests.peers import free_port, port_open, until
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 MY = "mysql://root@127.0.0.1:3306/test"
@@ -394,20 +394,18 @@ def run_with_outage(flow: dict[str, Any], proxy: TcpProxy, watch: str, during: A
     async def main() -> None:
         task = asyncio.create_task(runtime.run())
 
-        async def until(cond: Any, what: str) -> None:
-            async with asyncio.timeout(30):
-                while not cond():
-                    assert not task.done(), f"flow ended early waiting for {what}"
-                    await asyncio.sleep(0.05)
-
         await until(
-            lambda: runtime.stats[watch].rows_in + runtime.stats[watch].rows_out > 0, "data"
+            lambda: runtime.stats[watch].rows_in + runtime.stats[watch].rows_out > 0,
+            task,
+            what="data",
         )
         proxy.stop()
-        await until(lambda: runtime.stats[watch].state == "retrying", "retrying")
+        await until(lambda: runtime.stats[watch].state == "retrying", task, what="retrying")
         await asyncio.to_thread(during)
         proxy.start()
-        await until(lambda: runtime.stats[watch].state == "ok" and done(runtime), "recovery")
+        await until(
+            lambda: runtime.stats[watch].state == "ok" and done(runtime), task, what="recovery"
+        )
         runtime.stop()
         await task
 
@@ -467,18 +465,12 @@ def test_source_outage_reads_rows_inserted_meanwhile(proxy: tuple[TcpProxy, str]
     async def main() -> None:
         task = asyncio.create_task(runtime.run())
 
-        async def until(cond: Any, what: str) -> None:
-            async with asyncio.timeout(30):
-                while not cond():
-                    assert not task.done(), f"flow ended early waiting for {what}"
-                    await asyncio.sleep(0.05)
-
-        await until(lambda: ids() == [1, 2], "first rows")
+        await until(lambda: ids() == [1, 2], task, what="first rows")
         tcp.stop()
-        await until(lambda: runtime.stats["src"].state == "retrying", "retrying")
+        await until(lambda: runtime.stats["src"].state == "retrying", task, what="retrying")
         await asyncio.to_thread(insert_during_outage)
         tcp.start()
-        await until(lambda: len(ids()) >= 4, "rows after recovery")
+        await until(lambda: len(ids()) >= 4, task, what="rows after recovery")
         runtime.stop()
         await task
 
