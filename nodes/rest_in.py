@@ -5,24 +5,23 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from flowengine.connectors.rest import RecordMap, RestPoller, RestSettings, error_frame
-from flowengine.node import Done, NodeConfig, Source, option
+from flowengine.connectors.rest import (
+    HttpConfig,
+    RecordMap,
+    RestPoller,
+    RestSettings,
+    error_frame,
+)
+from flowengine.node import Done, Source, option
 from flowengine.types import Batch, Result
 
 
-class RestInConfig(NodeConfig):
+class RestInConfig(HttpConfig):
     base_url: str = option(description="Root URL of the API.", examples=["https://api.plant.local"])
     endpoints: list[str] = option(
         [""], description="Paths below base_url, one GET each per poll.", examples=[["temperature"]]
     )
-    headers: dict[str, str] = option({}, description="Extra request headers (use ${VAR} for keys).")
-    token: str | None = option(None, description="Bearer token.", secret=True)
-    username: str | None = option(None, description="User for basic auth.")
-    password: str | None = option(None, description="Password for basic auth.", secret=True)
-    timeout: float = option(10.0, gt=0, description="Seconds per request.")
     poll_interval: float = option(5.0, ge=0, description="Seconds between polls.")
-    retries: int = option(3, ge=0, description="Retries per request on 5xx and timeouts.")
-    backoff: float = option(0.5, ge=0, description="First retry delay (doubles).", advanced=True)
     records_path: str = option(
         "", description="Dotted path to the records in the JSON.", examples=["data.readings"]
     )

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from flowengine.connectors.rest import RestSettings, make_client, post_frame
-from flowengine.node import NodeConfig, Sink, option
+from flowengine.connectors.rest import HttpConfig, RestSettings, make_client, post_frame
+from flowengine.node import Sink, option
 from flowengine.types import Batch
 
 
-class RestOutConfig(NodeConfig):
+class RestOutConfig(HttpConfig):
     url: str = option(description="Webhook URL.", examples=["https://hooks.plant.local/line3"])
-    headers: dict[str, str] = option({}, description="Extra request headers.")
-    token: str | None = option(None, description="Bearer token.", secret=True)
-    username: str | None = option(None, description="User for basic auth.")
-    password: str | None = option(None, description="Password for basic auth.", secret=True)
-    timeout: float = option(10.0, gt=0, description="Seconds per request.")
     max_rows: int = option(1000, ge=1, description="Rows per request; larger batches are split.")
-    retries: int = option(3, ge=0, description="Retries per request on 5xx and timeouts.")
-    backoff: float = option(0.5, ge=0, description="First retry delay (doubles).", advanced=True)
 
 
 class RestOut(Sink):

@@ -18,6 +18,7 @@ import httpx
 import pandas as pd
 
 from flowengine.connectors.base import BaseDataConnector
+from flowengine.node import NodeConfig, option
 
 log = logging.getLogger("flowengine.connectors.rest")
 
@@ -26,6 +27,18 @@ TimeUnit = Literal["auto", "s", "ms", "us", "ns"]
 #: ``auto``: the largest magnitude of an epoch column picks its unit (seconds stay below 1e11
 #: until the year 5138, so plain epoch seconds are never misread).
 AUTO_UNITS = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"))
+
+
+class HttpConfig(NodeConfig):
+    """Request settings shared by the REST source and sink."""
+
+    headers: dict[str, str] = option({}, description="Extra request headers (use ${VAR} for keys).")
+    token: str | None = option(None, description="Bearer token.", secret=True)
+    username: str | None = option(None, description="User for basic auth.")
+    password: str | None = option(None, description="Password for basic auth.", secret=True)
+    timeout: float = option(10.0, gt=0, description="Seconds per request.")
+    retries: int = option(3, ge=0, description="Retries per request on 5xx and timeouts.")
+    backoff: float = option(0.5, ge=0, description="First retry delay (doubles).", advanced=True)
 
 
 class RestError(Exception):
