@@ -30,6 +30,11 @@ from flowengine.validate import CheckedFlow, load_flow
 log = logging.getLogger("flowengine")
 EXIT_INVALID, EXIT_UNDRAINED, EXIT_FORCED = 1, 3, 130
 FLOW_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+ALLOW_CODE = click.option(
+    "--allow-code",
+    is_flag=True,
+    help="Admit nodes that run Python from the flow file (the `python` node). Only for files you trust.",
+)
 
 
 def _registry() -> Registry:
@@ -94,6 +99,7 @@ def main() -> None:
     show_default=True,
     help="Seconds between status log lines when not live (0: none).",
 )
+@ALLOW_CODE
 def run(
     flow: Path,
     duration: float | None,
@@ -103,6 +109,7 @@ def run(
     log_format: str,
     live: bool | None,
     status_interval: float,
+    allow_code: bool,
 ) -> None:
     """Run FLOW until Ctrl-C / SIGTERM (or --for SECONDS), then drain every queue and exit.
 
@@ -120,7 +127,7 @@ def run(
         )
     else:
         setup_logging(log_level, log_format)
-    checked = load_flow(flow, _registry())
+    checked = load_flow(flow, _registry(), allow_code=allow_code)
     _report(checked)
     if not checked.ok:
         click.echo(f"{flow}: {len(checked.errors)} error(s); not started", err=True)
@@ -210,7 +217,8 @@ async def _run(
 @main.command()
 @click.argument("flows", nargs=-1, required=True, type=FLOW_PATH)
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only, no warnings or summary.")
-def validate(flows: tuple[Path, ...], quiet: bool) -> None:
+@ALLOW_CODE
+def validate(flows: tuple[Path, ...], quiet: bool, allow_code: bool) -> None:
     """Check FLOW files: every problem as PATH:LINE:COL: node 'ID': message.
 
     Exit 0 when clean (warnings allowed), 1 when any file has errors.
@@ -218,7 +226,7 @@ def validate(flows: tuple[Path, ...], quiet: bool) -> None:
     registry = _registry()
     failed = False
     for path in flows:
-        checked = load_flow(path, registry)
+        checked = load_flow(path, registry, allow_code=allow_code)
         _report(checked, quiet)
         errors = len(checked.errors)
         warnings = len(checked.problems) - errors

@@ -51,6 +51,9 @@ class FlowSettings(BaseModel):
     queue_size: int = Field(8, ge=1, description="Batches each input wire buffers.")
     drain_timeout: float = Field(15.0, gt=0, description="Seconds shutdown may take.")
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    allow_code: bool = Field(
+        False, description="Let nodes that run Python from this file (`python`) load."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,8 @@ class Node:
     outputs: ClassVar[tuple[str, ...]] = ("out",)
     #: Optional libraries as (import name, pip extra); validation names the extra when missing.
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: True for types that run code written in the flow file: they load only on an opt-in.
+    runs_code: ClassVar[bool] = False
     #: The type name, set by the registry from the entry point name.
     type_name: ClassVar[str] = ""
 

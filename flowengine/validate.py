@@ -92,8 +92,18 @@ def build_config(
         return None, problems
 
 
-def check_flow(flow: Flow, registry: Registry, env: Mapping[str, str] | None = None) -> CheckedFlow:
-    """Check types, configs, wires and the graph; never raises on bad input."""
+def check_flow(
+    flow: Flow,
+    registry: Registry,
+    env: Mapping[str, str] | None = None,
+    *,
+    allow_code: bool = False,
+) -> CheckedFlow:
+    """Check types, configs, wires and the graph; never raises on bad input.
+
+    ``allow_code`` (the CLI's ``--allow-code``) admits nodes that run Python from the file, as
+    does ``settings: allow_code: true`` in the flow itself.
+    """
     path = str(flow.path)
     checked = CheckedFlow(flow)
     problems = checked.problems
@@ -117,6 +127,16 @@ def check_flow(flow: Flow, registry: Registry, env: Mapping[str, str] | None = N
             continue
         for missing in missing_requirements(cls):
             problems.append(Problem(path, node.field_pos.get("type", node.pos), missing, node.id))
+        if cls.runs_code and not (allow_code or flow.settings.allow_code):
+            problems.append(
+                Problem(
+                    path,
+                    node.field_pos.get("type", node.pos),
+                    f"type '{node.type}' runs Python code from the flow file: refused unless the "
+                    "flow sets 'settings: {allow_code: true}' or you pass --allow-code",
+                    node.id,
+                )
+            )
         config, probs = build_config(node, cls, env, path)
         problems += probs
         if config is not None:
@@ -202,14 +222,18 @@ def check_flow(flow: Flow, registry: Registry, env: Mapping[str, str] | None = N
 
 
 def load_flow(
-    path: str | Path, registry: Registry, env: Mapping[str, str] | None = None
+    path: str | Path,
+    registry: Registry,
+    env: Mapping[str, str] | None = None,
+    *,
+    allow_code: bool = False,
 ) -> CheckedFlow:
     """Read, parse and check a flow file; problems come back in the result, never raised."""
     doc, problems = FlowDocument.read(path)
     if doc is None:
         return CheckedFlow(Flow(path=Path(path)), problems=problems)
     flow, parse_problems = parse_flow(doc)
-    checked = check_flow(flow, registry, env)
+    checked = check_flow(flow, registry, env, allow_code=allow_code)
     checked.problems[:0] = problems + parse_problems
     checked.problems.sort(key=lambda p: (p.pos.line, p.pos.col))
     return checked
