@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 import numpy as np
 import pandas as pd
 
+from flowengine.node import Transform
+from flowengine.types import Batch, Result
+
 if TYPE_CHECKING:
     from pandas.api.typing import SeriesGroupBy
 
@@ -321,3 +324,21 @@ def _shift(values: np.ndarray, k: int) -> np.ndarray:
     if k < len(values):
         out[k:] = values[: len(values) - k]
     return out
+
+
+class StreamTransform(Transform):
+    """A transform over a watermarked stream: accepted rows go to its state, late rows to the
+    ``error`` port (counted as ``late_rows``), and ``flush`` emits what is still open."""
+
+    stream: Windower | Pivoter
+
+    def process(self, batch: Batch) -> Result:
+        out, late = self.stream.push(batch.frame)
+        if late.empty:
+            return out
+        self.ctx.count("late_rows", len(late))
+        error = Batch(late, batch.topic, self.ctx.node_id, batch.created, error="late rows")
+        return {"out": out, "error": error}
+
+    async def flush(self) -> Result:
+        return self.stream.flush()

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pydantic import field_validator
 
 from flowengine.context import Context
-from flowengine.node import NodeConfig, Transform, option
-from flowengine.types import Batch, Result
-from flowengine.windows import Pivoter, parse_duration
+from flowengine.node import NodeConfig, option
+from flowengine.windows import Pivoter, StreamTransform, parse_duration
 
 
 class PivotConfig(NodeConfig):
@@ -71,7 +70,7 @@ class PivotConfig(NodeConfig):
         return steps
 
 
-class Pivot(Transform):
+class Pivot(StreamTransform):
     """Turn long readings into one wide row per grid time, emitted once the watermark passes.
 
     Alignment is as-of (the last value at or before the grid time, within `tolerance`), with
@@ -84,7 +83,7 @@ class Pivot(Transform):
     def __init__(self, config: NodeConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         cfg = self.config
-        self._pivot = Pivoter(
+        self.stream = Pivoter(
             parse_duration(cfg.freq),
             parse_duration(cfg.tolerance) if cfg.tolerance is not None else None,
             lags=cfg.lags,
@@ -94,14 +93,3 @@ class Pivot(Transform):
             value=cfg.value,
             lateness=parse_duration(cfg.lateness),
         )
-
-    def process(self, batch: Batch) -> Result:
-        out, late = self._pivot.push(batch.frame)
-        if late.empty:
-            return out
-        self.ctx.count("late_rows", len(late))
-        error = Batch(late, batch.topic, self.ctx.node_id, batch.created, error="late rows")
-        return {"out": out, "error": error}
-
-    async def flush(self) -> Result:
-        return self._pivot.flush()

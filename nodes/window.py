@@ -5,9 +5,8 @@ from __future__ import annotations
 from pydantic import field_validator
 
 from flowengine.context import Context
-from flowengine.node import NodeConfig, Transform, option
-from flowengine.types import Batch, Result
-from flowengine.windows import AGGREGATIONS, Aggregation, Windower, parse_duration
+from flowengine.node import NodeConfig, option
+from flowengine.windows import AGGREGATIONS, Aggregation, StreamTransform, Windower, parse_duration
 
 
 class WindowConfig(NodeConfig):
@@ -51,7 +50,7 @@ class WindowConfig(NodeConfig):
         return text
 
 
-class Window(Transform):
+class Window(StreamTransform):
     """Aggregate time windows per key; emits a window once the watermark passes its end.
 
     Output: one row per (window end, key) with `timestamp` (the end), `window_start`, the key
@@ -64,7 +63,7 @@ class Window(Transform):
     def __init__(self, config: NodeConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         cfg = self.config
-        self._windows = Windower(
+        self.stream = Windower(
             parse_duration(cfg.size),
             parse_duration(cfg.step) if cfg.step else None,
             cfg.aggregations,
@@ -72,14 +71,3 @@ class Window(Transform):
             value=cfg.value,
             lateness=parse_duration(cfg.lateness),
         )
-
-    def process(self, batch: Batch) -> Result:
-        out, late = self._windows.push(batch.frame)
-        if late.empty:
-            return out
-        self.ctx.count("late_rows", len(late))
-        error = Batch(late, batch.topic, self.ctx.node_id, batch.created, error="late rows")
-        return {"out": out, "error": error}
-
-    async def flush(self) -> Result:
-        return self._windows.flush()
