@@ -18,7 +18,7 @@ import yaml
 
 from flowengine.flowfile import FlowDocument
 from flowengine.model import parse_flow
-from flowengine.node import Node, NodeConfig, Sink, option
+from flowengine.node import Done, Node, NodeConfig, Sink, Source, option
 from flowengine.problems import FlowError
 from flowengine.registry import Registry, default_registry
 from flowengine.runtime import RunReport, Runtime
@@ -47,14 +47,39 @@ class Capture(Sink):
         self.batches.append(batch)
 
 
+class FramesConfig(NodeConfig):
+    frames: list[list[dict[str, Any]]] = option(description="Batches to emit, in order.")
+
+
+class Frames(Source):
+    """Emits the configured batches in order, then ends; a `timestamp` column becomes UTC."""
+
+    Config = FramesConfig
+    category = "test"
+    config: FramesConfig
+
+    async def start(self) -> None:
+        self._next = 0
+
+    async def read(self) -> pd.DataFrame:
+        if self._next == len(self.config.frames):
+            raise Done
+        self._next += 1
+        frame = pd.DataFrame(self.config.frames[self._next - 1])
+        if "timestamp" in frame:
+            frame = frame.assign(timestamp=pd.to_datetime(frame["timestamp"], utc=True))
+        return frame
+
+
 def registry_with(extra: Mapping[str, type[Node]] | None = None) -> Registry:
-    """The installed types plus ``capture`` and any ``extra`` types."""
+    """The installed types plus ``capture``, ``frames`` and any ``extra`` types."""
     base = default_registry()
     registry = Registry()
     for name in base.names():
         registry.register(name, base.get(name))
     registry.broken.update(base.broken)
     registry.register("capture", Capture)
+    registry.register("frames", Frames)
     for name, cls in (extra or {}).items():
         registry.register(name, cls)
     return registry

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from flowengine.alerts import AlertMachine, Deviations, Rules, to_seconds, top_features
-from flowengine.node import Done, NodeConfig, Source, option
 from flowengine.testing import check_text, run_flow
 
 T0 = datetime(2026, 1, 1, 10, 42, 0)
@@ -106,27 +105,6 @@ def test_durations(text: object, seconds: float) -> None:
     assert to_seconds(text) == seconds
 
 
-class FramesConfig(NodeConfig):
-    frames: list[list[dict[str, Any]]] = option(description="Batches to emit, in order.")
-
-
-class Frames(Source):
-    """Emits the configured batches in order, then ends."""
-
-    Config = FramesConfig
-    config: FramesConfig
-
-    async def start(self) -> None:
-        self._next = 0
-
-    async def read(self) -> pd.DataFrame:
-        if self._next == len(self.config.frames):
-            raise Done
-        self._next += 1
-        frame = pd.DataFrame(self.config.frames[self._next - 1])
-        return frame.assign(timestamp=pd.to_datetime(frame["timestamp"], utc=True))
-
-
 def rows(probs: list[float], line: int = 3, start: int = 0, **cols: list[Any]) -> list[dict]:
     out = []
     for i, p in enumerate(probs):
@@ -146,7 +124,7 @@ def alert_flow(frames: list[list[dict]], **alert: Any) -> dict[str, Any]:
 
 
 def run(frames: list[list[dict]], **alert: Any) -> pd.DataFrame:
-    result = run_flow(alert_flow(frames, **alert), types={"frames": Frames})
+    result = run_flow(alert_flow(frames, **alert))
     assert result.batches("e") == []
     return result.frame("cap")
 
@@ -198,7 +176,7 @@ def test_below_direction_and_dedup_per_line() -> None:
 
 
 def test_config_needs_exactly_one_mode_and_a_safe_expression() -> None:
-    both = check_text(alert_flow([], column="p", condition="p > 1"), types={"frames": Frames})
+    both = check_text(alert_flow([], column="p", condition="p > 1"))
     assert any("either 'condition' or 'column'" in str(p) for p in both.errors)
-    checked = check_text(alert_flow([], condition="p.to_csv('x')"), types={"frames": Frames})
+    checked = check_text(alert_flow([], condition="p.to_csv('x')"))
     assert any("not allowed" in str(p) for p in checked.errors)

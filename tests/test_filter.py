@@ -5,9 +5,6 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-import pandas as pd
-
-from flowengine.node import Done, NodeConfig, Source, option
 from flowengine.testing import check_text, run_flow
 
 ROWS = [
@@ -16,26 +13,6 @@ ROWS = [
     {"sensor": "ladle", "value": 1400.0},
     {"sensor": "furnace", "value": 1250.0},
 ]
-
-
-class FramesConfig(NodeConfig):
-    frames: list[list[dict[str, Any]]] = option(description="Batches to emit, in order.")
-
-
-class Frames(Source):
-    """Emits the configured batches in order, then ends (a source with distinct batches)."""
-
-    Config = FramesConfig
-    config: FramesConfig
-
-    async def start(self) -> None:
-        self._next = 0
-
-    async def read(self) -> pd.DataFrame:
-        if self._next == len(self.config.frames):
-            raise Done
-        self._next += 1
-        return pd.DataFrame(self.config.frames[self._next - 1])
 
 
 def split_flow(query: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,7 +90,7 @@ def test_missing_column_routes_the_batch_to_error_and_the_flow_goes_on() -> None
         "kept": {"type": "capture"},
         "err": {"type": "capture"},
     }
-    result = run_flow(flow, types={"frames": Frames})
+    result = run_flow(flow)
     [failed] = result.batches("err")
     assert "value" in (failed.error or "")
     assert failed.frame.to_dict("records") == bad
