@@ -33,7 +33,7 @@ from flowengine.connectors import MQTTConnector
 from flowengine.connectors.mqtt import MqttConnection
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text
-from tests.peers import free_port, port_open, until, wait_until
+from tests.peers import free_port, port_open, self_signed, until, wait_until
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HAVE_MOSQUITTO = os.path.exists(MOSQUITTO)
@@ -484,46 +484,8 @@ def test_broker_restart_resumes_without_help(private_mosquitto: Any):
     assert runtime.stats["src"].retries >= 1
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "server.crt", tmp / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def test_tls_with_a_self_signed_broker(private_mosquitto: Any, tmp_path: Path):
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     peer = private_mosquitto(f"certfile {cert}\nkeyfile {key}\n")
     nodes = source(peer.port, "secure/#", ca_file=str(cert))
 
