@@ -71,3 +71,10 @@ def check_expression(expr: str, what: str = "expression") -> str:
         elif not isinstance(node, _ALLOWED):
             raise ValueError(f"{what} uses '{ast.unparse(node)}', which is not allowed")
     return expr
+
+
+def check_expressions(named: dict[str, str], what: str) -> dict[str, str]:
+    """Check every expression of a name -> expression mapping (``what`` names the kind)."""
+    for name, expr in named.items():
+        check_expression(expr, f"{what} '{name}'")
+    return named

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from flowengine.exprs import check_expression
+from flowengine.exprs import check_expressions
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
 
@@ -19,9 +19,7 @@ class ComputeConfig(NodeConfig):
     @field_validator("columns")
     @classmethod
     def _valid(cls, columns: dict[str, str]) -> dict[str, str]:
-        for name, expr in columns.items():
-            check_expression(expr, f"column '{name}'")
-        return columns
+        return check_expressions(columns, "column")
 
 
 class Compute(Transform):

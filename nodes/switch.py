@@ -11,7 +11,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import field_validator
 
-from flowengine.exprs import check_expression
+from flowengine.exprs import check_expressions
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
 
@@ -33,9 +33,7 @@ class SwitchConfig(NodeConfig):
     @field_validator("rules")
     @classmethod
     def _valid(cls, rules: dict[str, str]) -> dict[str, str]:
-        for name, expr in rules.items():
-            check_expression(expr, f"rule '{name}'")
-        return rules
+        return check_expressions(rules, "rule")
 
 
 class Switch(Transform):
