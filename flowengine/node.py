@@ -98,6 +98,16 @@ class Node:
         self.config = config
         self.ctx = ctx
 
+    @classmethod
+    def output_ports(cls, config: NodeConfig | None) -> tuple[str, ...] | None:
+        """Output ports of a node with ``config``, without ``error``; None when they depend on
+        a config that is not known (invalid), so that wires are not checked against a guess.
+
+        The class attribute ``outputs`` by default; a type whose ports follow its config (a
+        switch's rule names) overrides this, and validation, the runtime and the editor ask here.
+        """
+        return cls.outputs
+
     async def start(self) -> None:
         """Open connections and files; called before any batch arrives (sources: connect)."""
 

@@ -224,7 +224,10 @@ class Runtime:
         copy-on-write copies to the others, so no recipient sees another's changes."""
         wires = run.outputs.get(port)
         if not wires:
-            if port not in run.built.cls.outputs and port != ERROR_PORT:
+            if (
+                port not in (run.built.cls.output_ports(run.built.config) or ())
+                and port != ERROR_PORT
+            ):
                 raise ValueError(
                     f"sent to port '{port}', which type '{run.built.defn.type}' does not declare"
                 )

@@ -148,9 +148,11 @@ def check_flow(
             graph.add_node(node.id)
     for node in flow.nodes.values():
         cls = classes.get(node.id)
+        built = checked.nodes.get(node.id)
         for port, targets in node.wires.items():
-            if cls is not None and port not in (*cls.outputs, ERROR_PORT):
-                outs = (*cls.outputs, ERROR_PORT)
+            ports = cls.output_ports(built and built.config) if cls else None
+            outs = (*(ports or ()), ERROR_PORT)
+            if ports is not None and port not in outs:
                 problems.append(
                     Problem(
                         path,

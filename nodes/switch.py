@@ -1,11 +1,12 @@
-"""Switch: route rows by conditions to ports `out1`..`out8`, unmatched rows to `otherwise`.
+"""Switch: route rows by conditions to a port per rule (named after it), the rest to `otherwise`.
 
-Ports are declared on the class (validation and the runtime read ``cls.outputs``), so they
-cannot follow the config: the i-th rule sends to ``out<i>`` and its name is documentation.
+The ports follow the config through ``output_ports``, which validation, the runtime and the
+editor all ask, so a wire to a rule that does not exist is a validation error.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import pandas as pd
@@ -15,13 +16,14 @@ from flowengine.exprs import check_expressions
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
 
-MAX_RULES = 8
-PORTS = tuple(f"out{i}" for i in range(1, MAX_RULES + 1))
+MAX_RULES = 32
+_PORT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 class SwitchConfig(NodeConfig):
     rules: dict[str, str] = option(
-        description="Rule name -> pandas expression, in order; the i-th rule sends to `out<i>`.",
+        description="Rule name -> pandas expression, in order; each rule's rows go to the port "
+        "of its name (wire `high: [...]`).",
         examples=[{"alarm": "value > 1400", "high": "value > 1250"}],
         min_length=1,
         max_length=MAX_RULES,
@@ -33,6 +35,12 @@ class SwitchConfig(NodeConfig):
     @field_validator("rules")
     @classmethod
     def _valid(cls, rules: dict[str, str]) -> dict[str, str]:
+        for name in rules:
+            if not _PORT.match(name) or name in ("otherwise", "error"):
+                raise ValueError(
+                    f"rule name {name!r} must be a port name (letters, digits, _ and -, "
+                    "not starting with a digit) other than 'otherwise' and 'error'"
+                )
         return check_expressions(rules, "rule")
 
 
@@ -41,13 +49,19 @@ class Switch(Transform):
 
     Config = SwitchConfig
     config: SwitchConfig
-    outputs = (*PORTS, "otherwise")
+    outputs = ("otherwise",)  # plus one port per rule: see output_ports
+
+    @classmethod
+    def output_ports(cls, config: NodeConfig | None) -> tuple[str, ...] | None:
+        if not isinstance(config, SwitchConfig):
+            return None
+        return (*config.rules, "otherwise")
 
     def process(self, batch: Batch) -> Result:
         frame = batch.frame
         taken = pd.Series(False, index=frame.index)
         result: dict[str, pd.DataFrame] = {}
-        for port, expr in zip(PORTS, self.config.rules.values(), strict=False):
+        for port, expr in self.config.rules.items():
             mask = pd.Series(frame.eval(expr), index=frame.index).astype(bool)
             if self.config.mode == "first":
                 mask &= ~taken

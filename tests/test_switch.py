@@ -1,4 +1,4 @@
-"""Switch: rows routed by ordered rules to out1..outN, unmatched to `otherwise`."""
+"""Switch: rows routed by ordered rules to a port per rule name, unmatched to `otherwise`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,12 @@ def route(mode: str) -> FlowResult:
             "type": "switch",
             "rules": RULES,
             "mode": mode,
-            "wires": {"out1": ["hot"], "out2": ["very"], "out3": ["cold"], "otherwise": ["rest"]},
+            "wires": {
+                "hot": ["hot"],
+                "very_hot": ["very"],
+                "cold": ["cold"],
+                "otherwise": ["rest"],
+            },
         },
         **{name: {"type": "capture"} for name in ("hot", "very", "cold", "rest")},
     }
@@ -53,4 +58,22 @@ def test_unsafe_rule_and_unknown_port_fail_validation() -> None:
         "c": {"type": "capture"},
     }
     [problem] = check_text(flow).errors
-    assert "out1" in problem.message
+    assert (
+        "no output port 'hot'" in problem.message
+        and "ports: x, otherwise, error" in problem.message
+    )
+
+
+def test_rule_names_must_be_port_names() -> None:
+    for bad in ("otherwise", "error", "2hot", "a b"):
+        [problem] = check_text({"sw": {"type": "switch", "rules": {bad: "value > 1"}}}).errors
+        assert "must be a port name" in problem.message
+
+
+def test_an_invalid_config_does_not_add_guessed_port_errors() -> None:
+    flow = {
+        "sw": {"type": "switch", "rules": {"hot": "value >"}, "wires": {"hot": ["c"]}},
+        "c": {"type": "capture"},
+    }
+    [problem] = check_text(flow).errors  # the rule's syntax, not the wire
+    assert "rule 'hot'" in problem.message
