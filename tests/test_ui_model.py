@@ -1,0 +1,255 @@
+"""The editor model, without a browser: edits, round trips, history, clipboard, validation."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from flowengine.ui.model import DiskChanged, EditorModel, flow_files, parse_wire_key, wire_key
+
+from flowengine.logs import MASK
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def line3(tmp_path: Path) -> Path:
+    path = tmp_path / "line3.yaml"
+    shutil.copy(REPO / "flows" / "line3.yaml", path)
+    return path
+
+
+def changed_lines(before: str, after: str) -> list[str]:
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+def layout_lines(text: str) -> set[str]:
+    lines = text.splitlines()
+    return set(lines[lines.index("layout:") :])
+
+
+def test_move_changes_only_layout_lines_of_the_saved_file(line3: Path) -> None:
+    before = line3.read_text()
+    model = EditorModel.open(line3)
+    assert model.move({"plc": {"x": 100, "y": 220}, "console": {"x": 1000.5, "y": 60}})
+    model.save()
+    after = line3.read_text()
+    changed = changed_lines(before, after)
+    assert sorted(changed) == sorted(
+        [
+            "-  plc: {x: 80, y: 160}",
+            "+  plc: {x: 100, y: 220}",
+            "-  console: {x: 960, y: 60}",
+            "+  console: {x: 1000.5, y: 60}",
+        ]
+    )
+    assert all(line[1:] in layout_lines(before) | layout_lines(after) for line in changed)
+
+
+def test_comments_kept_through_edits_and_save(line3: Path) -> None:
+    before = line3.read_text()
+    model = EditorModel.open(line3)
+    new = model.add_node("filter", 300, 400)
+    model.set_field(new, "query", "value > 3")
+    model.wire("plc", "out", new)
+    model.save()
+    after = line3.read_text()
+    for line in before.splitlines():
+        if "#" in line:
+            assert line in after.splitlines()
+    assert "    wires: [furnace, archive, filter1]" in after
+    assert "  filter1: {x: 300, y: 400}" in after
+    assert EditorModel.open(line3).problems() == []
+
+
+def test_add_node_ids_are_readable_and_unique(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    assert model.add_node("filter", 0, 0) == "filter1"
+    assert model.add_node("filter", 0, 0) == "filter2"
+    assert model.add_node("mqtt_in", 0, 0) == "mqtt_in1"
+    with pytest.raises(KeyError, match="did you mean 'filter'"):
+        model.add_node("filtr", 0, 0)
+
+
+def test_undo_redo_walk_the_history_exactly(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    texts = [model.text]
+    model.add_node("debug", 10, 10)
+    texts.append(model.text)
+    model.wire("too_far", "out", "debug1")
+    texts.append(model.text)
+    model.delete(["furnace"], [])
+    texts.append(model.text)
+    assert not model.can_redo
+    for expected in reversed(texts[:-1]):
+        assert model.undo()
+        assert model.text == expected
+    assert not model.undo()
+    assert not model.dirty
+    for expected in texts[1:]:
+        assert model.redo()
+        assert model.text == expected
+    assert model.dirty
+    model.undo()
+    model.move({"plc": {"x": 1, "y": 2}})  # a new edit drops the redo branch
+    assert not model.can_redo
+
+
+def test_noop_edits_record_no_history(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    assert not model.move({"plc": {"x": 80, "y": 160}})
+    assert not model.set_field("console", "rows", 3)
+    assert not model.wire("plc", "out", "furnace")  # already wired
+    assert not model.wire("plc", "out", "plc")  # self loop
+    assert not model.can_undo and not model.dirty
+
+
+def test_paste_gives_new_ids_and_keeps_internal_wires_only(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    assert model.copy(["furnace", "deviation", "nope"]) == 2
+    new = model.paste(400, 500)
+    assert new == ["filter1", "compute1"]
+    nodes = model.flow().nodes
+    assert [str(t) for t in nodes["filter1"].wires["out"]] == ["compute1"]
+    assert nodes["compute1"].wires == {}  # its wire to too_far left the copy
+    assert nodes["filter1"].config == nodes["furnace"].config
+    assert model.position("filter1") == (400, 500)
+    assert model.position("compute1") == (620, 500)  # offsets kept
+    again = model.paste(0, 0)
+    assert again == ["filter2", "compute2"]
+
+
+def test_validation_errors_are_carried_per_node(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    model.set_field("furnace", "query", None)  # required field removed
+    model.set_field("console", "rows", -1)
+    model.set_field("console", "colour", "red")  # unknown field
+    per_node = model.node_problems()
+    assert any("missing required field 'query'" in p.message for p in per_node["furnace"])
+    messages = [p.message for p in per_node["console"]]
+    assert any("field 'rows'" in m for m in messages)
+    assert any("unknown field 'colour'" in m for m in messages)
+    nodes, _ = model.to_view()
+    errors = {n["id"]: n["error"] for n in nodes}
+    assert "query" in (errors["furnace"] or "")
+    assert errors["plc"] is None
+
+
+def test_view_ports_follow_switch_rules_and_wire_keys(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    sw = model.add_node("switch", 0, 0)
+    model.set_field(sw, "rules", {"alarm": "value > 1400", "high": "value > 1250"})
+    assert model.wire(sw, "alarm", "console")
+    assert model.wire(sw, "high", "alerts")
+    nodes, wires = model.to_view()
+    view = next(n for n in nodes if n["id"] == sw)
+    assert view["outputs"] == ["alarm", "high", "otherwise", "error"]
+    assert view["inputs"] == ["in"]
+    plc = next(n for n in nodes if n["id"] == "plc")
+    assert plc["inputs"] == [] and plc["outputs"] == ["out", "error"]
+    keys = {w["key"] for w in wires}
+    assert wire_key(sw, "alarm", "console", "in") in keys
+    assert parse_wire_key("a:out->b:in") == ("a", "out", "b", "in")
+
+
+def test_unwire_and_delete_clean_up_wires_and_layout(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    assert model.delete([], ["too_far:out->console:in"])
+    assert [str(t) for t in model.flow().nodes["too_far"].wires["out"]] == ["alerts"]
+    model.delete(["alerts"], [])
+    assert "wires" not in model.nodes["too_far"]
+    assert "alerts" not in model.layout
+    model.wire("plc", "error", "console")
+    assert "error: [console]" in model.text
+    assert model.unwire("plc:error->console:in")
+    assert "error:" not in model.text
+
+
+def test_secret_fields_are_masked_in_the_form_and_never_overwritten_by_the_mask(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mq.yaml"
+    path.write_text(
+        "version: 1\nnodes:\n  src:\n    type: mqtt_in\n    username: u\n"
+        "    password: hunter2\n    wires: [out]\n"
+        "  other:\n    type: mqtt_in\n    password: ${MQ_PASS}\n    wires: [out]\n"
+        "  out:\n    type: debug\n"
+    )
+    model = EditorModel.open(path)
+    assert model.form_values("src")["password"] == MASK
+    assert "hunter2" not in str(model.form_values("src"))
+    assert model.form_values("other")["password"] == "${MQ_PASS}"
+    assert not model.set_field("src", "password", MASK)  # the form sent the mask back
+    model.set_field("src", "username", "v")
+    model.save()
+    assert "password: hunter2" in path.read_text()
+    assert model.set_field("src", "password", "${MQ_PASS}")
+    model.save()
+    assert "hunter2" not in path.read_text()
+
+
+def test_save_refuses_when_the_file_changed_on_disk(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    assert not model.changed_on_disk()
+    model.move({"plc": {"x": 0, "y": 0}})
+    line3.write_text(line3.read_text() + "# edited elsewhere\n")
+    assert model.changed_on_disk()
+    with pytest.raises(DiskChanged):
+        model.save()
+    model.save(force=True)
+    assert not model.changed_on_disk() and not model.dirty
+    model.reload()
+    assert model.position("plc") == (0, 0)
+
+
+def test_set_config_replaces_fields_in_one_undo_step(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    model.set_config("console", {"name": "Show", "rows": 7, "level": "warning"})
+    assert model.form_values("console") == {
+        "type": "debug",
+        "name": "Show",
+        "rows": 7,
+        "level": "warning",
+    }
+    model.undo()
+    assert model.form_values("console")["rows"] == 3
+
+
+def test_rename_rewrites_wires_and_layout(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    assert model.rename("too_far", "beyond")
+    assert "beyond: {x: 740, y: 100}" in model.text
+    assert [str(t) for t in model.flow().nodes["deviation"].wires["out"]] == ["beyond"]
+    assert model.problems() == []
+    assert not model.rename("beyond", "plc")
+
+
+def test_create_a_new_flow_in_a_folder(tmp_path: Path) -> None:
+    model = EditorModel.create(tmp_path / "new.yaml")
+    src = model.add_node("simulate", 80, 80)
+    dbg = model.add_node("debug", 300, 80)
+    model.wire(src, "out", dbg)
+    model.save()
+    again = EditorModel.open(tmp_path / "new.yaml")
+    assert again.problems() == []
+    assert list(again.flow().nodes) == ["simulate1", "debug1"]
+    assert flow_files(tmp_path) == [tmp_path / "new.yaml"]
+    with pytest.raises(FileExistsError):
+        EditorModel.create(tmp_path / "new.yaml")
+
+
+def test_history_is_bounded(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    for i in range(150):
+        model.move({"plc": {"x": i + 1000, "y": 0}})
+    steps = 0
+    while model.undo():
+        steps += 1
+    assert steps == 99
+    assert os.path.exists(line3)
