@@ -11,6 +11,7 @@ import pytest
 from flowengine.ui.model import DiskChanged, EditorModel, flow_files, parse_wire_key, wire_key
 
 from flowengine.logs import MASK
+from flowengine.problems import FlowError
 from tests.conftest import REPO
 
 
@@ -253,3 +254,34 @@ def test_history_is_bounded(line3: Path) -> None:
         steps += 1
     assert steps == 99
     assert os.path.exists(line3)
+
+
+def test_import_adds_nodes_of_an_exported_flow_under_new_ids(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    text = (REPO / "flows" / "line3.yaml").read_text()
+    new = model.import_nodes(text, 100, 600)
+    assert new[:2] == ["simulate1", "filter1"]
+    assert len(new) == 7
+    nodes = model.flow().nodes
+    assert [str(t) for t in nodes["simulate1"].wires["out"]] == [
+        "filter1",
+        "file2",
+    ]  # furnace, archive
+    assert model.position("simulate1") == (100, 660)  # offsets from the file's layout kept
+    assert model.problems() == []
+    model.undo()
+    assert "simulate1" not in model.nodes
+    with pytest.raises(FlowError):
+        model.import_nodes("just text", 0, 0)
+
+
+def test_revision_moves_on_every_document_change(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    seen = [model.revision]
+    model.add_node("debug", 0, 0)
+    seen.append(model.revision)
+    model.undo()
+    seen.append(model.revision)
+    model.reload()
+    seen.append(model.revision)
+    assert seen == sorted(set(seen))

@@ -112,8 +112,13 @@ class EditorModel:
     """One open flow file and its edit history. Every method that edits returns what changed
     (or False for no change) and records one undo step."""
 
-    def __init__(self, doc: FlowDocument, registry: Registry | None = None) -> None:
+    def __init__(
+        self, doc: FlowDocument, registry: Registry | None = None, *, allow_code: bool = False
+    ) -> None:
         self.doc = doc
+        self.allow_code = allow_code
+        #: Bumped by every change of the document (edits, undo, reload): views redraw on it.
+        self.revision = 0
         self.registry = registry or default_registry()
         self.path = doc.path
         self._saved_text = doc.dumps()
@@ -126,12 +131,14 @@ class EditorModel:
 
     # ---- opening -----------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, registry: Registry | None = None) -> EditorModel:
+    def open(
+        cls, path: str | Path, registry: Registry | None = None, *, allow_code: bool = False
+    ) -> EditorModel:
         """Open a flow file; a file that does not parse raises :class:`FlowError`."""
         doc, problems = FlowDocument.read(path)
         if doc is None:
             raise FlowError(problems)
-        return cls(doc, registry)
+        return cls(doc, registry, allow_code=allow_code)
 
     @classmethod
     def create(cls, path: str | Path, registry: Registry | None = None) -> EditorModel:
@@ -173,7 +180,7 @@ class EditorModel:
         text = self.text
         if self._cache is None or self._cache[0] != text:
             flow, parse_problems = parse_flow(self.doc)
-            checked = check_flow(flow, self.registry)
+            checked = check_flow(flow, self.registry, allow_code=self.allow_code)
             problems = sorted(
                 [*parse_problems, *checked.problems], key=lambda p: (p.pos.line, p.pos.col)
             )
@@ -299,6 +306,7 @@ class EditorModel:
         if len(self._history) > HISTORY:
             del self._history[0]
         self._at = len(self._history) - 1
+        self.revision += 1
         return True
 
     def _load_text(self, text: str) -> None:
@@ -308,6 +316,7 @@ class EditorModel:
         doc.style = self.doc.style
         self.doc = doc
         self._ensure_sections()
+        self.revision += 1
 
     @property
     def can_undo(self) -> bool:
@@ -548,6 +557,35 @@ class EditorModel:
         self._commit()
         return list(new.values())
 
+    def import_nodes(self, text: str, x: float, y: float) -> list[str]:
+        """Add the nodes of a flow text (YAML or JSON, e.g. an export) at (x, y) under new
+        ids, like a paste; the clipboard is left as it was."""
+        doc, problems = FlowDocument.parse(text, Path("import.yaml"))
+        nodes = doc.data.get("nodes") if doc is not None and isinstance(doc.data, dict) else None
+        if not isinstance(nodes, dict) or not nodes:
+            raise FlowError(problems or [Problem("import", Pos(1, 1), "no 'nodes' to import")])
+        layout = doc.data.get("layout") if isinstance(doc.data.get("layout"), dict) else {}
+        spots = {}
+        for i, node_id in enumerate(nodes):
+            xy = layout.get(node_id) if isinstance(layout, dict) else None
+            try:
+                spots[node_id] = (float(xy["x"]), float(xy["y"]))
+            except (TypeError, KeyError, ValueError):
+                spots[node_id] = (220.0 * i, 0.0)
+        left = min(p[0] for p in spots.values())
+        top = min(p[1] for p in spots.values())
+        saved, self._clip = (
+            self._clip,
+            _Clip(
+                nodes={str(k): v for k, v in nodes.items()},
+                offsets={str(k): (px - left, py - top) for k, (px, py) in spots.items()},
+            ),
+        )
+        try:
+            return self.paste(x, y)
+        finally:
+            self._clip = saved
+
     @staticmethod
     def node_type_of(raw: Any) -> str:
         return str(raw.get("type", "node")) if isinstance(raw, dict) else "node"
@@ -580,6 +618,7 @@ class EditorModel:
         self._history = [self._saved_text]
         self._at = 0
         self._disk = _digest(self.path)
+        self.revision += 1
 
 
 def flow_files(folder: str | Path) -> list[Path]:
