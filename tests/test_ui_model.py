@@ -267,7 +267,7 @@ def test_import_adds_nodes_of_an_exported_flow_under_new_ids(line3: Path) -> Non
         "filter1",
         "file2",
     ]  # furnace, archive
-    assert model.position("simulate1") == (100, 660)  # offsets from the file's layout kept
+    assert model.position("simulate1") == (100, 700)  # offsets from the file's layout kept
     assert model.problems() == []
     model.undo()
     assert "simulate1" not in model.nodes
