@@ -14,7 +14,7 @@ accepted row can never belong to output already emitted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -326,11 +326,19 @@ def _shift(values: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+class Stream(Protocol):
+    """What a StreamTransform drives: Windower, Pivoter, flowengine.features.Featurizer."""
+
+    def push(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]: ...
+
+    def flush(self) -> pd.DataFrame: ...
+
+
 class StreamTransform(Transform):
     """A transform over a watermarked stream: accepted rows go to its state, late rows to the
     ``error`` port (counted as ``late_rows``), and ``flush`` emits what is still open."""
 
-    stream: Windower | Pivoter
+    stream: Stream
 
     def process(self, batch: Batch) -> Result:
         out, late = self.stream.push(batch.frame)

@@ -1,0 +1,1 @@
+"""The browser flow editor (NiceGUI): `flowengine edit`."""
