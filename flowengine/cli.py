@@ -310,6 +310,10 @@ from flowengine.plantcli import browse, simulate  # noqa: E402
 main.add_command(browse)
 main.add_command(simulate)
 
+from flowengine.editcli import edit  # noqa: E402
+
+main.add_command(edit)
+
 
 if __name__ == "__main__":
     main()

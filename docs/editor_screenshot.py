@@ -1,0 +1,46 @@
+"""Take docs/editor.png: line3 in the editor, running, in headless Chromium.
+
+Usage: python docs/editor_screenshot.py [URL] [OUT]   (start `flowengine edit flows/line3.yaml`
+first; the default URL is http://127.0.0.1:8080/).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+CHROME_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,820")
+
+
+def shoot(url: str, out: Path, settle: float = 4.0, clicks: tuple[str, ...] = ()) -> None:
+    options = webdriver.ChromeOptions()
+    for arg in CHROME_ARGS:
+        options.add_argument(arg)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    try:
+        driver.get(url)
+        deadline = time.monotonic() + 30
+        while not driver.find_elements(By.CSS_SELECTOR, "[data-node-id]"):
+            if time.monotonic() > deadline:
+                raise SystemExit("the canvas showed no node within 30 s")
+            time.sleep(0.2)
+        for text in clicks:
+            driver.find_element(By.XPATH, f"//*[normalize-space(text())='{text}']").click()
+            time.sleep(0.5)
+        time.sleep(settle)  # a few live ticks: status dots and rates
+        driver.save_screenshot(str(out))
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080/"
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("editor.png")
+    shoot(url, out, clicks=tuple(sys.argv[3:]))
+    print(out)

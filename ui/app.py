@@ -1,0 +1,530 @@
+"""The browser editor: palette left, canvas centre, properties / debug / chart / problems right.
+
+One :class:`Editor` per process holds the open flow (an :class:`EditorModel`) and the flow
+running inside it (a ``FlowHost``); every browser tab shows the same flow. ``root(editor)`` is
+the NiceGUI root page (``ui.run(root)``, and ``user_simulation(root=...)`` in tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flowengine.ui.auth import Guard, logged_in, login_page
+from flowengine.ui.canvas import FlowCanvas
+from flowengine.ui.live import (
+    BatchFeed,
+    ChartPanel,
+    DebugPanel,
+    RateMeter,
+    fill_views,
+    status_views,
+)
+from flowengine.ui.model import DiskChanged, EditorModel, flow_files
+from flowengine.ui.palette import Palette
+from flowengine.ui.properties import PropertyPanel
+from nicegui import app, ui
+
+from flowengine.export import masked_data
+from flowengine.problems import FlowError
+from flowengine.registry import Registry, default_registry
+
+log = logging.getLogger("flowengine.editor")
+LIVE_PERIOD = 1.0
+DISK_PERIOD = 2.0
+
+
+@dataclass(slots=True)
+class EditorConfig:
+    """What ``flowengine edit`` was asked for."""
+
+    target: Path  # a flow file, or a folder of flows
+    password: str | None = None
+    run: bool = True  # run the open flow inside the editor
+    allow_code: bool = False
+
+
+class Editor:
+    """The open flow and the flow running in this process (shared by every tab)."""
+
+    def __init__(self, config: EditorConfig, registry: Registry | None = None) -> None:
+        self.config = config
+        self.registry = registry or default_registry()
+        self.guard = Guard(config.password)
+        self.model: EditorModel | None = None
+        self.host: Any = None
+        self.host_error: str | None = None
+        self.deploys = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def folder(self) -> Path | None:
+        return self.config.target if self.config.target.is_dir() else None
+
+    def flows(self) -> list[Path]:
+        return flow_files(self.folder) if self.folder else [self.config.target]
+
+    async def open(self, path: Path) -> EditorModel:
+        """Open ``path`` (closing the previous flow and its run) and start running it."""
+        async with self._lock:
+            if self.model is not None and self.model.path.resolve() == path.resolve():
+                return self.model
+            await self._stop()
+            self.model = EditorModel.open(path, self.registry, allow_code=self.config.allow_code)
+            if self.config.run:
+                await self._start()
+            return self.model
+
+    async def create(self, name: str) -> Path:
+        """A new empty flow in the folder (``.yaml`` added)."""
+        assert self.folder is not None
+        name = Path(name).name
+        if not name.endswith((".yaml", ".yml", ".json")):
+            name += ".yaml"
+        EditorModel.create(self.folder / name, self.registry)
+        return self.folder / name
+
+    async def _start(self) -> None:
+        assert self.model is not None
+        checked = self.model.checked()
+        if not checked.ok:
+            self.host_error = "not running: the flow has errors (fix them and deploy)"
+            return
+        try:
+            from flowengine.host import FlowHost
+        except ImportError:
+            self.host_error = "not running: this flowengine has no runtime host"
+            return
+        self.host = FlowHost()
+        try:
+            await self.host.start(checked)
+            self.host_error = None
+        except Exception as exc:  # shown in the editor; the editor itself stays up
+            log.exception("starting the flow failed")
+            self.host_error = f"not running: {exc}"
+            self.host = None
+
+    async def _stop(self) -> None:
+        if self.host is not None:
+            host, self.host = self.host, None
+            await host.stop()
+
+    async def deploy(self, *, force: bool = False) -> str:
+        """Validate, save and apply to the running flow; returns what happened (for a toast).
+
+        Raises :class:`FlowError` for an invalid flow and :class:`DiskChanged` when the file
+        changed on disk since it was opened (unless ``force``).
+        """
+        async with self._lock:
+            assert self.model is not None
+            checked = self.model.checked()
+            if not checked.ok:
+                raise FlowError(checked.problems)
+            self.model.save(force=force)
+            self.deploys += 1
+            if not self.config.run:
+                return "Saved"
+            if self.host is None or not getattr(self.host, "running", False):
+                await self._stop()
+                await self._start()
+                return "Saved and started" if self.host else f"Saved ({self.host_error})"
+            report = await self.host.deploy(checked)
+            parts = [
+                f"{len(getattr(report, what, ()) or ())} {what}"
+                for what in ("added", "removed", "restarted")
+            ]
+            return "Deployed: " + ", ".join(parts)
+
+    async def shutdown(self) -> None:
+        await self._stop()
+
+
+def root(editor: Editor) -> Callable[[], None]:
+    """The NiceGUI root page of ``editor``: login when needed, then the editor pages."""
+
+    def page() -> None:
+        ui.page_title("flowengine editor")
+        if not logged_in(editor.guard):
+            login_page(editor.guard)
+            return
+        ui.query(".nicegui-content").classes("p-0 gap-0")
+        if editor.folder is None:
+            routes = {"/": lambda: editor_page(editor, editor.config.target)}
+        else:
+            routes = {
+                "/": lambda: folder_page(editor),
+                "/edit/{name}": lambda name: editor_page(editor, editor.folder / name),
+            }
+        ui.sub_pages(routes).classes("w-full")
+
+    return page
+
+
+def folder_page(editor: Editor) -> None:
+    """``flowengine edit DIR``: the flows in the folder, and a new one."""
+    assert editor.folder is not None
+    with ui.card().classes("mx-auto mt-8 w-96"):
+        ui.label(f"Flows in {editor.folder}").classes("text-h6")
+        files = editor.flows()
+        if not files:
+            ui.label("No flows yet.").classes("text-grey-7")
+        for path in files:
+            ui.link(path.name, f"/edit/{path.name}").mark(f"flow-{path.name}")
+        ui.separator()
+
+        async def create() -> None:
+            name = (new.value or "").strip()
+            if not name:
+                return
+            try:
+                path = await editor.create(name)
+            except (FileExistsError, OSError) as exc:
+                ui.notify(str(exc), type="negative")
+                return
+            ui.navigate.to(f"/edit/{path.name}")
+
+        with ui.row().classes("w-full items-center no-wrap"):
+            new = ui.input("New flow", placeholder="name").props("dense").classes("grow")
+            new.mark("new-flow")
+            ui.button("Create", on_click=create).mark("create-flow")
+
+
+async def editor_page(editor: Editor, path: Path) -> None:
+    """The editor of one flow file."""
+    if not path.exists():
+        ui.label(f"No flow {path.name}").classes("text-negative")
+        return
+    try:
+        model = await editor.open(path)
+    except FlowError as exc:
+        ui.label(f"{path.name} cannot be opened:").classes("text-negative")
+        for problem in exc.problems:
+            ui.label(str(problem)).classes("font-mono text-sm")
+        return
+    EditorView(editor, model)
+
+
+class EditorView:
+    """One tab's editor: builds the layout and wires the panels to the model and the host."""
+
+    def __init__(self, editor: Editor, model: EditorModel) -> None:
+        self.editor = editor
+        self.model = model
+        self.shown_revision = -1
+        self.selected: list[str] = []
+        self.meter = RateMeter()
+        self.feed = BatchFeed()
+        self.keep_mine = False
+        ui.query("body").style("overflow: hidden")
+        with ui.column().classes("w-full h-screen gap-0 no-wrap"):
+            self._toolbar()
+            self.disk_banner = ui.row().classes(
+                "w-full items-center bg-amber-2 px-4 py-1 text-body2"
+            )
+            with self.disk_banner:
+                ui.icon("warning", color="orange")
+                ui.label(
+                    "The file changed on disk since it was opened: deploying would overwrite it."
+                ).mark("disk-warning")
+                ui.button("Reload from disk", on_click=self.reload).props("flat dense")
+                ui.button("Keep my version", on_click=self.keep).props("flat dense")
+            self.disk_banner.visible = False
+            with ui.row().classes("w-full grow no-wrap gap-0 overflow-hidden"):
+                with ui.column().classes(
+                    "w-56 h-full overflow-auto p-2 gap-1 border-r bg-grey-1 shrink-0"
+                ):
+                    Palette(editor.registry, self.add_from_palette)
+                with ui.element("div").classes("grow h-full relative overflow-hidden"):
+                    self.canvas = FlowCanvas(on_change=self.on_canvas).classes("w-full h-full")
+                    self.canvas.mark("canvas")
+                with ui.column().classes("w-96 h-full border-l gap-0 no-wrap shrink-0"):
+                    self._side()
+        self.refresh()
+        self.canvas.fit()
+        ui.timer(LIVE_PERIOD, self.tick)
+        ui.timer(DISK_PERIOD, self.check_disk)
+
+    # ---- layout ------------------------------------------------------------------------
+    def _toolbar(self) -> None:
+        with ui.row().classes("w-full items-center px-3 py-1 gap-2 bg-blue-grey-9 text-white"):
+            ui.label("flowengine").classes("text-weight-bold")
+            name = self.model.flow().name or self.model.path.name
+            ui.label(f"{name} ({self.model.path.name})").classes("text-grey-4")
+            self.dirty_label = (
+                ui.label("unsaved changes").classes("text-amber-5 text-caption").mark("dirty")
+            )
+            ui.space()
+            self.run_label = ui.label("").classes("text-caption text-grey-4").mark("run-state")
+            self.undo_btn = (
+                ui.button(icon="undo", on_click=self.undo).props("flat dense color=white")
+            ).mark("undo")
+            self.undo_btn.tooltip("Undo (Ctrl+Z)")
+            self.redo_btn = (
+                ui.button(icon="redo", on_click=self.redo).props("flat dense color=white")
+            ).mark("redo")
+            self.redo_btn.tooltip("Redo (Ctrl+Shift+Z)")
+            ui.button(icon="fit_screen", on_click=lambda: self.canvas.fit()).props(
+                "flat dense color=white"
+            ).tooltip("Fit to screen").mark("fit")
+            ui.button(icon="file_upload", on_click=self.import_dialog).props(
+                "flat dense color=white"
+            ).tooltip("Import nodes").mark("import")
+            ui.button(icon="file_download", on_click=self.export).props(
+                "flat dense color=white"
+            ).tooltip("Export (secrets masked)").mark("export")
+            self.deploy_btn = (
+                ui.button("Deploy", icon="rocket_launch", on_click=self.deploy)
+                .props("color=red-7 unelevated")
+                .mark("deploy")
+            )
+
+    def _side(self) -> None:
+        with ui.tabs().classes("w-full").props("dense") as tabs:
+            self.props_tab = ui.tab("Properties")
+            debug_tab = ui.tab("Debug")
+            chart_tab = ui.tab("Chart")
+            self.problems_tab = ui.tab("Problems")
+        self.tabs = tabs
+        with ui.tab_panels(tabs, value=self.props_tab).classes("w-full grow overflow-auto"):
+            with ui.tab_panel(self.props_tab).classes("p-2"):
+                self.panel = PropertyPanel(self.model, self.edited)
+            with ui.tab_panel(debug_tab).classes("p-2"):
+                self.debug = DebugPanel()
+            with ui.tab_panel(chart_tab).classes("p-2"):
+                self.chart = ChartPanel(self.debug_nodes)
+            with ui.tab_panel(self.problems_tab).classes("p-2"):
+                self.problem_list = ui.column().classes("w-full gap-1").mark("problems")
+
+    # ---- model -> views ----------------------------------------------------------------
+    def debug_nodes(self) -> list[str]:
+        return [n.id for n in self.model.flow().nodes.values() if n.type == "debug"]
+
+    def refresh(self) -> None:
+        """Redraw the canvas and every indicator from the model."""
+        self.shown_revision = self.model.revision
+        self.canvas.set_flow(*self.model.to_view())
+        self.indicators()
+        self.panel.refresh_errors()
+        self.chart.refresh_nodes()
+
+    def indicators(self) -> None:
+        self.dirty_label.visible = self.model.dirty
+        self.undo_btn.enabled = self.model.can_undo
+        self.redo_btn.enabled = self.model.can_redo
+        problems = self.model.problems()
+        errors = [p for p in problems if p.is_error]
+        self.problem_list.clear()
+        with self.problem_list:
+            if not problems:
+                ui.label("No problems.").classes("text-grey-7")
+            for p in problems:
+                where = f"line {p.pos.line}" + (f" · {p.node}" if p.node else "")
+                row = ui.row().classes("w-full no-wrap items-start gap-2 cursor-pointer")
+                with row:
+                    ui.icon(
+                        "error" if p.is_error else "warning",
+                        color="negative" if p.is_error else "warning",
+                    )
+                    ui.label(f"{where}: {p.message}").classes("text-body2")
+                if p.node:
+                    row.on("click", lambda node=p.node: self.select(node))
+        self.problems_tab.props(
+            f'label="Problems ({len(errors)})"' if errors else 'label="Problems"'
+        )
+
+    def edited(self) -> None:
+        """After the property panel changed the model."""
+        self.shown_revision = self.model.revision
+        self.canvas.set_flow(*self.model.to_view())
+        self.indicators()
+
+    def select(self, node_id: str | None) -> None:
+        self.selected = [node_id] if node_id else []
+        self.canvas.set_selection(self.selected, [])
+        self.panel.show(node_id)
+        if node_id:
+            self.tabs.set_value(self.props_tab)
+
+    # ---- canvas and palette events -----------------------------------------------------
+    def on_canvas(self, args: dict[str, Any]) -> None:
+        op = args.get("op")
+        model = self.model
+        if op == "move":
+            if model.move(args.get("positions", {})):
+                self.shown_revision = model.revision  # the canvas already shows it
+                self.indicators()
+            return
+        if op == "select":
+            nodes = list(args.get("nodes", []))
+            self.selected = nodes
+            if len(nodes) == 1:
+                self.panel.show(nodes[0])
+            return
+        if op == "open":
+            self.select(args["node"])
+            return
+        if op == "copy":
+            count = model.copy(list(args.get("nodes", [])))
+            if count:
+                ui.notify(f"Copied {count} node{'s' if count != 1 else ''}")
+            return
+        if op == "wire":
+            model.wire(args["source"], args["port"], args["target"], args.get("target_port", "in"))
+        elif op == "delete":
+            model.delete(list(args.get("nodes", [])), list(args.get("wires", [])))
+            if self.panel.node_id not in model.nodes:
+                self.panel.show(None)
+        elif op == "drop":
+            try:
+                node_id = model.add_node(str(args["type"]), float(args["x"]), float(args["y"]))
+            except KeyError as exc:
+                ui.notify(str(exc), type="negative")
+                return
+            self.refresh()
+            self.select(node_id)
+            return
+        elif op == "paste":
+            ids = model.paste(float(args.get("x", 100)), float(args.get("y", 100)))
+            self.refresh()
+            self.canvas.set_selection(ids, [])
+            return
+        elif op == "undo":
+            self.undo()
+            return
+        elif op == "redo":
+            self.redo()
+            return
+        else:
+            return
+        self.refresh()
+
+    def add_from_palette(self, type_name: str) -> None:
+        """A click on a palette entry: the node goes below the lowest one."""
+        nodes, _ = self.model.to_view()
+        y = max((n["y"] for n in nodes), default=0.0) + 80.0
+        self.on_canvas({"op": "drop", "type": type_name, "x": 80.0, "y": y})
+
+    def undo(self) -> None:
+        if self.model.undo():
+            self.refresh()
+            self.panel.show(self.panel.node_id)
+
+    def redo(self) -> None:
+        if self.model.redo():
+            self.refresh()
+            self.panel.show(self.panel.node_id)
+
+    # ---- deploy, disk, import/export ---------------------------------------------------
+    async def deploy(self) -> None:
+        try:
+            message = await self.editor.deploy(force=self.keep_mine)
+        except FlowError as exc:
+            errors = [p for p in exc.problems if p.is_error]
+            ui.notify(f"Not deployed: {len(errors)} error(s), see Problems", type="negative")
+            self.tabs.set_value(self.problems_tab)
+            return
+        except DiskChanged:
+            self.disk_banner.visible = True
+            ui.notify("Not deployed: the file changed on disk", type="warning")
+            return
+        except Exception as exc:
+            log.exception("deploy failed")
+            ui.notify(f"Deploy failed: {exc}", type="negative")
+            return
+        self.keep_mine = False
+        self.disk_banner.visible = False
+        ui.notify(message, type="positive")
+        self.indicators()
+
+    def check_disk(self) -> None:
+        if not self.keep_mine:
+            self.disk_banner.visible = self.model.changed_on_disk()
+
+    def reload(self) -> None:
+        self.model.reload()
+        self.disk_banner.visible = False
+        self.refresh()
+        self.panel.show(None)
+
+    def keep(self) -> None:
+        self.keep_mine = True
+        self.disk_banner.visible = False
+
+    def export(self) -> None:
+        from flowengine.flowfile import FlowDocument
+
+        data = masked_data(self.model.flow(), self.editor.registry)
+        text = FlowDocument(data, self.model.path, self.model.doc.style).dumps()
+        ui.download.content(text, self.model.path.name)
+
+    def import_dialog(self) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-[36rem]"):
+            ui.label("Import nodes (a flow in YAML or JSON)").classes("text-h6")
+            text = (
+                ui.textarea(placeholder="nodes:\n  ...")
+                .props("autogrow input-class=font-mono")
+                .classes("w-full")
+                .mark("import-text")
+            )
+
+            def do_import() -> None:
+                try:
+                    ids = self.model.import_nodes(text.value or "", 100.0, 100.0)
+                except FlowError as exc:
+                    ui.notify(str(exc), type="negative")
+                    return
+                dialog.close()
+                self.refresh()
+                self.canvas.set_selection(ids, [])
+                ui.notify(f"Imported {len(ids)} node(s)")
+
+            with ui.row():
+                ui.button("Import", on_click=do_import).mark("import-ok")
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    # ---- live --------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Once a second: other tabs' edits, the run state, node status, wire fill, batches."""
+        if self.model is not self.editor.model:  # another tab opened another flow
+            self.run_label.text = "another flow was opened in this editor"
+            return
+        if self.shown_revision != self.model.revision:
+            self.refresh()
+        self.indicators_light()
+        host = self.editor.host
+        if host is None:
+            self.run_label.text = self.editor.host_error or "not running"
+            return
+        self.run_label.text = "running" if getattr(host, "running", False) else "stopped"
+        with contextlib.suppress(Exception):  # a host mid-deploy may not answer this tick
+            self.canvas.set_status(status_views(host.snapshot(), self.meter))
+            self.canvas.set_fill(fill_views(host.wire_fill()))
+        seen = self.feed.poll(host, self.debug_nodes())
+        if seen:
+            self.debug.add(seen)
+            self.chart.add(seen)
+
+    def indicators_light(self) -> None:
+        self.dirty_label.visible = self.model.dirty
+
+
+def serve(editor: Editor, *, host: str, port: int, secret: str) -> None:
+    """Run the editor's web server until Ctrl-C (blocks)."""
+    app.on_shutdown(editor.shutdown)
+    ui.run(
+        root(editor),
+        host=host,
+        port=port,
+        title="flowengine editor",
+        storage_secret=secret,
+        reload=False,
+        show=False,
+        show_welcome_message=False,
+        favicon="🔀",
+    )

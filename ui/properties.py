@@ -1,0 +1,411 @@
+"""The property panel: a form generated from a node type's config JSON Schema.
+
+One control per field type (text, number, switch, select for enums, chips for lists, key/value
+rows for mappings, monospace text for code and expressions, YAML for anything nested), required
+marks and defaults from the schema, secrets masked, advanced fields folded, and each field's
+problems from the validator shown under it. Edits go to the model on blur (one undo step each).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flowengine.ui.model import EditorModel
+from nicegui import ui
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from flowengine.envsubst import has_reference
+from flowengine.model import NODE_KEYS
+from flowengine.problems import Problem
+
+_FIELD = re.compile(r"(?:field|required field) '([^'.]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """What the form needs to know about one config field."""
+
+    name: str
+    kind: str  # text | code | number | integer | bool | choice | list | dict | yaml
+    title: str
+    description: str
+    required: bool
+    default: Any
+    secret: bool = False
+    advanced: bool = False
+    nullable: bool = False
+    choices: tuple[Any, ...] = ()
+    item_type: str = "string"
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _strip_null(prop: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    options = prop.get("anyOf")
+    if not options:
+        return prop, False
+    rest = [o for o in options if o.get("type") != "null"]
+    nullable = len(rest) < len(options)
+    if len(rest) == 1:
+        return {**prop, **rest[0], "anyOf": None}, nullable
+    return prop, nullable
+
+
+def field_kind(prop: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
+    """The control for a schema property, the property with ``null`` removed, nullable."""
+    inner, nullable = _strip_null(prop)
+    kind = inner.get("type")
+    described = f"{inner.get('description', '')}".lower()
+    if "enum" in inner:
+        return "choice", inner, nullable
+    if kind == "string":
+        if inner.get("widget") in ("code", "textarea") or "expression" in described:
+            return "code", inner, nullable
+        return "text", inner, nullable
+    if kind in ("integer", "number"):
+        return kind, inner, nullable
+    if kind == "boolean":
+        return "bool", inner, nullable
+    items = inner.get("items") or {}
+    if kind == "array" and items.get("type") in ("string", "integer", "number"):
+        return "list", inner, nullable
+    extra = inner.get("additionalProperties")
+    if kind == "object" and isinstance(extra, dict) and extra.get("type") in ("string", "number"):
+        return "dict", inner, nullable
+    return "yaml", inner, nullable
+
+
+def field_specs(schema: dict[str, Any]) -> list[FieldSpec]:
+    """The fields of a config schema in declaration order."""
+    required = set(schema.get("required", []))
+    specs = []
+    for name, prop in schema.get("properties", {}).items():
+        kind, inner, nullable = field_kind(prop)
+        items = inner.get("items") or {}
+        extra = inner.get("additionalProperties")
+        item_type = (
+            items.get("type", "string")
+            if kind == "list"
+            else extra.get("type", "string")
+            if kind == "dict" and isinstance(extra, dict)
+            else "string"
+        )
+        specs.append(
+            FieldSpec(
+                name=name,
+                kind=kind,
+                title=prop.get("title", name),
+                description=prop.get("description", ""),
+                required=name in required,
+                default=prop.get("default"),
+                secret=bool(prop.get("secret")),
+                advanced=bool(prop.get("advanced")),
+                nullable=nullable,
+                choices=tuple(inner.get("enum", ())),
+                item_type=item_type,
+                minimum=inner.get("minimum", inner.get("exclusiveMinimum")),
+                maximum=inner.get("maximum", inner.get("exclusiveMaximum")),
+            )
+        )
+    return specs
+
+
+def field_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[str]]:
+    """A node's error messages by field name, and those about the node as a whole."""
+    by_field: dict[str, list[str]] = {}
+    general: list[str] = []
+    for problem in problems:
+        match = _FIELD.search(problem.message)
+        text = problem.message if problem.is_error else f"warning: {problem.message}"
+        if match:
+            by_field.setdefault(match[1], []).append(text)
+        else:
+            general.append(text)
+    return by_field, general
+
+
+def to_yaml(value: Any) -> str:
+    if value is None:
+        return ""
+    out = io.StringIO()
+    YAML(typ="safe", pure=True).dump(value, out)
+    return out.getvalue()
+
+
+def from_yaml(text: str) -> Any:
+    return YAML(typ="safe", pure=True).load(text) if text.strip() else None
+
+
+class PropertyPanel:
+    """The form of the selected node. ``on_edit()`` is called after every change to the model."""
+
+    def __init__(self, model: EditorModel, on_edit: Callable[[], Any]) -> None:
+        self.model = model
+        self.on_edit = on_edit
+        self.node_id: str | None = None
+        self.error_labels: dict[str, ui.label] = {}
+        self.container = ui.column().classes("w-full gap-1").mark("properties")
+        self.show(None)
+
+    # ---- building ----------------------------------------------------------------------
+    def show(self, node_id: str | None) -> None:
+        """Build the form of ``node_id`` (or a hint when nothing is selected)."""
+        self.node_id = node_id if node_id in self.model.nodes else None
+        self.error_labels = {}
+        self.container.clear()
+        with self.container:
+            if self.node_id is None:
+                ui.label("Select a node to edit it (double-click on the canvas).").classes(
+                    "text-grey-7"
+                )
+                return
+            self._build(self.node_id)
+        self.refresh_errors()
+
+    def _build(self, node_id: str) -> None:
+        type_name = self.model.node_type(node_id)
+        info = self.model.describe(type_name)
+        values = self.model.form_values(node_id)
+        with ui.row().classes("items-center w-full"):
+            ui.label(type_name).classes("text-h6")
+            ui.space()
+            ui.button(icon="delete", on_click=lambda: self._delete(node_id)).props(
+                "flat dense round"
+            ).tooltip("Delete node")
+        if info and info["description"]:
+            ui.label(info["description"].split("\n")[0]).classes("text-caption text-grey-8")
+        self.error_labels[""] = self._error_label()
+        ident = ui.input("Id", value=node_id).props("dense").classes("w-full").mark("prop-id")
+        ident.on("blur", lambda: self._rename(node_id, ident.value))
+        ident.on("keydown.enter", lambda: self._rename(node_id, ident.value))
+        self._text(node_id, "name", "Name", values.get("name"), required=False)
+        disabled = ui.switch("Disabled", value=bool(values.get("disabled", False)))
+        disabled.on_value_change(lambda e: self._set(node_id, "disabled", e.value or None))
+        if info is None:
+            ui.label(f"unknown type '{type_name}'").classes("text-negative")
+            return
+        specs = field_specs(info["schema"])
+        known = {s.name for s in specs} | set(NODE_KEYS)
+        for spec in [s for s in specs if not s.advanced]:
+            self._field(node_id, spec, values)
+        advanced = [s for s in specs if s.advanced]
+        if advanced:
+            with ui.expansion("Advanced").classes("w-full").props("dense").mark("advanced"):
+                for spec in advanced:
+                    self._field(node_id, spec, values)
+        for name in [k for k in values if k not in known]:  # unknown keys: show to fix
+            spec = FieldSpec(name, "yaml", name, "not a field of this type", False, None)
+            self._field(node_id, spec, values)
+
+    def _error_label(self) -> ui.label:
+        label = ui.label("").classes("text-negative text-caption whitespace-pre-line")
+        label.visible = False
+        return label
+
+    def _field(self, node_id: str, spec: FieldSpec, values: dict[str, Any]) -> None:
+        value = values.get(spec.name)
+        label = spec.title + (" *" if spec.required else "")
+        hint = spec.description
+        if spec.default not in (None, "", [], {}) and not spec.required:
+            hint += f" (default: {spec.default})"
+        kind = spec.kind
+        if isinstance(value, str) and kind in ("number", "integer", "bool", "choice", "list"):
+            kind = "text"  # a ${VAR} reference where a number or choice goes
+        with ui.column().classes("w-full gap-0").mark(f"field-{spec.name}"):
+            if kind == "text":
+                self._text(node_id, spec.name, label, value, spec.required, spec.secret, hint)
+            elif kind == "code":
+                area = (
+                    ui.textarea(label, value=value or "")
+                    .props("dense autogrow input-class=font-mono")
+                    .classes("w-full")
+                    .mark(f"prop-{spec.name}")
+                )
+                area.on("blur", lambda: self._set_text(node_id, spec.name, area.value))
+            elif kind in ("number", "integer"):
+                num = (
+                    ui.number(
+                        label,
+                        value=value,
+                        min=spec.minimum,
+                        max=spec.maximum,
+                        placeholder=str(spec.default) if spec.default is not None else None,
+                    )
+                    .props("dense")
+                    .classes("w-full")
+                    .mark(f"prop-{spec.name}")
+                )
+                cast = int if kind == "integer" else float
+                num.on(
+                    "blur",
+                    lambda: self._set(
+                        node_id, spec.name, None if num.value is None else cast(num.value)
+                    ),
+                )
+            elif kind == "bool":
+                switch = ui.switch(label, value=bool(spec.default if value is None else value))
+                switch.mark(f"prop-{spec.name}")
+                switch.on_value_change(lambda e: self._set(node_id, spec.name, e.value))
+            elif kind == "choice":
+                options = list(spec.choices)
+                select = (
+                    ui.select(options, label=label, value=value if value in options else None)
+                    .props("dense" + (" clearable" if not spec.required else ""))
+                    .classes("w-full")
+                    .mark(f"prop-{spec.name}")
+                )
+                if value is None and spec.default in options:
+                    select.props(f'placeholder="{spec.default}"')
+                select.on_value_change(lambda e: self._set(node_id, spec.name, e.value))
+            elif kind == "list":
+                chips = (
+                    ui.input_chips(label, value=[str(v) for v in value or []])
+                    .props("dense")
+                    .classes("w-full")
+                    .mark(f"prop-{spec.name}")
+                )
+                cast_item: Callable[[str], Any] = {"integer": int, "number": float}.get(
+                    spec.item_type, str
+                )
+                chips.on_value_change(
+                    lambda e: self._set_list(node_id, spec.name, e.value, cast_item)
+                )
+            elif kind == "dict":
+                self._mapping(node_id, spec, label, value if isinstance(value, dict) else {})
+            else:
+                area = (
+                    ui.textarea(f"{label} (YAML)", value=to_yaml(value))
+                    .props("dense autogrow input-class=font-mono")
+                    .classes("w-full")
+                    .mark(f"prop-{spec.name}")
+                )
+                area.on("blur", lambda: self._set_yaml(node_id, spec.name, area.value))
+            if hint:
+                ui.label(hint).classes("text-caption text-grey-7")
+            self.error_labels[spec.name] = self._error_label()
+
+    def _text(
+        self,
+        node_id: str,
+        name: str,
+        label: str,
+        value: Any,
+        required: bool,
+        secret: bool = False,
+        hint: str = "",
+    ) -> None:
+        masked = secret and not has_reference(value)
+        field = (
+            ui.input(label, value="" if value is None else str(value), password=masked)
+            .props("dense")
+            .classes("w-full")
+            .mark(f"prop-{name}")
+        )
+        field.on("blur", lambda: self._set_text(node_id, name, field.value))
+        field.on("keydown.enter", lambda: self._set_text(node_id, name, field.value))
+
+    def _mapping(self, node_id: str, spec: FieldSpec, label: str, value: dict[str, Any]) -> None:
+        rows: list[tuple[ui.input, ui.input]] = []
+        cast: Callable[[str], Any] = float if spec.item_type == "number" else str
+
+        def collect() -> None:
+            out: dict[str, Any] = {}
+            for key, val in rows:
+                if key.value:
+                    try:
+                        out[key.value] = cast(val.value)
+                    except ValueError:
+                        out[key.value] = val.value
+            self._set(node_id, spec.name, out or None)
+
+        def add_row(k: str = "", v: Any = "") -> None:
+            with box, ui.row().classes("w-full no-wrap items-center gap-1"):
+                key = ui.input(value=k, placeholder="name").props("dense").classes("w-1/3")
+                val = (
+                    ui.input(value=str(v), placeholder="value")
+                    .props("dense input-class=font-mono")
+                    .classes("grow")
+                )
+                pair = (key, val)
+                rows.append(pair)
+                key.on("blur", collect)
+                val.on("blur", collect)
+
+                def remove(row: Any = None, pair: tuple[ui.input, ui.input] = pair) -> None:
+                    rows.remove(pair)
+                    pair[0].parent_slot.parent.delete()  # type: ignore[union-attr]
+                    collect()
+
+                ui.button(icon="close", on_click=remove).props("flat dense round size=sm")
+
+        ui.label(label).classes("text-caption")
+        box = ui.column().classes("w-full gap-0").mark(f"prop-{spec.name}")
+        for k, v in value.items():
+            add_row(k, v)
+        ui.button("add", icon="add", on_click=lambda: add_row()).props("flat dense size=sm")
+
+    # ---- applying ----------------------------------------------------------------------
+    def _set(self, node_id: str, name: str, value: Any) -> None:
+        if self.model.set_field(node_id, name, value):
+            self.on_edit()
+            self.refresh_errors()
+
+    def _set_text(self, node_id: str, name: str, text: str | None) -> None:
+        self._set(node_id, name, text if text else None)
+
+    def _set_list(
+        self, node_id: str, name: str, items: list[str], cast: Callable[[str], Any]
+    ) -> None:
+        try:
+            values = [cast(v) for v in items]
+        except ValueError:
+            self._show_error(name, f"'{name}': every item must be a {cast.__name__}")
+            return
+        self._set(node_id, name, values or None)
+
+    def _set_yaml(self, node_id: str, name: str, text: str) -> None:
+        try:
+            value = from_yaml(text)
+        except YAMLError as exc:
+            self._show_error(name, f"invalid YAML: {exc}")
+            return
+        self._set(node_id, name, value)
+
+    def _rename(self, node_id: str, new: str) -> None:
+        if new != node_id and self.model.rename(node_id, new):
+            self.on_edit()
+            self.show(new)
+        elif new != node_id:
+            self._show_error("", f"cannot rename to '{new}' (taken or invalid)")
+
+    def _delete(self, node_id: str) -> None:
+        self.model.delete([node_id], [])
+        self.on_edit()
+        self.show(None)
+
+    def _show_error(self, name: str, text: str) -> None:
+        label = self.error_labels.get(name) or self.error_labels.get("")
+        if label is not None:
+            label.text = text
+            label.visible = True
+
+    def refresh_errors(self) -> None:
+        """Show the validator's current problems of the node under their fields."""
+        if self.node_id is None:
+            return
+        problems = self.model.node_problems().get(self.node_id, [])
+        by_field, general = field_errors(problems)
+        for name, label in self.error_labels.items():
+            messages = general if name == "" else by_field.pop(name, [])
+            label.text = "\n".join(messages)
+            label.visible = bool(messages)
+        leftover = [m for ms in by_field.values() for m in ms]
+        if leftover and "" in self.error_labels:
+            top = self.error_labels[""]
+            top.text = "\n".join([*filter(None, [top.text]), *leftover])
+            top.visible = True
