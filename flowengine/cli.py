@@ -313,6 +313,9 @@ main.add_command(simulate)
 from flowengine.editcli import edit  # noqa: E402
 
 main.add_command(edit)
+from flowengine.importcli import import_cmd  # noqa: E402
+
+main.add_command(import_cmd)
 
 
 if __name__ == "__main__":
