@@ -383,6 +383,23 @@ def test_change_variants_old_style_rules_and_malformed_nodes():
     assert check_text(result.flow).errors == []
 
 
+def test_an_inject_that_also_feeds_others_stays_beside_the_rest_in():
+    result = import_nodered(
+        tiny(
+            {"id": "i", "type": "inject", "name": "Tick", "repeat": "30", "once": True,
+             "wires": [["g", "d"]]},
+            {"id": "g", "type": "http request", "name": "API", "method": "GET",
+             "url": "http://api.local:8080", "ret": "obj", "wires": [["d"]]},
+            {"id": "d", "type": "debug", "name": "Log"},
+        )
+    )  # fmt: skip
+    flow = nodes(result)
+    assert flow["tick"]["wires"] == ["log"] and flow["tick"]["interval"] == 30
+    assert flow["api"]["base_url"] == "http://api.local:8080" and "endpoints" not in flow["api"]
+    assert flow["api"]["poll_interval"] == 30 and flow["api"]["wires"] == ["log"]
+    assert check_text(result.flow).errors == []
+
+
 def test_junctions_and_links_are_followed_through():
     result = import_nodered(
         tiny(
