@@ -1,0 +1,643 @@
+// The flow canvas (see canvas.py for the contract with Python).
+//
+// Vue renders only the static shell; nodes and wires are plain DOM/SVG elements kept in
+// non-reactive maps and patched by hand, so a drag touches just the moved nodes and their
+// wires, and a status or queue-fill update touches just what changed. Python owns the flow:
+// gestures are reported as `change` intents and the canvas shows what `flow` says.
+import { toRaw } from "vue";
+
+const SVG = "http://www.w3.org/2000/svg";
+const PORT_GAP = 20; // px between two ports on one side of a node
+const MIN_K = 0.1;
+const MAX_K = 3;
+const DRAG_PX = 3; // screen px a press must travel before it counts as a drag
+const COLORS = ["green", "yellow", "red", "grey", "blue"];
+const TIMINGS = 240; // frame timings kept for tests and benchmarks
+
+function nodeWidth(view, grid) {
+  const text = Math.max((view.label || view.id).length, (view.type || "").length * 0.8);
+  const raw = Math.min(260, Math.max(120, 48 + text * 7.5));
+  return Math.ceil(raw / grid) * grid;
+}
+
+function portOffsets(names, height) {
+  const out = new Map();
+  names.forEach((name, i) => out.set(name, height / 2 + (i - (names.length - 1) / 2) * PORT_GAP));
+  return out;
+}
+
+function formatRate(rate) {
+  if (typeof rate !== "number" || !Number.isFinite(rate)) return "";
+  const abs = Math.abs(rate);
+  if (abs >= 1e6) return `${(rate / 1e6).toFixed(1)}M rows/s`;
+  if (abs >= 1e4) return `${(rate / 1e3).toFixed(0)}k rows/s`;
+  if (abs >= 1e3) return `${(rate / 1e3).toFixed(1)}k rows/s`;
+  if (abs >= 10 || rate === 0) return `${rate.toFixed(0)} rows/s`;
+  return `${rate.toFixed(1)} rows/s`;
+}
+
+function wirePath(a, b) {
+  const dx = Math.max(30, Math.abs(b.x - a.x) * 0.5);
+  return `M${a.x} ${a.y}C${a.x + dx} ${a.y} ${b.x - dx} ${b.y} ${b.x} ${b.y}`;
+}
+
+function signature(view) {
+  return JSON.stringify([
+    view.label,
+    view.type,
+    view.inputs,
+    view.outputs,
+    view.color,
+    view.icon,
+    !!view.disabled,
+    view.error || null,
+  ]);
+}
+
+function el(tag, className, parent) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function svgEl(tag, className, parent) {
+  const e = document.createElementNS(SVG, tag);
+  if (className) e.setAttribute("class", className);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+export default {
+  template: `
+    <div class="fe-canvas" tabindex="0"
+         @pointerdown="onPointerDown" @pointermove="onHover" @wheel.prevent="onWheel"
+         @dblclick="onDblClick" @keydown="onKeyDown" @keyup="onKeyUp" @blur="onBlur"
+         @dragover="onDragOver" @drop="onDrop" @contextmenu.prevent>
+      <div ref="view" class="fe-view">
+        <svg ref="svg" class="fe-wires"><g ref="wires"></g><path ref="ghost" class="fe-ghost"></path></svg>
+        <div ref="nodes" class="fe-nodes"></div>
+      </div>
+      <div ref="band" class="fe-band"></div>
+      <div class="fe-tools" @pointerdown.stop @dblclick.stop>
+        <button type="button" data-action="zoom-out" title="Zoom out" @click="zoomBy(1 / 1.25)">&minus;</button>
+        <span ref="zoom" class="fe-zoom">100%</span>
+        <button type="button" data-action="zoom-in" title="Zoom in" @click="zoomBy(1.25)">+</button>
+        <button type="button" data-action="fit" title="Fit to screen" @click="fit()">&#x2922;</button>
+      </div>
+    </div>`,
+  props: {
+    grid: { type: Number, default: 20 },
+    flow: { type: Object, default: null },
+    status: { type: Object, default: null },
+    fill: { type: Object, default: null },
+    selection: { type: Object, default: null },
+  },
+  created() {
+    // Plain, non-reactive state: Vue never tracks the flow's nodes and wires.
+    this.st = {
+      nodes: new Map(), // id -> {view, sig, x, y, w, h, ins, outs, el, dot, text, rate, status, wires:Set}
+      wires: new Map(), // key -> {view, g, hit, line, fill, error}
+      selNodes: new Set(),
+      selWires: new Set(),
+      view: { x: 0, y: 0, k: 1 },
+      version: null,
+      fitted: false,
+      status: {},
+      fill: {},
+      gesture: null,
+      raf: 0,
+      space: false,
+      hover: null, // last pointer position over the canvas, in flow coordinates
+      timings: [],
+      sent: 0, // change events emitted (tests wait until Python has received as many)
+    };
+    this.onGestureMove = (e) => this.gestureMove(e);
+    this.onGestureUp = (e) => this.gestureUp(e);
+  },
+  mounted() {
+    this.applyView();
+    this.loadFlow(this.flow);
+    if (this.selection) this.setSelection(this.selection.nodes || [], this.selection.wires || []);
+  },
+  beforeUnmount() {
+    this.endGesture();
+    if (this.st.raf) cancelAnimationFrame(this.st.raf);
+  },
+  watch: {
+    flow(value) {
+      this.loadFlow(value);
+    },
+  },
+  methods: {
+    // ---- public methods (FlowCanvas.run_method) --------------------------------------
+    setStatus(status) {
+      for (const [id, s] of Object.entries(status || {})) {
+        this.st.status[id] = s;
+        const node = this.st.nodes.get(id);
+        if (node) this.patchStatus(node, s);
+      }
+    },
+    setFill(fill) {
+      for (const [key, f] of Object.entries(fill || {})) {
+        this.st.fill[key] = f;
+        const wire = this.st.wires.get(key);
+        if (wire) this.patchFill(wire, f);
+      }
+    },
+    setSelection(nodes, wires) {
+      this.select(new Set(nodes), new Set(wires), false);
+    },
+    fit() {
+      const { nodes } = this.st;
+      const width = this.$el.clientWidth;
+      const height = this.$el.clientHeight;
+      if (!nodes.size || !width || !height) return;
+      let x0 = Infinity;
+      let y0 = Infinity;
+      let x1 = -Infinity;
+      let y1 = -Infinity;
+      for (const n of nodes.values()) {
+        x0 = Math.min(x0, n.x - 10);
+        y0 = Math.min(y0, n.y - 10);
+        x1 = Math.max(x1, n.x + n.w + 10);
+        y1 = Math.max(y1, n.y + n.h + 24); // the status line below the node
+      }
+      const pad = 30;
+      const k = Math.max(MIN_K, Math.min(1, (width - 2 * pad) / (x1 - x0), (height - 2 * pad) / (y1 - y0)));
+      this.st.view = { k, x: (width - (x1 - x0) * k) / 2 - x0 * k, y: (height - (y1 - y0) * k) / 2 - y0 * k };
+      this.applyView();
+    },
+    zoomBy(factor) {
+      this.zoomAt(this.$el.clientWidth / 2, this.$el.clientHeight / 2, this.st.view.k * factor);
+    },
+    viewState() {
+      return { ...this.st.view };
+    },
+    timings() {
+      return this.st.timings.slice();
+    },
+    sentCount() {
+      return this.st.sent;
+    },
+    flushFrame() {
+      // Run a pending animation frame now (tests measure the work of one pointer move).
+      if (!this.st.raf) return;
+      cancelAnimationFrame(this.st.raf);
+      this.st.raf = 0;
+      this.frame();
+    },
+
+    // ---- building and patching the DOM -----------------------------------------------
+    loadFlow(flow) {
+      const raw = toRaw(flow);
+      if (!raw || raw.version === this.st.version) return;
+      this.st.version = raw.version;
+      const { nodes, wires } = this.st;
+      const seen = new Set();
+      const fragment = document.createDocumentFragment();
+      for (const view of raw.nodes || []) {
+        seen.add(view.id);
+        const sig = signature(view);
+        let node = nodes.get(view.id);
+        if (node && node.sig !== sig) {
+          const fresh = this.makeNode(view, sig, node.wires);
+          node.el.replaceWith(fresh.el);
+          nodes.set(view.id, fresh);
+          if (this.st.selNodes.has(view.id)) fresh.el.classList.add("fe-selected");
+          node = fresh;
+        } else if (!node) {
+          node = this.makeNode(view, sig, new Set());
+          nodes.set(view.id, node);
+          fragment.appendChild(node.el);
+        }
+        node.view = view;
+        if (node.x !== view.x || node.y !== view.y) this.placeNode(node, view.x, view.y);
+        const status = this.st.status[view.id];
+        if (status && !node.status) this.patchStatus(node, status);
+        this.patchError(node);
+      }
+      this.$refs.nodes.appendChild(fragment);
+      for (const [id, node] of nodes) {
+        if (seen.has(id)) continue;
+        node.el.remove();
+        nodes.delete(id);
+        this.st.selNodes.delete(id);
+      }
+
+      const keys = new Set();
+      const layer = this.$refs.wires;
+      for (const view of raw.wires || []) {
+        keys.add(view.key);
+        let wire = wires.get(view.key);
+        if (!wire) {
+          wire = this.makeWire(view);
+          wires.set(view.key, wire);
+          layer.appendChild(wire.g);
+        }
+        wire.view = view;
+        const fill = this.st.fill[view.key];
+        if (fill !== undefined && wire.fill !== fill) this.patchFill(wire, fill);
+      }
+      for (const [key, wire] of wires) {
+        if (keys.has(key)) continue;
+        wire.g.remove();
+        wires.delete(key);
+        this.st.selWires.delete(key);
+      }
+      for (const node of nodes.values()) node.wires.clear();
+      for (const wire of wires.values()) {
+        nodes.get(wire.view.source)?.wires.add(wire);
+        nodes.get(wire.view.target)?.wires.add(wire);
+        this.routeWire(wire);
+      }
+      if (!this.st.fitted && nodes.size) {
+        this.st.fitted = true;
+        if (this.$el.clientWidth) this.fit();
+        else requestAnimationFrame(() => this.fit());
+      }
+    },
+    makeNode(view, sig, wires) {
+      const grid = this.grid || 20;
+      const ins = view.inputs || [];
+      const outs = view.outputs || [];
+      const w = nodeWidth(view, grid);
+      const h = Math.max(2 * PORT_GAP, PORT_GAP * Math.max(ins.length, outs.length));
+      const root = el("div", "fe-node");
+      root.dataset.nodeId = view.id;
+      root.style.width = `${w}px`;
+      root.style.height = `${h}px`;
+      if (view.disabled) root.classList.add("fe-disabled");
+      const body = el("div", "fe-node-body", root);
+      body.style.background = view.color || "#e0e0e0";
+      if (view.icon) {
+        const icon = el("i", "material-icons fe-icon", body);
+        icon.textContent = view.icon;
+      }
+      const names = el("div", "fe-names", body);
+      el("div", "fe-label", names).textContent = view.label || view.id;
+      if (view.type && view.type !== view.label) el("div", "fe-type", names).textContent = view.type;
+      const insAt = portOffsets(ins, h);
+      const outsAt = portOffsets(outs, h);
+      for (const [kind, at] of [
+        ["in", insAt],
+        ["out", outsAt],
+      ]) {
+        for (const [name, y] of at) {
+          const port = el("div", `fe-port fe-port-${kind}${name === "error" && kind === "out" ? " fe-port-error" : ""}`, root);
+          port.dataset.port = name;
+          port.dataset.kind = kind;
+          port.title = name;
+          port.style.top = `${y - 6}px`;
+        }
+      }
+      const line = el("div", "fe-status", root);
+      const dot = el("span", "fe-dot", line);
+      const text = el("span", "fe-status-text", line);
+      const rate = el("span", "fe-rate", line);
+      return { view, sig, x: NaN, y: NaN, w, h, ins: insAt, outs: outsAt, el: root, dot, text, rate, status: null, wires };
+    },
+    makeWire(view) {
+      const g = svgEl("g", "fe-wire");
+      if (view.port === "error") g.classList.add("fe-wire-error");
+      const hit = svgEl("path", "fe-wire-hit", g);
+      hit.dataset.wireKey = view.key;
+      const line = svgEl("path", "fe-wire-line", g);
+      return { view, g, hit, line, fill: 0, title: null };
+    },
+    placeNode(node, x, y) {
+      node.x = x;
+      node.y = y;
+      node.el.style.transform = `translate(${x}px,${y}px)`;
+    },
+    portPoint(nodeId, port, kind) {
+      const node = this.st.nodes.get(nodeId);
+      if (!node) return null;
+      const dy = (kind === "in" ? node.ins : node.outs).get(port);
+      if (dy === undefined) return null;
+      return { x: kind === "in" ? node.x : node.x + node.w, y: node.y + dy };
+    },
+    routeWire(wire) {
+      const v = wire.view;
+      const a = this.portPoint(v.source, v.port, "out");
+      const b = this.portPoint(v.target, v.target_port, "in");
+      const d = a && b ? wirePath(a, b) : "";
+      wire.hit.setAttribute("d", d);
+      wire.line.setAttribute("d", d);
+    },
+    patchStatus(node, s) {
+      const prev = node.status || {};
+      if (s.color !== prev.color) {
+        node.dot.className = `fe-dot fe-${COLORS.includes(s.color) ? s.color : "grey"}`;
+      }
+      if (s.text !== prev.text) node.text.textContent = s.text || "";
+      if (s.rate !== prev.rate) node.rate.textContent = formatRate(s.rate);
+      node.status = s;
+      if ((s.error || null) !== (prev.error || null)) this.patchError(node);
+    },
+    patchError(node) {
+      const error = node.view.error || node.status?.error || null;
+      node.el.classList.toggle("fe-error", !!error);
+      const title = error || `${node.view.label || node.view.id} (${node.view.type})`;
+      if (node.el.title !== title) node.el.title = title;
+    },
+    patchFill(wire, f) {
+      const fill = Math.max(0, Math.min(1, Number(f) || 0));
+      wire.fill = fill;
+      wire.line.style.strokeWidth = fill > 0 ? `${2 + 5 * fill}px` : "";
+      wire.line.classList.toggle("fe-fill-mid", fill >= 0.5 && fill < 0.9);
+      wire.line.classList.toggle("fe-fill-high", fill >= 0.9);
+      if (!wire.title) wire.title = svgEl("title", null, wire.hit);
+      wire.title.textContent = `queue ${Math.round(fill * 100)}% full`;
+    },
+    select(nodes, wires, emit) {
+      const { st } = this;
+      for (const id of st.selNodes) if (!nodes.has(id)) st.nodes.get(id)?.el.classList.remove("fe-selected");
+      for (const id of nodes) if (!st.selNodes.has(id)) st.nodes.get(id)?.el.classList.add("fe-selected");
+      for (const key of st.selWires) if (!wires.has(key)) st.wires.get(key)?.g.classList.remove("fe-selected");
+      for (const key of wires) if (!st.selWires.has(key)) st.wires.get(key)?.g.classList.add("fe-selected");
+      const changed =
+        nodes.size !== st.selNodes.size ||
+        wires.size !== st.selWires.size ||
+        [...nodes].some((id) => !st.selNodes.has(id)) ||
+        [...wires].some((key) => !st.selWires.has(key));
+      st.selNodes = new Set([...nodes].filter((id) => st.nodes.has(id)));
+      st.selWires = new Set([...wires].filter((key) => st.wires.has(key)));
+      if (emit && changed) this.send({ op: "select", nodes: [...st.selNodes], wires: [...st.selWires] });
+    },
+    applyView() {
+      const { x, y, k } = this.st.view;
+      this.$refs.view.style.transform = `translate(${x}px,${y}px) scale(${k})`;
+      const g = (this.grid || 20) * k;
+      this.$el.style.backgroundSize = `${g}px ${g}px`;
+      this.$el.style.backgroundPosition = `${x}px ${y}px`;
+      this.$refs.zoom.textContent = `${Math.round(k * 100)}%`;
+    },
+    zoomAt(px, py, k) {
+      const v = this.st.view;
+      k = Math.max(MIN_K, Math.min(MAX_K, k));
+      const fx = (px - v.x) / v.k;
+      const fy = (py - v.y) / v.k;
+      this.st.view = { k, x: px - fx * k, y: py - fy * k };
+      this.applyView();
+    },
+    toFlow(clientX, clientY, rect = this.$el.getBoundingClientRect()) {
+      const v = this.st.view;
+      return { x: (clientX - rect.left - v.x) / v.k, y: (clientY - rect.top - v.y) / v.k };
+    },
+    snap(value) {
+      const grid = this.grid || 1;
+      return Math.round(value / grid) * grid;
+    },
+    send(payload) {
+      this.st.sent += 1;
+      this.$emit("change", payload);
+    },
+
+    // ---- gestures --------------------------------------------------------------------
+    onPointerDown(e) {
+      this.$el.focus({ preventScroll: true });
+      if (this.st.gesture) return;
+      if (e.button === 1 || (e.button === 0 && this.st.space)) {
+        e.preventDefault();
+        return this.beginGesture(e, { kind: "pan", clear: false });
+      }
+      if (e.button !== 0) return;
+      e.preventDefault();
+      const port = e.target.closest("[data-port]");
+      const node = e.target.closest("[data-node-id]");
+      const wire = e.target.closest("[data-wire-key]");
+      if (port && node) return this.beginWire(e, node.dataset.nodeId, port);
+      if (node) return this.beginNodeDrag(e, node.dataset.nodeId);
+      if (wire) return this.clickWire(e, wire.dataset.wireKey);
+      if (e.shiftKey) return this.beginBand(e);
+      this.beginGesture(e, { kind: "pan", clear: true });
+    },
+    beginGesture(e, gesture) {
+      const rect = this.$el.getBoundingClientRect();
+      this.st.gesture = { ...gesture, rect, sx: e.clientX, sy: e.clientY, cx: e.clientX, cy: e.clientY, moved: false, view: { ...this.st.view } };
+      window.addEventListener("pointermove", this.onGestureMove);
+      window.addEventListener("pointerup", this.onGestureUp);
+      window.addEventListener("pointercancel", this.onGestureUp);
+      this.st.gesture.cls = gesture.kind === "pan" ? "fe-panning" : gesture.kind === "wire" ? `fe-wiring-${gesture.from.kind}` : null;
+      if (this.st.gesture.cls) this.$el.classList.add(this.st.gesture.cls);
+    },
+    endGesture() {
+      window.removeEventListener("pointermove", this.onGestureMove);
+      window.removeEventListener("pointerup", this.onGestureUp);
+      window.removeEventListener("pointercancel", this.onGestureUp);
+      const cls = this.st.gesture?.cls;
+      if (cls) this.$el.classList.remove(cls);
+      this.st.gesture = null;
+    },
+    beginNodeDrag(e, id) {
+      const { st } = this;
+      const toggle = e.shiftKey || e.ctrlKey || e.metaKey;
+      let nodes = st.selNodes;
+      let wires = st.selWires;
+      if (toggle) {
+        nodes = new Set(nodes);
+        if (nodes.has(id)) nodes.delete(id);
+        else nodes.add(id);
+      } else if (!nodes.has(id)) {
+        nodes = new Set([id]);
+        wires = new Set();
+      }
+      this.select(nodes, wires, true);
+      if (!st.selNodes.has(id)) return;
+      const moving = [...st.selNodes].map((n) => st.nodes.get(n)).filter(Boolean);
+      const origin = new Map(moving.map((n) => [n, { x: n.x, y: n.y }]));
+      const touched = new Set();
+      for (const n of moving) for (const w of n.wires) touched.add(w);
+      this.beginGesture(e, { kind: "node", id, toggle, origin, touched });
+    },
+    beginBand(e) {
+      // Shift+drag selects the nodes the band touches; with Ctrl/Cmd too it adds to the selection.
+      const { st } = this;
+      const add = e.ctrlKey || e.metaKey;
+      const before = { nodes: new Set(st.selNodes), wires: new Set(st.selWires) };
+      const base = add ? before : { nodes: new Set(), wires: new Set() };
+      this.beginGesture(e, { kind: "band", before, base });
+    },
+    beginWire(e, nodeId, port) {
+      const from = { node: nodeId, port: port.dataset.port, kind: port.dataset.kind };
+      const anchor = this.portPoint(nodeId, from.port, from.kind);
+      if (!anchor) return;
+      this.beginGesture(e, { kind: "wire", from, anchor });
+    },
+    clickWire(e, key) {
+      const { st } = this;
+      if (e.shiftKey || e.ctrlKey || e.metaKey) {
+        const wires = new Set(st.selWires);
+        if (wires.has(key)) wires.delete(key);
+        else wires.add(key);
+        this.select(st.selNodes, wires, true);
+      } else {
+        this.select(new Set(), new Set([key]), true);
+      }
+    },
+    gestureMove(e) {
+      const g = this.st.gesture;
+      if (!g) return;
+      g.cx = e.clientX;
+      g.cy = e.clientY;
+      if (!g.moved && Math.hypot(g.cx - g.sx, g.cy - g.sy) < DRAG_PX) return;
+      g.moved = true;
+      if (!this.st.raf) {
+        this.st.raf = requestAnimationFrame(() => {
+          this.st.raf = 0;
+          this.frame();
+        });
+      }
+    },
+    frame() {
+      const g = this.st.gesture;
+      if (!g || !g.moved) return;
+      const start = performance.now();
+      const k = this.st.view.k;
+      const dx = (g.cx - g.sx) / k;
+      const dy = (g.cy - g.sy) / k;
+      if (g.kind === "node") {
+        for (const [node, o] of g.origin) this.placeNode(node, o.x + dx, o.y + dy);
+        for (const wire of g.touched) this.routeWire(wire);
+      } else if (g.kind === "pan") {
+        this.st.view = { k, x: g.view.x + g.cx - g.sx, y: g.view.y + g.cy - g.sy };
+        this.applyView();
+      } else if (g.kind === "wire") {
+        const p = this.toFlow(g.cx, g.cy, g.rect);
+        const [a, b] = g.from.kind === "out" ? [g.anchor, p] : [p, g.anchor];
+        this.$refs.ghost.setAttribute("d", wirePath(a, b));
+      } else if (g.kind === "band") {
+        this.frameBand(g);
+      }
+      const timings = this.st.timings;
+      timings.push(performance.now() - start);
+      if (timings.length > TIMINGS) timings.splice(0, timings.length - TIMINGS);
+    },
+    frameBand(g) {
+      const r = g.rect;
+      const left = Math.min(g.sx, g.cx) - r.left;
+      const top = Math.min(g.sy, g.cy) - r.top;
+      const width = Math.abs(g.cx - g.sx);
+      const height = Math.abs(g.cy - g.sy);
+      Object.assign(this.$refs.band.style, { display: "block", left: `${left}px`, top: `${top}px`, width: `${width}px`, height: `${height}px` });
+      const v = this.st.view;
+      const x0 = (left - v.x) / v.k;
+      const y0 = (top - v.y) / v.k;
+      const x1 = x0 + width / v.k;
+      const y1 = y0 + height / v.k;
+      const picked = new Set(g.base.nodes);
+      for (const [id, n] of this.st.nodes) {
+        if (n.x < x1 && n.x + n.w > x0 && n.y < y1 && n.y + n.h > y0) picked.add(id);
+      }
+      this.select(picked, g.base.wires, false);
+    },
+    gestureUp(e) {
+      const g = this.st.gesture;
+      if (!g) return;
+      g.cx = e.clientX;
+      g.cy = e.clientY;
+      if (!g.moved && Math.hypot(g.cx - g.sx, g.cy - g.sy) >= DRAG_PX) g.moved = true;
+      if (this.st.raf) cancelAnimationFrame(this.st.raf);
+      this.st.raf = 0;
+      this.frame();
+      this.endGesture();
+      if (g.kind === "node") this.endNodeDrag(g);
+      else if (g.kind === "wire") this.endWire(g, e);
+      else if (g.kind === "band") this.endBand(g);
+      else if (g.kind === "pan" && !g.moved && g.clear) this.select(new Set(), new Set(), true);
+    },
+    endNodeDrag(g) {
+      if (!g.moved) {
+        // A plain click on one node of a multi-selection selects just that node.
+        if (!g.toggle && this.st.selNodes.size > 1) this.select(new Set([g.id]), new Set(), true);
+        return;
+      }
+      const positions = {};
+      let changed = false;
+      for (const [node, o] of g.origin) {
+        this.placeNode(node, this.snap(node.x), this.snap(node.y));
+        positions[node.view.id] = { x: node.x, y: node.y };
+        changed ||= node.x !== o.x || node.y !== o.y;
+      }
+      for (const wire of g.touched) this.routeWire(wire);
+      if (changed) this.send({ op: "move", positions });
+    },
+    endWire(g, e) {
+      this.$refs.ghost.setAttribute("d", "");
+      const hit = document.elementFromPoint(e.clientX, e.clientY);
+      const port = hit && this.$el.contains(hit) ? hit.closest("[data-port]") : null;
+      const node = port?.closest("[data-node-id]");
+      if (!port || !node || port.dataset.kind === g.from.kind) return;
+      const to = { node: node.dataset.nodeId, port: port.dataset.port };
+      const [src, dst] = g.from.kind === "out" ? [g.from, to] : [to, g.from];
+      this.send({ op: "wire", source: src.node, port: src.port, target: dst.node, target_port: dst.port });
+    },
+    endBand(g) {
+      this.$refs.band.style.display = "none";
+      const { st } = this;
+      const same = (a, b) => a.size === b.size && [...a].every((x) => b.has(x));
+      if (same(st.selNodes, g.before.nodes) && same(st.selWires, g.before.wires)) return;
+      this.send({ op: "select", nodes: [...st.selNodes], wires: [...st.selWires] });
+    },
+    onHover(e) {
+      if (this.st.gesture) return;
+      this.st.hover = { clientX: e.clientX, clientY: e.clientY };
+    },
+    onWheel(e) {
+      const rect = this.$el.getBoundingClientRect();
+      const scale = e.deltaMode === 1 ? 0.05 : e.deltaMode === 2 ? 1 : 0.0015;
+      this.zoomAt(e.clientX - rect.left, e.clientY - rect.top, this.st.view.k * Math.exp(-e.deltaY * scale));
+    },
+    onDblClick(e) {
+      const node = e.target.closest("[data-node-id]");
+      if (node && !e.target.closest("[data-port]")) this.send({ op: "open", node: node.dataset.nodeId });
+    },
+
+    // ---- keyboard and palette drops --------------------------------------------------
+    onKeyDown(e) {
+      const tag = e.target.tagName;
+      if (e.target !== this.$el && (tag === "INPUT" || tag === "TEXTAREA" || e.target.isContentEditable)) return;
+      const { st } = this;
+      const mod = e.ctrlKey || e.metaKey;
+      const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+      let handled = true;
+      if (key === " ") st.space = true;
+      else if (key === "Delete" || key === "Backspace") {
+        if (st.selNodes.size || st.selWires.size) this.send({ op: "delete", nodes: [...st.selNodes], wires: [...st.selWires] });
+      } else if (mod && key === "z") this.send({ op: e.shiftKey ? "redo" : "undo" });
+      else if (mod && key === "y") this.send({ op: "redo" });
+      else if (mod && key === "c") {
+        if (st.selNodes.size) this.send({ op: "copy", nodes: [...st.selNodes] });
+      } else if (mod && key === "v") this.send({ op: "paste", ...this.pastePoint() });
+      else if (mod && key === "a") this.select(new Set(st.nodes.keys()), new Set(), true);
+      else if (key === "Escape") this.select(new Set(), new Set(), true);
+      else handled = false;
+      if (handled) e.preventDefault();
+    },
+    onKeyUp(e) {
+      if (e.key === " ") this.st.space = false;
+    },
+    onBlur() {
+      this.st.space = false;
+    },
+    pastePoint() {
+      const rect = this.$el.getBoundingClientRect();
+      const h = this.st.hover;
+      const p = h ? this.toFlow(h.clientX, h.clientY, rect) : this.toFlow(rect.left + rect.width / 2, rect.top + rect.height / 2, rect);
+      return { x: this.snap(p.x), y: this.snap(p.y) };
+    },
+    onDragOver(e) {
+      if (!e.dataTransfer?.types.includes("application/x-flowengine-type")) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "copy";
+    },
+    onDrop(e) {
+      const type = e.dataTransfer?.getData("application/x-flowengine-type");
+      if (!type) return;
+      e.preventDefault();
+      const p = this.toFlow(e.clientX, e.clientY);
+      this.send({ op: "drop", type, x: this.snap(p.x), y: this.snap(p.y) });
+    },
+  },
+};

@@ -1,0 +1,145 @@
+"""The flow canvas: nodes, wires, pan and zoom, and the editing gestures (canvas.js).
+
+Python owns the flow. The canvas shows what `set_flow` gives it and reports gestures as
+`change` intents (move, wire, delete, select, open, drop, copy, paste, undo, redo); the
+app changes its model and answers with `set_flow`. Status and queue fill are patches sent
+apart from the layout, so a running flow's numbers never re-send 500 nodes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict
+
+from nicegui import background_tasks, ui
+from nicegui.client import Client
+from nicegui.events import GenericEventArguments
+
+CSS = Path(__file__).with_name("canvas.css")
+
+
+class NodeView(TypedDict):
+    """One node as the canvas draws it; `outputs` lists "error" last."""
+
+    id: str
+    type: str
+    label: str
+    x: float
+    y: float
+    inputs: list[str]
+    outputs: list[str]
+    color: str
+    icon: NotRequired[str]
+    disabled: NotRequired[bool]
+    error: NotRequired[str | None]
+
+
+class WireView(TypedDict):
+    """One wire; `key` is "source:port->target:target_port"."""
+
+    key: str
+    source: str
+    port: str
+    target: str
+    target_port: str
+
+
+class StatusView(TypedDict):
+    """A node's live status: dot colour (green/yellow/red/grey/blue), text, rows/s, error."""
+
+    color: str
+    text: str
+    rate: float
+    error: NotRequired[str | None]
+
+
+def wire_key(source: str, port: str, target: str, target_port: str) -> str:
+    """The key the canvas and the app use for one wire."""
+    return f"{source}:{port}->{target}:{target_port}"
+
+
+class FlowCanvas(ui.element, component="canvas.js"):
+    """The editor's canvas; see the module docstring and docs of `change` ops in canvas.js."""
+
+    _styled: weakref.WeakSet[Client] = weakref.WeakSet()
+
+    def __init__(self, *, grid: int = 20, on_change: Callable[[dict], Any] | None = None) -> None:
+        super().__init__()
+        if self.client not in FlowCanvas._styled:  # once per page, however many canvases
+            FlowCanvas._styled.add(self.client)
+            ui.add_css(CSS)
+        self._on_change = on_change
+        self._version = 0
+        self._index: dict[str, int] = {}
+        self._props["grid"] = grid
+        self._props["flow"] = {"version": 0, "nodes": [], "wires": []}
+        self._props["status"] = {}
+        self._props["fill"] = {}
+        self._props["selection"] = {"nodes": [], "wires": []}
+        self.on("change", self._changed)
+
+    @property
+    def selection(self) -> tuple[list[str], list[str]]:
+        """The selected node ids and wire keys, as the browser last reported or was told."""
+        sel = self._props["selection"]
+        return list(sel["nodes"]), list(sel["wires"])
+
+    def set_flow(self, nodes: Iterable[NodeView], wires: Iterable[WireView]) -> None:
+        """Replace what the canvas shows (the browser keeps the DOM of unchanged nodes)."""
+        nodes, wires = [dict(n) for n in nodes], [dict(w) for w in wires]
+        self._version += 1
+        self._index = {n["id"]: i for i, n in enumerate(nodes)}
+        keys = {w["key"] for w in wires}
+        sel = self._props["selection"]
+        with self._props.suspend_updates():
+            self._props["flow"] = {"version": self._version, "nodes": nodes, "wires": wires}
+            self._props["selection"] = {
+                "nodes": [n for n in sel["nodes"] if n in self._index],
+                "wires": [w for w in sel["wires"] if w in keys],
+            }
+        self.update()
+
+    def set_status(self, status: dict[str, StatusView]) -> None:
+        """Patch the status of some nodes (id -> status); nothing else is re-sent."""
+        if not status:
+            return
+        with self._props.suspend_updates():
+            self._props["status"].update(status)
+        self.run_method("setStatus", status)
+
+    def set_fill(self, fill: dict[str, float]) -> None:
+        """Patch the queue fill (0..1) shown on some wires (wire key -> fill)."""
+        if not fill:
+            return
+        with self._props.suspend_updates():
+            self._props["fill"].update(fill)
+        self.run_method("setFill", fill)
+
+    def set_selection(self, nodes: list[str], wires: list[str]) -> None:
+        """Select these nodes and wires (no `select` event comes back)."""
+        with self._props.suspend_updates():
+            self._props["selection"] = {"nodes": list(nodes), "wires": list(wires)}
+        self.run_method("setSelection", list(nodes), list(wires))
+
+    def fit(self) -> None:
+        """Pan and zoom (never above 100 %) so that the whole flow is in view."""
+        self.run_method("fit")
+
+    def _changed(self, e: GenericEventArguments) -> None:
+        args: dict = e.args
+        op = args.get("op")
+        with self._props.suspend_updates():  # so that a re-render shows what the browser shows
+            if op == "move":
+                nodes = self._props["flow"]["nodes"]
+                for node_id, pos in args.get("positions", {}).items():
+                    if (i := self._index.get(node_id)) is not None:
+                        nodes[i]["x"], nodes[i]["y"] = pos["x"], pos["y"]
+            elif op == "select":
+                self._props["selection"] = {"nodes": args["nodes"], "wires": args["wires"]}
+        if self._on_change is not None:
+            result = self._on_change(args)
+            if inspect.isawaitable(result):
+                background_tasks.create(result, name="flow canvas change")
