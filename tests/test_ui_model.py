@@ -285,3 +285,13 @@ def test_revision_moves_on_every_document_change(line3: Path) -> None:
     model.reload()
     seen.append(model.revision)
     assert seen == sorted(set(seen))
+
+
+def test_a_file_without_layout_opens_clean(tmp_path: Path) -> None:
+    path = tmp_path / "bare.yaml"
+    path.write_text("version: 1\nnodes:\n  a:\n    type: debug\n")
+    model = EditorModel.open(path)
+    assert not model.dirty
+    model.move({"a": {"x": 10, "y": 20}})
+    model.save()
+    assert path.read_text().endswith("layout:\n  a: {x: 10, y: 20}\n")

@@ -138,7 +138,9 @@ class Editor:
                 f"{len(getattr(report, what, ()) or ())} {what}"
                 for what in ("added", "removed", "restarted")
             ]
-            return "Deployed: " + ", ".join(parts)
+            failed = getattr(report, "failed", None) or {}
+            tail = "".join(f"; {node} failed: {why}" for node, why in failed.items())
+            return "Deployed: " + ", ".join(parts) + tail
 
     async def shutdown(self) -> None:
         await self._stop()
@@ -438,7 +440,7 @@ class EditorView:
             return
         self.keep_mine = False
         self.disk_banner.visible = False
-        ui.notify(message, type="positive")
+        ui.notify(message, type="warning" if "failed:" in message else "positive")
         self.indicators()
 
     def check_disk(self) -> None:

@@ -121,13 +121,13 @@ class EditorModel:
         self.revision = 0
         self.registry = registry or default_registry()
         self.path = doc.path
+        self._ensure_sections()
         self._saved_text = doc.dumps()
         self._history = [self._saved_text]
         self._at = 0
         self._clip: _Clip | None = None
         self._disk = _digest(self.path)
         self._cache: tuple[str, Flow, CheckedFlow, list[Problem]] | None = None
-        self._ensure_sections()
 
     # ---- opening -----------------------------------------------------------------------
     @classmethod

@@ -1,0 +1,309 @@
+"""The editor app through NiceGUI's simulated User (no browser): palette, property forms,
+canvas intents, deploy into a running flow, disk-change warning, debug sidebar, login."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flowengine.ui.app import Editor, EditorConfig, root
+from flowengine.ui.canvas import FlowCanvas
+from nicegui import app, ui
+from nicegui.storage import Storage
+from nicegui.testing import User
+from nicegui.testing.user_simulation import user_simulation
+
+from flowengine.logs import MASK
+from tests.conftest import REPO
+
+INJECT_FLOW = """\
+# a source that fires every half second, into a debug node
+version: 1
+nodes:
+  src:
+    type: inject
+    interval: 0.5
+    rows: [{sensor: a, value: 1.5}, {sensor: b, value: 2.5}]
+    wires: [show]
+  show:
+    type: debug
+    rows: 2
+layout:
+  src: {x: 80, y: 80}
+  show: {x: 300, y: 80}
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def storage_in_tmp() -> Any:
+    """NiceGUI keeps app.storage.user in files: put them in a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="flowengine-ui-storage-"))
+    Storage.path = folder
+    app.storage = Storage()
+    yield
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@asynccontextmanager
+async def editing(editor: Editor) -> AsyncIterator[User]:
+    async with user_simulation(root=root(editor)) as user:
+        try:
+            yield user
+        finally:
+            await editor.shutdown()
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+async def eventually(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Wait on the test's own loop (where the editor's timers run) until ``condition``."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+    assert condition(), what
+
+
+@pytest.fixture
+def line3(tmp_path: Path) -> Path:
+    path = tmp_path / "line3.yaml"
+    shutil.copy(REPO / "flows" / "line3.yaml", path)
+    return path
+
+
+def canvas_op(user: User, **args: Any) -> None:
+    user.find(FlowCanvas).trigger("change", args)
+
+
+def test_palette_is_grouped_from_the_registry_and_search_filters_it(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            for name in ("simulate", "filter", "debug", "mqtt_in", "switch"):
+                await user.should_see(marker=f"palette-{name}")
+            await user.should_see("Input")
+            await user.should_see("Output")
+            user.find(marker="palette-search").type("mqtt")
+            await user.should_see(marker="palette-mqtt_out")
+            await user.should_not_see(marker="palette-filter")
+            user.find(marker="palette-search").clear()
+            await user.should_see(marker="palette-filter")
+
+    run(scenario)
+
+
+def test_drop_adds_a_node_whose_form_edits_the_model(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            canvas_op(user, op="drop", type="filter", x=500, y=400)
+            model = editor.model
+            assert model is not None
+            assert "filter1" in model.nodes
+            assert model.position("filter1") == (500, 400)
+            await user.should_see("Query *")  # required mark from the schema
+            await user.should_see("missing required field 'query'")  # inline, from the validator
+            user.find(marker="prop-query").type("value > 3").trigger("blur")
+            assert model.form_values("filter1")["query"] == "value > 3"
+            await user.should_not_see("missing required field 'query'")
+            await user.should_see(marker="dirty")
+            canvas_op(
+                user, op="wire", source="too_far", port="out", target="filter1", target_port="in"
+            )
+            assert "filter1" in [str(t) for t in model.flow().nodes["too_far"].wires["out"]]
+            user.find(marker="undo").click()
+            assert "filter1" not in [str(t) for t in model.flow().nodes["too_far"].wires["out"]]
+            user.find(marker="redo").click()
+            assert "filter1" in [str(t) for t in model.flow().nodes["too_far"].wires["out"]]
+            canvas_op(user, op="delete", nodes=["filter1"], wires=[])
+            assert "filter1" not in model.nodes
+
+    run(scenario)
+
+
+def test_form_controls_follow_field_types_and_show_errors(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            canvas_op(user, op="open", node="console")
+            number = user.find(marker="prop-rows").elements.pop()
+            assert isinstance(number, ui.number) and number.value == 3
+            level = user.find(marker="prop-level").elements.pop()
+            assert isinstance(level, ui.select) and level.options == ["debug", "info", "warning"]
+            await user.should_see(marker="advanced")  # `keep` is an advanced field
+            assert number.min == 0  # the schema's bound: the control cannot go below
+            user.find(marker="prop-rows").clear().type("7").trigger("blur")
+            assert editor.model.form_values("console")["rows"] == 7
+            canvas_op(user, op="open", node="furnace")
+            user.find(marker="prop-query").clear().type("value >").trigger("blur")
+            await user.should_see("query is not a valid expression", marker="field-query")
+            canvas_op(user, op="open", node="deviation")
+            await user.should_see("abs(deviation)")  # the key/value rows of `columns`
+            canvas_op(user, op="open", node="plc")
+            toggle = [e for e in user.find(kind=ui.switch).elements if e.text == "Disabled"]
+            assert toggle and toggle[0].value is False
+
+    run(scenario)
+
+
+def test_secret_fields_reach_the_browser_masked(tmp_path: Path) -> None:
+    flow = tmp_path / "mq.yaml"
+    flow.write_text(
+        "version: 1\nnodes:\n  src:\n    type: mqtt_in\n    password: hunter2\n"
+        "    wires: [out]\n  ref:\n    type: mqtt_in\n    password: ${MQ_PASS:-x}\n"
+        "    wires: [out]\n  out:\n    type: debug\n"
+    )
+    editor = Editor(EditorConfig(flow, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            canvas_op(user, op="open", node="src")
+            field = user.find(marker="prop-password").elements.pop()
+            assert isinstance(field, ui.input)
+            assert field.value == MASK and field.props.get("type") == "password"
+            field_values = [getattr(e, "value", None) for e in user.find(kind=ui.input).elements]
+            assert "hunter2" not in field_values
+            user.find(marker="prop-password").trigger("blur")  # the mask comes back unchanged
+            assert not editor.model.dirty
+            canvas_op(user, op="open", node="ref")
+            field = user.find(marker="prop-password").elements.pop()
+            assert field.value == "${MQ_PASS:-x}" and field.props.get("type") != "password"
+
+    run(scenario)
+
+
+def test_deploy_saves_the_file_and_applies_to_the_running_flow(tmp_path: Path) -> None:
+    flow = tmp_path / "inject.yaml"
+    flow.write_text(INJECT_FLOW)
+    editor = Editor(EditorConfig(flow))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            await eventually(lambda: editor.host is not None, "the flow running in the editor")
+            host = editor.host
+            await eventually(lambda: len(host.debug_batches("show")) >= 1, "an injected batch")
+            await user.should_see("show · ", retries=50)  # the debug sidebar lists the batch
+            rows = [r for t in user.find(kind=ui.table).elements for r in t.rows]
+            assert {"sensor": "b", "value": "2.5"}.items() <= rows[1].items()  # as a table
+            canvas_op(user, op="move", positions={"show": {"x": 320, "y": 80}})
+            canvas_op(user, op="drop", type="debug", x=300, y=200)
+            canvas_op(user, op="wire", source="src", port="out", target="debug1", target_port="in")
+            before = flow.read_text()
+            user.find(marker="deploy").click()
+            await eventually(lambda: flow.read_text() != before, "the file saved by deploy")
+            text = flow.read_text()
+            assert text.startswith("# a source that fires every")  # comments kept
+            assert "  show: {x: 320, y: 80}" in text
+            assert "wires: [show, debug1]" in text
+            await user.should_see("Deployed: 1 added, 0 removed, 0 restarted", retries=50)
+            assert "debug1" in host.runtime.stats and host.running
+            canvas = user.find(FlowCanvas).elements.pop()
+            await eventually(lambda: "debug1" in canvas.props["status"], "debug1's status")
+            assert canvas.props["status"]["src"]["color"] == "green"
+            assert "src:out->show:in" in canvas.props["fill"]
+            await user.should_not_see(marker="dirty")
+
+    run(scenario)
+
+
+def test_deploy_is_refused_while_the_flow_has_errors(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            before = line3.read_text()
+            canvas_op(user, op="drop", type="filter", x=0, y=0)
+            user.find(marker="deploy").click()
+            await user.should_see("Not deployed: 1 error(s), see Problems")
+            await user.should_see("missing required field 'query'")
+            assert line3.read_text() == before
+
+    run(scenario)
+
+
+def test_a_file_changed_on_disk_is_flagged_and_not_overwritten(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            await user.should_not_see(marker="disk-warning")
+            canvas_op(user, op="move", positions={"plc": {"x": 0, "y": 0}})
+            line3.write_text(line3.read_text() + "# changed elsewhere\n")
+            await user.should_see(marker="disk-warning", retries=60)
+            user.find(marker="deploy").click()
+            await user.should_see("Not deployed: the file changed on disk")
+            assert line3.read_text().endswith("# changed elsewhere\n")
+
+    run(scenario)
+
+
+def test_folder_mode_lists_flows_and_creates_one(tmp_path: Path) -> None:
+    shutil.copy(REPO / "flows" / "line3.yaml", tmp_path / "line3.yaml")
+    editor = Editor(EditorConfig(tmp_path, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            await user.should_see("line3.yaml")
+            user.find(marker="new-flow").type("pumps")
+            user.find(marker="create-flow").click()
+            await eventually(lambda: (tmp_path / "pumps.yaml").exists(), "the new flow file")
+            await user.open("/edit/pumps.yaml")
+            await user.should_see(marker="canvas")
+            assert editor.model is not None and editor.model.path.name == "pumps.yaml"
+
+    run(scenario)
+
+
+def test_login_is_required_with_a_password_and_kept_in_the_signed_session(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, password="s3cret!", run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            await user.should_see("Log in")
+            await user.should_not_see(marker="canvas")
+            user.find("Password").type("wrong")
+            user.find("Log in").click()
+            await user.should_see("Wrong password")
+            user.find("Password").type("s3cret!")
+            user.find("Log in").click()
+            await user.should_see(marker="canvas")
+            await user.open("/")  # the same browser: its session stays logged in
+            await user.should_see(marker="canvas")
+
+    run(scenario)
+
+
+def test_failed_logins_are_rate_limited(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, password="s3cret!", run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            for _ in range(5):
+                user.find("Password").type("nope")
+                user.find("Log in").click()
+            user.find("Password").type("s3cret!")  # right, but too late
+            user.find("Log in").click()
+            await user.should_see("Too many failed logins")
+            await user.should_not_see(marker="canvas")
+
+    run(scenario)
