@@ -15,9 +15,11 @@ const COLORS = ["green", "yellow", "red", "grey", "blue"];
 const TIMINGS = 240; // frame timings kept for tests and benchmarks
 
 function nodeWidth(view, grid) {
+  // From the label's length (measuring text would force a layout per node); longer labels
+  // are cut with an ellipsis and shown whole in the tooltip.
   const text = Math.max((view.label || view.id).length, (view.type || "").length * 0.8);
-  const raw = Math.min(260, Math.max(120, 48 + text * 7.5));
-  return Math.ceil(raw / grid) * grid;
+  const raw = Math.min(180, Math.max(100, 28 + text * 6.4));
+  return Math.max(grid, Math.floor(raw / grid) * grid);
 }
 
 function portOffsets(names, height) {
@@ -116,6 +118,9 @@ export default {
     this.onGestureUp = (e) => this.gestureUp(e);
   },
   mounted() {
+    // After a reload or re-render Python's props hold the latest status and fill.
+    Object.assign(this.st.status, toRaw(this.status) || {});
+    Object.assign(this.st.fill, toRaw(this.fill) || {});
     this.applyView();
     this.loadFlow(this.flow);
     if (this.selection) this.setSelection(this.selection.nodes || [], this.selection.wires || []);
@@ -212,7 +217,9 @@ export default {
           fragment.appendChild(node.el);
         }
         node.view = view;
-        if (node.x !== view.x || node.y !== view.y) this.placeNode(node, view.x, view.y);
+        const x = Number(view.x) || 0;
+        const y = Number(view.y) || 0;
+        if (node.x !== x || node.y !== y) this.placeNode(node, x, y);
         const status = this.st.status[view.id];
         if (status && !node.status) this.patchStatus(node, status);
         this.patchError(node);

@@ -93,13 +93,15 @@ class FlowCanvas(ui.element, component="canvas.js"):
         self._version += 1
         self._index = {n["id"]: i for i, n in enumerate(nodes)}
         keys = {w["key"] for w in wires}
-        sel = self._props["selection"]
+        sel, status, fill = self._props["selection"], self._props["status"], self._props["fill"]
         with self._props.suspend_updates():
             self._props["flow"] = {"version": self._version, "nodes": nodes, "wires": wires}
             self._props["selection"] = {
                 "nodes": [n for n in sel["nodes"] if n in self._index],
                 "wires": [w for w in sel["wires"] if w in keys],
             }
+            self._props["status"] = {k: v for k, v in status.items() if k in self._index}
+            self._props["fill"] = {k: v for k, v in fill.items() if k in keys}
         self.update()
 
     def set_status(self, status: dict[str, StatusView]) -> None:
