@@ -11,9 +11,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from flowengine.ui.app import Editor, EditorConfig, root
 from flowengine.ui.canvas import FlowCanvas
+from flowengine.ui.live import RateMeter, chart_points, fill_views, status_views
 from nicegui import app, ui
 from nicegui.storage import Storage
 from nicegui.testing import User
@@ -307,3 +309,32 @@ def test_failed_logins_are_rate_limited(line3: Path) -> None:
             await user.should_not_see(marker="canvas")
 
     run(scenario)
+
+
+def test_chart_points_are_epoch_ms_whatever_the_timestamp_unit() -> None:
+    stamps = pd.to_datetime(["2026-01-01T00:00:00.500Z", "2026-01-01T00:00:01.000Z"], utc=True)
+    base = 1767225600000  # 2026-01-01T00:00:00Z in ms
+    for unit in ("ns", "us", "ms"):
+        frame = pd.DataFrame(
+            {"timestamp": stamps.as_unit(unit), "sensor": ["a", "b"], "value": [1.0, float("nan")]}
+        )
+        assert chart_points(frame, "value", 0) == {"a": [[base + 500, 1.0]]}  # NaN dropped
+    plain = pd.DataFrame({"x": [1, 2]})
+    assert chart_points(plain, "x", 10.0) == {"x": [[10000, 1], [10000, 2]]}
+    assert chart_points(plain, "missing", 10.0) == {}
+
+
+def test_status_views_colour_state_rate_and_error() -> None:
+    meter = RateMeter()
+    snap = [
+        {"id": "a", "kind": "source", "state": "ok", "rows_out": 100, "text": ""},
+        {"id": "b", "kind": "sink", "state": "error", "rows_in": 5, "last_error": "boom"},
+        {"id": "c", "kind": "sink", "state": "retrying", "rows_per_s": 12.5, "text": "retry in 2s"},
+    ]
+    first = status_views(snap, meter, now=10.0)
+    assert first["a"] == {"color": "green", "text": "ok", "rate": 0.0, "error": None}
+    assert first["b"]["color"] == "red" and first["b"]["error"] == "boom"
+    assert first["c"] == {"color": "yellow", "text": "retry in 2s", "rate": 12.5, "error": None}
+    snap[0]["rows_out"] = 300
+    assert status_views(snap, meter, now=12.0)["a"]["rate"] == 100.0
+    assert fill_views({("a", "out", "b", "in"): 1.7}) == {"a:out->b:in": 1.0}

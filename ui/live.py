@@ -130,6 +130,15 @@ class BatchFeed:
         return sorted(new, key=lambda s: s.at)
 
 
+def cell(value: Any) -> str:
+    """A table cell as text: floats to 6 digits, times of day to the millisecond."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%H:%M:%S.%f")[:-3]
+    return str(value)
+
+
 def table_of(frame: pd.DataFrame, rows: int = TABLE_ROWS) -> tuple[list[dict], list[dict]]:
     """Columns and rows for ``ui.table`` (values as text: timestamps, NaN, objects)."""
     head = frame.head(rows)
@@ -139,7 +148,7 @@ def table_of(frame: pd.DataFrame, rows: int = TABLE_ROWS) -> tuple[list[dict], l
         rec = {"_row": i}
         for c in head.columns:
             value = row[c]
-            rec[str(c)] = f"{value:.6g}" if isinstance(value, float) else str(value)
+            rec[str(c)] = cell(value)
         records.append(rec)
     return columns, records
 
@@ -220,7 +229,7 @@ def chart_points(frame: pd.DataFrame, column: str, at: float) -> dict[str, list[
         return {}
     if "timestamp" in frame.columns:
         stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
-        times = (stamps.astype("int64") // 1_000_000).tolist()
+        times = stamps.dt.as_unit("ms").astype("int64").tolist()  # whatever unit pandas chose
     else:
         times = [int(at * 1000)] * len(frame)
     values = pd.to_numeric(frame[column], errors="coerce").tolist()
@@ -257,8 +266,8 @@ class ChartPanel:
             {
                 "animation": False,
                 "tooltip": {"trigger": "axis"},
-                "legend": {"type": "scroll"},
-                "xAxis": {"type": "time"},
+                "legend": {"type": "scroll", "top": 0},
+                "xAxis": {"type": "time", "axisLabel": {"hideOverlap": True}},
                 "yAxis": {"type": "value", "scale": True},
                 "series": [],
                 "grid": {"left": 50, "right": 10, "top": 30, "bottom": 30},
@@ -282,9 +291,10 @@ class ChartPanel:
             if s.node != self.source.value:
                 continue
             cols = numeric_columns(s.frame)
-            if cols != self.known_columns and set(cols) - set(self.known_columns):
+            if set(cols) - set(self.known_columns):
                 self.known_columns = sorted(set(self.known_columns) | set(cols))
-                self.columns.set_options(self.known_columns, value=self.columns.value)
+                chosen = self.columns.value or [c for c in ("value",) if c in cols]
+                self.columns.set_options(self.known_columns, value=chosen)
             for column in self.columns.value or []:
                 for name, points in chart_points(s.frame, column, s.at).items():
                     if name not in self.series and len(self.series) >= MAX_SERIES:
