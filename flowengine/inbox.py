@@ -3,11 +3,16 @@
 A full buffer makes the sender wait, so a slow sink slows its sources instead of growing memory.
 A sender cancelled while waiting still leaves its batch in the buffer: nothing already read is
 lost at shutdown (the buffer may then exceed its capacity by that one batch).
+
+A deploy changes wires under a running flow: a wire leaving the flow is *detached* (its senders
+no longer wait on it; its reader drains it and forgets it once closed and empty), and a
+restarted node's new inbox takes over the old one's wires with what they hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 
 from flowengine.types import Batch
@@ -21,9 +26,11 @@ class Wire:
         "closed",
         "dest",
         "dest_port",
+        "detached",
         "inbox",
         "items",
         "port",
+        "refs",
         "source",
         "waiters",
     )
@@ -37,11 +44,32 @@ class Wire:
         self.items: deque[Batch] = deque()
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.closed = False
+        self.detached = False
+        #: Node runs that may still send on this wire; the last one to let go closes it.
+        self.refs = 0
         self.inbox: Inbox | None = None
 
     @property
     def depth(self) -> int:
         return len(self.items)
+
+    @property
+    def fill(self) -> float:
+        """How full the buffer is, 0..1 (a cancelled sender may overfill it by one batch)."""
+        return min(1.0, len(self.items) / self.capacity)
+
+    def resize(self, capacity: int) -> None:
+        """Change the capacity; senders waiting for room get it if there now is some."""
+        self.capacity = capacity
+        self._wake_senders(capacity - len(self.items))
+
+    def _wake_senders(self, n: int) -> None:
+        waiters = self.waiters
+        while n > 0 and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                n -= 1
 
     def __repr__(self) -> str:
         return f"<Wire {self.source}.{self.port} -> {self.dest}.{self.dest_port} {self.depth}/{self.capacity}>"
@@ -77,10 +105,10 @@ class Inbox:
                 await waiter
             except asyncio.CancelledError:
                 items.append(batch)
-                self._wake()
+                _reader_of(wire)._wake()
                 raise
         items.append(batch)
-        self._wake()
+        _reader_of(wire)._wake()  # a restart may have moved the wire to a new inbox meanwhile
 
     def put_nowait(self, wire: Wire, batch: Batch) -> None:
         """Append without waiting: when the wire has room, or to finish a cancelled fan-out."""
@@ -90,24 +118,41 @@ class Inbox:
     def close(self, wire: Wire) -> None:
         """Mark ``wire`` finished: its sender will send nothing more."""
         wire.closed = True
+        self._forget_if_done(wire)
         self._wake()
+
+    def detach(self, wire: Wire) -> None:
+        """``wire`` left the flow: senders stop waiting on it; what it holds is still read."""
+        wire.detached = True
+        wire.capacity = sys.maxsize
+        wire._wake_senders(len(wire.waiters))
+        self._forget_if_done(wire)
+        self._wake()
+
+    def take_over(self, old: Inbox) -> None:
+        """Read ``old``'s wires from now on, queued batches included; ``old`` sees its end."""
+        for wire in old.wires:
+            self.attach(wire)
+        old.wires.clear()
+        old._wake()
+
+    def _forget_if_done(self, wire: Wire) -> None:
+        if wire.detached and wire.closed and not wire.items and wire in self.wires:
+            self.wires.remove(wire)
 
     async def get(self) -> Batch | None:
         """The next batch from any wire, or ``None`` once every wire is closed and empty."""
-        wires = self.wires
         while True:
+            wires = self.wires
             n = len(wires)
             for i in range(n):
                 wire = wires[(self._next + i) % n]
                 if wire.items:
                     self._next = (self._next + i + 1) % n
                     batch = wire.items.popleft()
-                    waiters = wire.waiters
-                    while waiters:
-                        waiter = waiters.popleft()
-                        if not waiter.done():
-                            waiter.set_result(None)
-                            break
+                    wire._wake_senders(1)
+                    if wire.detached:
+                        self._forget_if_done(wire)
                     return batch
             if all(w.closed for w in wires):
                 return None
@@ -117,3 +162,8 @@ class Inbox:
     @property
     def depth(self) -> int:
         return sum(len(w.items) for w in self.wires)
+
+
+def _reader_of(wire: Wire) -> Inbox:
+    assert wire.inbox is not None  # a wire is attached before anything is put on it
+    return wire.inbox

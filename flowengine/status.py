@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,15 @@ from flowengine.types import NodeKind, NodeState
 
 if TYPE_CHECKING:
     from flowengine.inbox import Wire
+
+#: Seconds of counter history that ``rows_per_s`` averages over.
+RATE_WINDOW = 5.0
+#: Readers polling faster than this share one sample, so the history stays short.
+RATE_STEP = 0.25
+
+
+def _first_sample() -> deque[tuple[float, int]]:
+    return deque([(time.monotonic(), 0)], maxlen=64)
 
 
 @dataclass(slots=True)
@@ -32,6 +42,7 @@ class NodeStats:
     since: float = field(default_factory=time.time)
     counters: dict[str, int] = field(default_factory=dict)
     wires: list[Wire] = field(default_factory=list)
+    samples: deque[tuple[float, int]] = field(default_factory=_first_sample, repr=False)
 
     def set_state(self, state: NodeState, text: str | None = None) -> None:
         """Change state (and text when given), stamping the time of the change."""
@@ -40,6 +51,24 @@ class NodeStats:
             self.since = time.time()
         if text is not None:
             self.text = text
+
+    def rows_per_s(self) -> float:
+        """Rows per second (emitted by a source, received otherwise) over the last few
+        seconds, from samples the readers take: no cost on the data path."""
+        now = time.monotonic()
+        rows = self.rows_out if self.kind == "source" else self.rows_in
+        samples = self.samples
+        if now - samples[-1][0] >= RATE_STEP:
+            samples.append((now, rows))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW:
+            samples.popleft()
+        then, before = samples[0]
+        return max(0.0, (rows - before) / (now - then)) if now > then else 0.0
+
+    def restart_rate(self) -> None:
+        """Start the rate over (the counted rows changed meaning: a new kind of node)."""
+        rows = self.rows_out if self.kind == "source" else self.rows_in
+        self.samples = deque([(time.monotonic(), rows)], maxlen=64)
 
     @property
     def data_age(self) -> float | None:
@@ -61,6 +90,7 @@ class NodeStats:
             "errors": self.errors,
             "retries": self.retries,
             "last_error": self.last_error,
+            "rows_per_s": self.rows_per_s(),
             "data_age": self.data_age,
             "counters": dict(self.counters),
             "queues": [
