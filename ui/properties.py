@@ -216,7 +216,8 @@ class PropertyPanel:
         kind = spec.kind
         if isinstance(value, str) and kind in ("number", "integer", "bool", "choice", "list"):
             kind = "text"  # a ${VAR} reference where a number or choice goes
-        with ui.column().classes("w-full gap-0").mark(f"field-{spec.name}"):
+        box = ui.column().classes("w-full gap-0").mark(f"field-{spec.name}")
+        with box.props(f"data-field={spec.name}"):
             if kind == "text":
                 self._text(node_id, spec.name, label, value, spec.required, spec.secret, hint)
             elif kind == "code":
