@@ -12,6 +12,7 @@ from flowengine.ui.canvas import FlowCanvas, NodeView, WireView, wire_key
 from nicegui import ui
 from nicegui.testing import Screen
 from selenium.webdriver import ActionChains, Keys
+from selenium.webdriver.common.actions.mouse_button import MouseButton
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
@@ -215,6 +216,32 @@ def test_rubber_band_selects_two_nodes(page: CanvasPage) -> None:
     assert [o["op"] for o in page.settle()] == ["select", "select"]
 
 
+def test_middle_button_or_space_pans_even_over_a_node(page: CanvasPage) -> None:
+    calc = page.node("calc")
+    before = page.js("return c.viewState();")
+    actions = ActionChains(page.driver, duration=0)
+    actions.move_to_element(calc)
+    actions.w3c_actions.pointer_action.pointer_down(button=MouseButton.MIDDLE)
+    actions.w3c_actions.key_action.pause()
+    actions.move_by_offset(40, 30)
+    actions.w3c_actions.pointer_action.pointer_up(button=MouseButton.MIDDLE)
+    actions.w3c_actions.key_action.pause()
+    actions.perform()
+    page.click_empty()  # focus, for the space bar
+    x, y = centre(calc)
+    ActionChains(page.driver).key_down(Keys.SPACE).perform()
+    drag_path(page.driver, page.root(), (x, y), [(x - 10, y + 10), (x - 20, y + 20)])
+    ActionChains(page.driver).key_up(Keys.SPACE).perform()
+    after = page.js("return c.viewState();")
+    assert (after["x"] - before["x"], after["y"] - before["y"]) == (20, 50)
+    assert page.settle() == []  # no move, no select: the view is not the model
+    # shift-click adds to and removes from the selection
+    page.node("src").click()
+    ActionChains(page.driver).key_down(Keys.SHIFT).click(page.node("calc")).perform()
+    ActionChains(page.driver).click(page.node("src")).key_up(Keys.SHIFT).perform()
+    assert [o["nodes"] for o in page.of("select")] == [["src"], ["src", "calc"], ["calc"]]
+
+
 def test_keyboard_intents(page: CanvasPage) -> None:
     page.node("calc").click()
     page.keys(Keys.CONTROL, "c")
@@ -281,9 +308,30 @@ def test_status_fill_and_selection_patch_the_dom(page: CanvasPage) -> None:
     calc = page.node("calc")
     assert "fe-error" in calc.get_attribute("class")
     assert calc.get_attribute("title") == "ZeroDivisionError"
-    assert page.js(
-        "return document.querySelector('[data-node-id=calc]').__kept;"
-    )  # patched, not rebuilt
+    kept = "return document.querySelector('[data-node-id=calc]').__kept;"
+    assert page.js(kept)  # patched, not rebuilt
+
+    # a status update touches only what changed, and Python sends only what changed
+    sent: list[tuple] = []
+    send = page.canvas.run_method
+    page.canvas.run_method = lambda *args, **kw: (sent.append(args), send(*args, **kw))[1]
+    page.js(WATCH)
+    in_loop(
+        page.canvas.set_status,
+        {
+            "calc": {
+                "color": "red",
+                "text": "failed",
+                "rate": 1234.0,
+                "error": "ZeroDivisionError",
+            },
+            "sink": {"color": "grey", "text": "idle", "rate": 0.0},
+        },
+    )
+    wait_until(lambda: page.driver.find_elements(By.CSS_SELECTOR, "[data-node-id=sink] .fe-grey"))
+    assert sent == [("setStatus", {"sink": {"color": "grey", "text": "idle", "rate": 0.0}})]
+    assert set(page.js("return c.__touched();")) == {"sink"}
+    del page.canvas.run_method
 
     in_loop(page.canvas.set_fill, {KEY: 0.95})
     line = page.driver.find_element(By.CSS_SELECTOR, ".fe-wire-line")
@@ -310,6 +358,19 @@ def test_set_flow_keeps_unchanged_nodes(page: CanvasPage) -> None:
         for e in page.driver.find_elements(By.CSS_SELECTOR, "[data-wire-key]")
     ]
     assert keys == ["calc:out->sink:in"]
+
+
+WATCH = """
+const seen = [];
+const watch = new MutationObserver((records) => records.forEach((m) => seen.push(m.target)));
+watch.observe(c.$el, {subtree: true, childList: true, attributes: true, characterData: true});
+c.__touched = () => {
+  watch.takeRecords().forEach((m) => seen.push(m.target));
+  watch.disconnect();
+  const node = (t) => (t.nodeType === 1 ? t : t.parentElement).closest("[data-node-id]");
+  return seen.map((t) => node(t)?.dataset.nodeId ?? "canvas");
+};
+"""
 
 
 def big_flow() -> tuple[list[NodeView], list[WireView]]:

@@ -105,20 +105,22 @@ class FlowCanvas(ui.element, component="canvas.js"):
         self.update()
 
     def set_status(self, status: dict[str, StatusView]) -> None:
-        """Patch the status of some nodes (id -> status); nothing else is re-sent."""
-        if not status:
-            return
-        with self._props.suspend_updates():
-            self._props["status"].update(status)
-        self.run_method("setStatus", status)
+        """Patch the status of some nodes (id -> status); only what changed is sent."""
+        self._patch("status", "setStatus", status)
 
     def set_fill(self, fill: dict[str, float]) -> None:
-        """Patch the queue fill (0..1) shown on some wires (wire key -> fill)."""
-        if not fill:
+        """Patch the queue fill (0..1) shown on some wires (wire key -> fill); only what
+        changed is sent."""
+        self._patch("fill", "setFill", fill)
+
+    def _patch(self, prop: str, method: str, values: dict[str, Any]) -> None:
+        known = self._props[prop]
+        changed = {k: v for k, v in values.items() if known.get(k) != v}
+        if not changed:
             return
         with self._props.suspend_updates():
-            self._props["fill"].update(fill)
-        self.run_method("setFill", fill)
+            known.update(changed)
+        self.run_method(method, changed)
 
     def set_selection(self, nodes: list[str], wires: list[str]) -> None:
         """Select these nodes and wires (no `select` event comes back)."""
