@@ -1,7 +1,8 @@
 """Take docs/editor.png: line3 in the editor, running, in headless Chromium.
 
-Usage: python docs/editor_screenshot.py [URL] [OUT]   (start `flowengine edit flows/line3.yaml`
-first; the default URL is http://127.0.0.1:8080/).
+Usage: python docs/editor_screenshot.py [URL] [OUT] [NODE]   (start `flowengine edit
+flows/line3.yaml` first; the default URL is http://127.0.0.1:8080/; NODE is opened in the
+property panel).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import time
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.webdriver import ActionChains
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-CHROME_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,820")
+CHROME_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1440,980")
 
 
-def shoot(url: str, out: Path, settle: float = 4.0, clicks: tuple[str, ...] = ()) -> None:
+def shoot(url: str, out: Path, node: str | None = None, settle: float = 6.0) -> None:
     options = webdriver.ChromeOptions()
     for arg in CHROME_ARGS:
         options.add_argument(arg)
@@ -30,9 +32,9 @@ def shoot(url: str, out: Path, settle: float = 4.0, clicks: tuple[str, ...] = ()
             if time.monotonic() > deadline:
                 raise SystemExit("the canvas showed no node within 30 s")
             time.sleep(0.2)
-        for text in clicks:
-            driver.find_element(By.XPATH, f"//*[normalize-space(text())='{text}']").click()
-            time.sleep(0.5)
+        if node:
+            element = driver.find_element(By.CSS_SELECTOR, f'[data-node-id="{node}"]')
+            ActionChains(driver).double_click(element).perform()
         time.sleep(settle)  # a few live ticks: status dots and rates
         driver.save_screenshot(str(out))
     finally:
@@ -42,5 +44,5 @@ def shoot(url: str, out: Path, settle: float = 4.0, clicks: tuple[str, ...] = ()
 if __name__ == "__main__":
     url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080/"
     out = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("editor.png")
-    shoot(url, out, clicks=tuple(sys.argv[3:]))
+    shoot(url, out, sys.argv[3] if len(sys.argv) > 3 else None)
     print(out)
