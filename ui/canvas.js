@@ -423,6 +423,11 @@ export default {
     beginGesture(e, gesture) {
       const rect = this.$el.getBoundingClientRect();
       this.st.gesture = { ...gesture, rect, sx: e.clientX, sy: e.clientY, cx: e.clientX, cy: e.clientY, moved: false, view: { ...this.st.view } };
+      try {
+        this.$el.setPointerCapture(e.pointerId); // keep the gesture when the pointer leaves the page
+      } catch {
+        // a synthetic event's pointer cannot be captured; the window listeners still see it
+      }
       window.addEventListener("pointermove", this.onGestureMove);
       window.addEventListener("pointerup", this.onGestureUp);
       window.addEventListener("pointercancel", this.onGestureUp);
@@ -486,6 +491,7 @@ export default {
     gestureMove(e) {
       const g = this.st.gesture;
       if (!g) return;
+      if (e.pointerType === "mouse" && e.buttons === 0) return this.gestureUp(e); // released elsewhere
       g.cx = e.clientX;
       g.cy = e.clientY;
       if (!g.moved && Math.hypot(g.cx - g.sx, g.cy - g.sy) < DRAG_PX) return;
@@ -597,8 +603,12 @@ export default {
       this.zoomAt(e.clientX - rect.left, e.clientY - rect.top, this.st.view.k * Math.exp(-e.deltaY * scale));
     },
     onDblClick(e) {
-      const node = e.target.closest("[data-node-id]");
-      if (node && !e.target.closest("[data-port]")) this.send({ op: "open", node: node.dataset.nodeId });
+      // The pointer was captured by the canvas, so the event's target is the canvas itself.
+      const hit = document.elementFromPoint(e.clientX, e.clientY);
+      const node = hit?.closest("[data-node-id]");
+      if (node && this.$el.contains(node) && !hit.closest("[data-port]")) {
+        this.send({ op: "open", node: node.dataset.nodeId });
+      }
     },
 
     // ---- keyboard and palette drops --------------------------------------------------
