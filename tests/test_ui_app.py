@@ -22,7 +22,7 @@ from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
 
 from flowengine.logs import MASK
-from tests.conftest import REPO
+from tests.test_ui_model import SAMPLE
 
 INJECT_FLOW = """\
 # a source that fires every half second, into a debug node
@@ -76,7 +76,7 @@ async def eventually(condition: Callable[[], bool], what: str, timeout: float = 
 @pytest.fixture
 def line3(tmp_path: Path) -> Path:
     path = tmp_path / "line3.yaml"
-    shutil.copy(REPO / "flows" / "line3.yaml", path)
+    path.write_text(SAMPLE)
     return path
 
 
@@ -257,7 +257,7 @@ def test_a_file_changed_on_disk_is_flagged_and_not_overwritten(line3: Path) -> N
 
 
 def test_folder_mode_lists_flows_and_creates_one(tmp_path: Path) -> None:
-    shutil.copy(REPO / "flows" / "line3.yaml", tmp_path / "line3.yaml")
+    (tmp_path / "line3.yaml").write_text(SAMPLE)
     editor = Editor(EditorConfig(tmp_path, run=False))
 
     async def scenario() -> None:

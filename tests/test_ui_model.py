@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,82 @@ from flowengine.ui.model import DiskChanged, EditorModel, flow_files, parse_wire
 
 from flowengine.logs import MASK
 from flowengine.problems import FlowError
-from tests.conftest import REPO
+
+#: A flow with comments, several node types and a layout (line3 as it first shipped): the
+#: tests edit this, so that they do not change when the demo flow does.
+SAMPLE = """\
+# Line 3 hot-strip mill: simulated sensors -> derived columns -> threshold -> debug + archive.
+# Runs with no servers at all: `flowengine run flows/line3.yaml`.
+version: 1
+name: Line 3 (simulated)
+description: Furnace temperature watch on the simulated hot-strip line.
+
+settings:
+  queue_size: 8
+  drain_timeout: 15
+
+nodes:
+  plc:
+    type: simulate
+    name: Line 3 PLC (simulated)
+    rate: 10            # samples per second per sensor
+    seed: 3
+    defect_interval: 120  # a defect episode every two minutes, for the demo
+    wires: [furnace, archive]
+
+  furnace:
+    type: filter
+    name: Furnace temperature only
+    query: sensor == 'furnace_temp'
+    wires: [deviation]
+
+  deviation:
+    type: compute
+    name: Deviation from setpoint
+    columns:
+      setpoint: "1200.0"
+      deviation: value - setpoint
+      abs_deviation: abs(deviation)
+    wires: [too_far]
+
+  too_far:
+    type: filter
+    name: Beyond 25 C
+    query: abs_deviation > ${LINE3_LIMIT:-25}
+    wires: [console, alerts]
+
+  console:
+    type: debug
+    name: Show alerts
+    rows: 3
+
+  alerts:
+    type: file
+    name: Alerts file
+    path: ../out/line3-alerts.jsonl
+    rotate_bytes: 10000000
+
+  archive:
+    type: file
+    name: Raw archive
+    path: ../out/line3-raw.csv
+    rotate_bytes: 50000000
+
+layout:
+  plc: {x: 80, y: 160}
+  furnace: {x: 300, y: 100}
+  deviation: {x: 520, y: 100}
+  too_far: {x: 740, y: 100}
+  console: {x: 960, y: 60}
+  alerts: {x: 960, y: 140}
+  archive: {x: 300, y: 240}
+"""
 
 
 @pytest.fixture
 def line3(tmp_path: Path) -> Path:
     path = tmp_path / "line3.yaml"
-    shutil.copy(REPO / "flows" / "line3.yaml", path)
+    path.write_text(SAMPLE)
     return path
 
 
@@ -258,8 +326,7 @@ def test_history_is_bounded(line3: Path) -> None:
 
 def test_import_adds_nodes_of_an_exported_flow_under_new_ids(line3: Path) -> None:
     model = EditorModel.open(line3)
-    text = (REPO / "flows" / "line3.yaml").read_text()
-    new = model.import_nodes(text, 100, 600)
+    new = model.import_nodes(SAMPLE, 100, 600)
     assert new[:2] == ["simulate1", "filter1"]
     assert len(new) == 7
     nodes = model.flow().nodes
