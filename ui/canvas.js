@@ -99,7 +99,7 @@ export default {
     // Plain, non-reactive state: Vue never tracks the flow's nodes and wires.
     this.st = {
       nodes: new Map(), // id -> {view, sig, x, y, w, h, ins, outs, el, dot, text, rate, status, wires:Set}
-      wires: new Map(), // key -> {view, g, hit, line, fill, error}
+      wires: new Map(), // key -> {view, g, hit, line, fill, title}
       selNodes: new Set(),
       selWires: new Set(),
       view: { x: 0, y: 0, k: 1 },
@@ -110,7 +110,7 @@ export default {
       gesture: null,
       raf: 0,
       space: false,
-      hover: null, // last pointer position over the canvas, in flow coordinates
+      hover: null, // last pointer position over the canvas (client coordinates): paste goes there
       timings: [],
       sent: 0, // change events emitted (tests wait until Python has received as many)
     };
