@@ -338,3 +338,18 @@ def test_status_views_colour_state_rate_and_error() -> None:
     snap[0]["rows_out"] = 300
     assert status_views(snap, meter, now=12.0)["a"]["rate"] == 100.0
     assert fill_views({("a", "out", "b", "in"): 1.7}) == {"a:out->b:in": 1.0}
+
+
+def test_folder_mode_opens_only_flows_listed_in_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(SAMPLE)
+    (tmp_path / "notes.txt").write_text("not a flow")
+    editor = Editor(EditorConfig(tmp_path, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            for name in ("notes.txt", "missing.yaml"):
+                await user.open(f"/edit/{name}")
+                await user.should_see(f"No flow {name}")
+            assert editor.model is None
+
+    run(scenario)

@@ -197,8 +197,8 @@ def folder_page(editor: Editor) -> None:
 
 
 async def editor_page(editor: Editor, path: Path) -> None:
-    """The editor of one flow file."""
-    if not path.exists():
+    """The editor of one flow file (in folder mode, only a flow listed in the folder)."""
+    if not path.is_file() or (editor.folder and path not in editor.flows()):
         ui.label(f"No flow {path.name}").classes("text-negative")
         return
     try:
