@@ -353,3 +353,40 @@ def test_folder_mode_opens_only_flows_listed_in_the_folder(tmp_path: Path) -> No
             assert editor.model is None
 
     run(scenario)
+
+
+def test_copy_paste_import_and_export_from_the_toolbar_and_canvas(tmp_path: Path) -> None:
+    flow = tmp_path / "mq.yaml"
+    flow.write_text(
+        "version: 1\nnodes:\n  src:\n    type: mqtt_in\n    password: hunter2\n"
+        "    wires: [out]\n  out:\n    type: debug\n"
+    )
+    editor = Editor(EditorConfig(flow, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            model = editor.model
+            canvas_op(user, op="copy", nodes=["src", "out"])
+            canvas_op(user, op="paste", x=400, y=300)
+            assert [t.node for t in model.flow().nodes["mqtt_in1"].wires["out"]] == ["debug1"]
+            canvas = user.find(FlowCanvas).elements.pop()
+            assert canvas.selection == (["mqtt_in1", "debug1"], [])
+            canvas_op(user, op="undo")
+            assert "mqtt_in1" not in model.nodes
+            canvas_op(user, op="redo")
+            assert "mqtt_in1" in model.nodes
+
+            user.find(marker="export").click()
+            exported = (await user.download.next()).text
+            assert "hunter2" not in exported and "password: '******'" in exported
+
+            user.find(marker="import").click()
+            user.find(marker="import-text").type(
+                "nodes:\n  a:\n    type: inject\n    wires: [b]\n  b:\n    type: debug\n"
+            )
+            user.find(marker="import-ok").click()
+            assert [t.node for t in model.flow().nodes["inject1"].wires["out"]] == ["debug2"]
+            await user.should_see("Imported 2 node(s)")
+
+    run(scenario)

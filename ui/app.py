@@ -462,7 +462,7 @@ class EditorView:
 
         data = masked_data(self.model.flow(), self.editor.registry)
         text = FlowDocument(data, self.model.path, self.model.doc.style).dumps()
-        ui.download.content(text, self.model.path.name)
+        ui.download.content(text.encode(), self.model.path.name)
 
     def import_dialog(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("w-[36rem]"):
