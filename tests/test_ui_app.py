@@ -390,3 +390,26 @@ def test_copy_paste_import_and_export_from_the_toolbar_and_canvas(tmp_path: Path
             await user.should_see("Imported 2 node(s)")
 
     run(scenario)
+
+
+def test_an_error_a_node_raises_shows_on_that_node(tmp_path: Path) -> None:
+    flow = tmp_path / "bad.yaml"
+    flow.write_text(
+        "version: 1\nnodes:\n  src:\n    type: inject\n    interval: 0.2\n"
+        "    rows: [{value: 1.0}]\n    wires: [calc]\n"
+        "  calc:\n    type: compute\n    columns: {y: no_such_column * 2}\n    wires: [show]\n"
+        "  show:\n    type: debug\n"
+    )
+    editor = Editor(EditorConfig(flow))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            canvas = user.find(FlowCanvas).elements.pop()
+            await eventually(
+                lambda: (canvas.props["status"].get("calc") or {}).get("error"), "calc's error"
+            )
+            assert "no_such_column" in canvas.props["status"]["calc"]["error"]
+            assert canvas.props["status"]["src"]["error"] is None
+
+    run(scenario)
