@@ -127,7 +127,8 @@ class EditorModel:
         self._at = 0
         self._clip: _Clip | None = None
         self._disk = _digest(self.path)
-        self._cache: tuple[str, Flow, CheckedFlow, list[Problem]] | None = None
+        self._cache: tuple[int, Flow, CheckedFlow, list[Problem]] | None = None
+        self._described: dict[str, dict[str, Any]] = {}
 
     # ---- opening -----------------------------------------------------------------------
     @classmethod
@@ -177,14 +178,13 @@ class EditorModel:
         return self.text != self._saved_text
 
     def _checked(self) -> tuple[Flow, CheckedFlow, list[Problem]]:
-        text = self.text
-        if self._cache is None or self._cache[0] != text:
+        if self._cache is None or self._cache[0] != self.revision:
             flow, parse_problems = parse_flow(self.doc)
             checked = check_flow(flow, self.registry, allow_code=self.allow_code)
             problems = sorted(
                 [*parse_problems, *checked.problems], key=lambda p: (p.pos.line, p.pos.col)
             )
-            self._cache = (text, flow, checked, problems)
+            self._cache = (self.revision, flow, checked, problems)
         return self._cache[1], self._cache[2], self._cache[3]
 
     def flow(self) -> Flow:
@@ -208,10 +208,13 @@ class EditorModel:
         return out
 
     def describe(self, type_name: str) -> dict[str, Any] | None:
-        try:
-            return self.registry.describe(type_name)
-        except UnknownNodeType:
-            return None
+        """``Registry.describe`` of a type (cached: a schema is built once), None if unknown."""
+        if type_name not in self._described:
+            try:
+                self._described[type_name] = self.registry.describe(type_name)
+            except UnknownNodeType:
+                return None
+        return self._described[type_name]
 
     def node_type(self, node_id: str) -> str:
         raw = self.nodes.get(node_id)
