@@ -11,12 +11,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 from flowengine.ui.app import Editor, EditorConfig, root
 from flowengine.ui.canvas import FlowCanvas
 from flowengine.ui.live import RateMeter, chart_points, fill_views, status_views
-from nicegui import app, ui
+from nicegui import app, core, ui
 from nicegui.storage import Storage
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
@@ -290,6 +291,18 @@ def test_login_is_required_with_a_password_and_kept_in_the_signed_session(line3:
             await user.should_see(marker="canvas")
             await user.open("/")  # the same browser: its session stays logged in
             await user.should_see(marker="canvas")
+            cookie = user.http_client.cookies.get("session")
+            assert cookie and "authenticated" not in cookie  # an id, signed; no claim in clear
+            for jar in ({}, {"session": cookie[:-4] + "AAAA"}):  # another browser, a forgery
+                other = User(
+                    httpx.AsyncClient(
+                        transport=httpx.ASGITransport(core.app), base_url="http://test", cookies=jar
+                    )
+                )
+                async with other.http_client:
+                    await other.open("/")
+                    await other.should_see("Log in")
+                    await other.should_not_see(marker="canvas")
 
     run(scenario)
 
