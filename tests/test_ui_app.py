@@ -426,3 +426,19 @@ def test_an_error_a_node_raises_shows_on_that_node(tmp_path: Path) -> None:
             assert canvas.props["status"]["src"]["error"] is None
 
     run(scenario)
+
+
+def test_every_installed_type_gets_a_form(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            for name in editor.registry.names():
+                added = editor.model.new_id(name)
+                canvas_op(user, op="drop", type=name, x=0, y=0)
+                assert editor.model.node_type(added) == name
+                for field in editor.registry.describe(name)["schema"].get("properties", {}):
+                    await user.should_see(marker=f"field-{field}")
+
+    run(scenario)
