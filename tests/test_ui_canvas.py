@@ -440,3 +440,20 @@ def test_500_nodes_render_and_drag_cheaply(page: CanvasPage) -> None:
     assert statistics.median(result["work"]) < 16, result["work"]
     assert set(result["touched"]) == {"n262", "fe-wire-hit", "fe-wire-line"}
     assert len(page.of("move")) == 2
+
+
+def test_first_flow_is_fitted_once_the_canvas_has_a_size(screen: Screen) -> None:
+    made: list[FlowCanvas] = []
+
+    @ui.page("/")
+    def index() -> None:
+        with ui.element("div").style("display: none") as box:
+            made.append(FlowCanvas().style("width: 800px; height: 500px"))
+            made[0].set_flow(NODES, WIRES)
+        ui.button("show", on_click=lambda: box.style(replace=""))
+
+    screen.open("/")
+    view = f"return getElement({made[0].id}).viewState();"
+    assert screen.selenium.execute_script(view) == {"x": 0, "y": 0, "k": 1}  # no size, no fit
+    screen.click("show")
+    wait_until(lambda: screen.selenium.execute_script(view)["x"] == 100, what="the first fit")

@@ -123,9 +123,13 @@ export default {
     Object.assign(this.st.fill, toRaw(this.fill) || {});
     this.applyView();
     this.loadFlow(this.flow);
+    // The first flow is fitted once the canvas has a size (it may mount hidden or unsized).
+    this.resizer = new ResizeObserver(() => this.autoFit());
+    this.resizer.observe(this.$el);
     if (this.selection) this.setSelection(this.selection.nodes || [], this.selection.wires || []);
   },
   beforeUnmount() {
+    this.resizer?.disconnect();
     this.endGesture();
     if (this.st.raf) cancelAnimationFrame(this.st.raf);
   },
@@ -258,11 +262,12 @@ export default {
         nodes.get(wire.view.target)?.wires.add(wire);
         this.routeWire(wire);
       }
-      if (!this.st.fitted && nodes.size) {
-        this.st.fitted = true;
-        if (this.$el.clientWidth) this.fit();
-        else requestAnimationFrame(() => this.fit());
-      }
+      this.autoFit();
+    },
+    autoFit() {
+      if (this.st.fitted || !this.st.nodes.size || !this.$el.clientWidth) return;
+      this.st.fitted = true;
+      this.fit();
     },
     makeNode(view, sig, wires) {
       const grid = this.grid || 20;
