@@ -286,7 +286,7 @@ class EditorView:
             )
 
     def _side(self) -> None:
-        with ui.tabs().classes("w-full").props("dense") as tabs:
+        with ui.tabs().classes("w-full").props("dense no-caps") as tabs:
             self.props_tab = ui.tab("Properties")
             debug_tab = ui.tab("Debug")
             chart_tab = ui.tab("Chart")

@@ -30,6 +30,11 @@ def palette_entries(registry: Registry) -> dict[str, list[dict[str, Any]]]:
     return dict(sorted(groups.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])))
 
 
+def summary(description: str) -> str:
+    """A type's description up to its first blank line, on one line."""
+    return " ".join((description or "").split("\n\n")[0].split())
+
+
 def matches(info: dict[str, Any], query: str) -> bool:
     """Search by type name, category or any word of the description."""
     query = query.strip().lower()
@@ -67,7 +72,7 @@ class Palette:
     def _item(self, info: dict[str, Any], on_pick: Callable[[str], Any]) -> ui.element:
         name = info["type"]
         color = COLORS.get(info["category"], DEFAULT_COLOR)
-        first_line = (info["description"] or "").split("\n")[0]
+        first_line = summary(info["description"])
         item = (
             ui.element("div")
             .classes("palette-item w-full px-2 py-0.5 rounded cursor-grab text-sm")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowengine.ui.model import EditorModel
+from flowengine.ui.palette import summary
 from nicegui import ui
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -178,7 +179,7 @@ class PropertyPanel:
                 "flat dense round"
             ).tooltip("Delete node")
         if info and info["description"]:
-            ui.label(info["description"].split("\n")[0]).classes("text-caption text-grey-8")
+            ui.label(summary(info["description"])).classes("text-caption text-grey-8")
         self.error_labels[""] = self._error_label()
         ident = ui.input("Id", value=node_id).props("dense").classes("w-full").mark("prop-id")
         ident.on("blur", lambda: self._rename(node_id, ident.value))
@@ -254,14 +255,13 @@ class PropertyPanel:
                 switch.on_value_change(lambda e: self._set(node_id, spec.name, e.value))
             elif kind == "choice":
                 options = list(spec.choices)
+                shown = value if value in options else spec.default  # the default, as Node-RED
                 select = (
-                    ui.select(options, label=label, value=value if value in options else None)
+                    ui.select(options, label=label, value=shown if shown in options else None)
                     .props("dense" + (" clearable" if not spec.required else ""))
                     .classes("w-full")
                     .mark(f"prop-{spec.name}")
                 )
-                if value is None and spec.default in options:
-                    select.props(f'placeholder="{spec.default}"')
                 select.on_value_change(lambda e: self._set(node_id, spec.name, e.value))
             elif kind == "list":
                 chips = (
