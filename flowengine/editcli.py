@@ -6,6 +6,7 @@ It listens on 127.0.0.1 unless told otherwise; any other address needs a passwor
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def edit(target: Path, host: str, port: int, no_run: bool, allow_code: bool) -> 
         password = password_from_env(host)
     except InsecureBind as exc:
         raise click.UsageError(str(exc)) from None
+    # NiceGUI keeps sessions in files, by default in the working directory (a repository)
+    os.environ.setdefault("NICEGUI_STORAGE_PATH", str(Path.home() / ".cache" / "flowengine-editor"))
     try:
         from flowengine.ui.app import Editor, EditorConfig, serve
     except ImportError as exc:  # the editor extra is not installed

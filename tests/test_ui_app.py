@@ -442,3 +442,25 @@ def test_every_installed_type_gets_a_form(line3: Path) -> None:
                     await user.should_see(marker=f"field-{field}")
 
     run(scenario)
+
+
+def test_an_edit_in_one_tab_shows_in_another(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            other = User(
+                httpx.AsyncClient(transport=httpx.ASGITransport(core.app), base_url="http://test")
+            )
+            async with other.http_client:
+                await other.open("/")
+                theirs = other.find(FlowCanvas).elements.pop()
+                canvas_op(user, op="drop", type="debug", x=10, y=10)
+                await eventually(
+                    lambda: "debug1" in [n["id"] for n in theirs.props["flow"]["nodes"]],
+                    "the other tab's canvas",
+                )
+                await other.should_see(marker="dirty")
+
+    run(scenario)

@@ -496,8 +496,9 @@ class EditorView:
         if self.model is not self.editor.model:  # another tab opened another flow
             self.run_label.text = "another flow was opened in this editor"
             return
-        if self.shown_revision != self.model.revision:
+        if self.shown_revision != self.model.revision:  # changed in another tab
             self.refresh()
+            self.panel.show(self.panel.node_id)
         self.indicators_light()
         host = self.editor.host
         if host is None:
