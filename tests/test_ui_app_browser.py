@@ -4,6 +4,7 @@ set a field, deploy, and see the file change on disk and a batch in the debug si
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 
 from tests.conftest import REPO
-from tests.peers import wait_until
+from tests.peers import free_port, wait_until
 from tests.uiharness import (  # noqa: F401
     centre,
     drag_path,
@@ -37,6 +38,15 @@ target.dispatchEvent(new DragEvent('drop', at));
 item.dispatchEvent(new DragEvent('dragend', at));
 return data.getData('application/x-flowengine-type');
 """
+
+
+@pytest.fixture(autouse=True)
+def own_port() -> Iterator[None]:
+    """A free port instead of the Screen's fixed one, which another test run may hold."""
+    fixed = Screen.PORT
+    Screen.PORT = free_port()
+    yield
+    Screen.PORT = fixed
 
 
 @pytest.fixture
