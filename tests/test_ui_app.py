@@ -16,7 +16,15 @@ import pandas as pd
 import pytest
 from flowengine.ui.app import Editor, EditorConfig, root
 from flowengine.ui.canvas import FlowCanvas
-from flowengine.ui.live import RateMeter, chart_points, fill_views, status_views
+from flowengine.ui.live import (
+    ChartPanel,
+    DebugPanel,
+    RateMeter,
+    Seen,
+    chart_points,
+    fill_views,
+    status_views,
+)
 from nicegui import app, core, ui
 from nicegui.storage import Storage
 from nicegui.testing import User
@@ -462,5 +470,42 @@ def test_an_edit_in_one_tab_shows_in_another(line3: Path) -> None:
                     "the other tab's canvas",
                 )
                 await other.should_see(marker="dirty")
+
+    run(scenario)
+
+
+def test_debug_panel_pause_filter_and_clear_and_chart_series() -> None:
+    panels: dict[str, Any] = {}
+
+    def page() -> None:
+        panels["debug"] = DebugPanel()
+        panels["chart"] = ChartPanel(lambda: ["show"])
+        panels["chart"].refresh_nodes()
+
+    def seen(sensor: str, value: float) -> Seen:
+        stamp = pd.Timestamp("2026-01-01T00:00:00Z")
+        frame = pd.DataFrame({"timestamp": [stamp], "sensor": [sensor], "value": [value]})
+        return Seen("show", 1.0, frame)
+
+    async def scenario() -> None:
+        async with user_simulation(root=page) as user:
+            await user.open("/")
+            debug, chart = panels["debug"], panels["chart"]
+            with user:
+                debug.add([seen("furnace", 1.5), seen("roll", 2.5)])
+                chart.add([seen("furnace", 1.5), seen("roll", 2.5)])
+            await user.should_see("2 of 2 batches")
+            user.find(marker="debug-filter").type("roll")
+            await user.should_see("1 of 2 batches")
+            assert [s.frame["sensor"][0] for s in debug.visible()] == ["roll"]
+            user.find(marker="debug-pause").click()
+            with user:
+                debug.add([seen("furnace", 9.0)])
+            await user.should_see("1 of 2 batches (paused)")
+            user.find(marker="debug-clear").click()
+            await user.should_see("0 of 0 batches (paused)")
+            assert chart.columns.value == ["value"]  # chosen by default
+            series = {s["name"]: s["data"] for s in chart.chart.options["series"]}
+            assert series == {"furnace": [[1767225600000, 1.5]], "roll": [[1767225600000, 2.5]]}
 
     run(scenario)

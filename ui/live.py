@@ -177,6 +177,7 @@ class DebugPanel:
 
     def _pause(self, paused: bool) -> None:
         self.paused = paused
+        self.render()
 
     def clear(self) -> None:
         self.entries.clear()
