@@ -509,3 +509,18 @@ def test_debug_panel_pause_filter_and_clear_and_chart_series() -> None:
             assert series == {"furnace": [[1767225600000, 1.5]], "roll": [[1767225600000, 2.5]]}
 
     run(scenario)
+
+
+def test_a_file_that_does_not_parse_shows_its_problems(tmp_path: Path) -> None:
+    flow = tmp_path / "broken.yaml"
+    flow.write_text("version: 1\nnodes:\n  a: [unclosed\n")
+    editor = Editor(EditorConfig(flow))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            await user.should_see("broken.yaml cannot be opened:")
+            await user.should_see("invalid YAML")
+            assert editor.host is None
+
+    run(scenario)
