@@ -31,6 +31,7 @@ from flowengine.ui.properties import PropertyPanel
 from nicegui import app, ui
 
 from flowengine.export import masked_data
+from flowengine.host import FlowHost
 from flowengine.problems import FlowError
 from flowengine.registry import Registry, default_registry
 
@@ -57,9 +58,8 @@ class Editor:
         self.registry = registry or default_registry()
         self.guard = Guard(config.password)
         self.model: EditorModel | None = None
-        self.host: Any = None
+        self.host: FlowHost | None = None
         self.host_error: str | None = None
-        self.deploys = 0
         self._lock = asyncio.Lock()
 
     @property
@@ -95,19 +95,14 @@ class Editor:
         if not checked.ok:
             self.host_error = "not running: the flow has errors (fix them and deploy)"
             return
+        host = FlowHost()
         try:
-            from flowengine.host import FlowHost
-        except ImportError:
-            self.host_error = "not running: this flowengine has no runtime host"
-            return
-        self.host = FlowHost()
-        try:
-            await self.host.start(checked)
-            self.host_error = None
+            await host.start(checked)
         except Exception as exc:  # shown in the editor; the editor itself stays up
             log.exception("starting the flow failed")
             self.host_error = f"not running: {exc}"
-            self.host = None
+            return
+        self.host, self.host_error = host, None
 
     async def _stop(self) -> None:
         if self.host is not None:
@@ -126,21 +121,18 @@ class Editor:
             if not checked.ok:
                 raise FlowError(checked.problems)
             self.model.save(force=force)
-            self.deploys += 1
             if not self.config.run:
                 return "Saved"
-            if self.host is None or not getattr(self.host, "running", False):
-                await self._stop()
+            if self.host is None:
                 await self._start()
                 return "Saved and started" if self.host else f"Saved ({self.host_error})"
-            report = await self.host.deploy(checked)
-            parts = [
-                f"{len(getattr(report, what, ()) or ())} {what}"
-                for what in ("added", "removed", "restarted")
-            ]
-            failed = getattr(report, "failed", None) or {}
-            tail = "".join(f"; {node} failed: {why}" for node, why in failed.items())
-            return "Deployed: " + ", ".join(parts) + tail
+            report = await self.host.deploy(checked)  # starts it again if it had ended
+            counts = (
+                f"{len(report.added)} added, {len(report.removed)} removed, "
+                f"{len(report.restarted)} restarted"
+            )
+            tail = "".join(f"; {node} failed: {why}" for node, why in report.failed.items())
+            return f"Deployed: {counts}{tail}"
 
     async def shutdown(self) -> None:
         await self._stop()
@@ -504,7 +496,7 @@ class EditorView:
         if host is None:
             self.run_label.text = self.editor.host_error or "not running"
             return
-        self.run_label.text = "running" if getattr(host, "running", False) else "stopped"
+        self.run_label.text = "running" if host.running else "stopped"
         with contextlib.suppress(Exception):  # a host mid-deploy may not answer this tick
             self.canvas.set_status(status_views(host.snapshot(), self.meter))
             self.canvas.set_fill(fill_views(host.wire_fill()))

@@ -16,8 +16,6 @@ import pandas as pd
 from flowengine.ui.model import wire_key
 from nicegui import ui
 
-from flowengine.types import Batch
-
 STATE_COLORS = {
     "ok": "green",
     "starting": "yellow",
@@ -85,10 +83,6 @@ def fill_views(raw: dict[Any, float]) -> dict[str, float]:
     return out
 
 
-def frame_of(item: Any) -> pd.DataFrame:
-    return item.frame if isinstance(item, Batch) else item
-
-
 @dataclass(slots=True)
 class Seen:
     """One debug batch as listed in the sidebar."""
@@ -108,25 +102,13 @@ class BatchFeed:
     def poll(self, host: Any, nodes: Iterable[str]) -> list[Seen]:
         new: list[Seen] = []
         for node_id in nodes:
-            try:
-                batches = list(host.debug_batches(node_id) or [])
-            except (KeyError, LookupError, AttributeError):
-                continue
-            marks = {(id(b), getattr(b, "created", 0.0)) for b in batches}
+            batches = host.debug_batches(node_id)
+            marks = [(id(b), b.created) for b in batches]  # kept batches stay alive: ids hold
             before = self._seen.get(node_id, set())
-            for batch, mark in zip(
-                batches, [(id(b), getattr(b, "created", 0.0)) for b in batches], strict=True
-            ):
+            for batch, mark in zip(batches, marks, strict=True):
                 if mark not in before:
-                    new.append(
-                        Seen(
-                            node_id,
-                            getattr(batch, "created", time.time()),
-                            frame_of(batch),
-                            getattr(batch, "error", None),
-                        )
-                    )
-            self._seen[node_id] = marks
+                    new.append(Seen(node_id, batch.created, batch.frame, batch.error))
+            self._seen[node_id] = set(marks)
         return sorted(new, key=lambda s: s.at)
 
 
