@@ -273,7 +273,7 @@ class EditorView:
             ).tooltip("Export (secrets masked)").mark("export")
             self.deploy_btn = (
                 ui.button("Deploy", icon="rocket_launch", on_click=self.deploy)
-                .props("color=red-7 unelevated")
+                .props("color=blue-grey-6 unelevated")
                 .mark("deploy")
             )
 
@@ -307,7 +307,7 @@ class EditorView:
         self.chart.refresh_nodes()
 
     def indicators(self) -> None:
-        self.dirty_label.visible = self.model.dirty
+        self.indicators_light()
         self.undo_btn.enabled = self.model.can_undo
         self.redo_btn.enabled = self.model.can_redo
         problems = self.model.problems()
@@ -506,7 +506,11 @@ class EditorView:
             self.chart.add(seen)
 
     def indicators_light(self) -> None:
-        self.dirty_label.visible = self.model.dirty
+        """The unsaved-changes marks: a label, and Deploy in red only when there is something."""
+        dirty = self.model.dirty
+        if dirty != self.dirty_label.visible:
+            self.dirty_label.visible = dirty
+            self.deploy_btn.props(f"color={'red-7' if dirty else 'blue-grey-6'}")
 
 
 def serve(editor: Editor, *, host: str, port: int, secret: str) -> None:
