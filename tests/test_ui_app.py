@@ -27,7 +27,7 @@ from flowengine.ui.live import (
 )
 from nicegui import app, core, ui
 from nicegui.storage import Storage
-from nicegui.testing import User
+from nicegui.testing import User, UserInteraction
 from nicegui.testing.user_simulation import user_simulation
 
 from flowengine.logs import MASK
@@ -522,5 +522,33 @@ def test_a_file_that_does_not_parse_shows_its_problems(tmp_path: Path) -> None:
             await user.should_see("broken.yaml cannot be opened:")
             await user.should_see("invalid YAML")
             assert editor.host is None
+
+    run(scenario)
+
+
+def test_key_value_rows_edit_a_mapping_field(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            canvas_op(user, op="open", node="deviation")
+            assert len(user.find(marker="columns-value").elements) == 3
+            user.find(marker="columns-add").click()
+            keys = user.find(marker="columns-key").elements
+            values = user.find(marker="columns-value").elements
+            new_key = next(e for e in keys if not e.value)
+            new_value = next(e for e in values if not e.value)
+            new_key.value, new_value.value = "hot", "value > 1250"
+            user.find(marker="columns-value").trigger("blur")
+            columns = editor.model.form_values("deviation")["columns"]
+            assert list(columns) == ["setpoint", "deviation", "abs_deviation", "hot"]
+            removes = user.find(marker="columns-remove").elements
+            assert len(removes) == 4
+            first = min(removes, key=lambda e: e.id)  # the setpoint row's
+            UserInteraction(user, {first}, None).click()
+            columns = editor.model.form_values("deviation")["columns"]
+            assert list(columns) == ["deviation", "abs_deviation", "hot"]
+            assert "1200.0" not in editor.model.text
 
     run(scenario)

@@ -325,30 +325,36 @@ class PropertyPanel:
             self._set(node_id, spec.name, out or None)
 
         def add_row(k: str = "", v: Any = "") -> None:
-            with box, ui.row().classes("w-full no-wrap items-center gap-1"):
+            with box, ui.row().classes("w-full no-wrap items-center gap-1") as row:
                 key = ui.input(value=k, placeholder="name").props("dense").classes("w-1/3")
                 val = (
                     ui.input(value=str(v), placeholder="value")
                     .props("dense input-class=font-mono")
                     .classes("grow")
                 )
+                key.mark(f"{spec.name}-key")
+                val.mark(f"{spec.name}-value")
                 pair = (key, val)
                 rows.append(pair)
                 key.on("blur", collect)
                 val.on("blur", collect)
 
-                def remove(row: Any = None, pair: tuple[ui.input, ui.input] = pair) -> None:
+                def remove() -> None:
                     rows.remove(pair)
-                    pair[0].parent_slot.parent.delete()  # type: ignore[union-attr]
+                    row.delete()
                     collect()
 
-                ui.button(icon="close", on_click=remove).props("flat dense round size=sm")
+                ui.button(icon="close", on_click=remove).props("flat dense round size=sm").mark(
+                    f"{spec.name}-remove"
+                )
 
         ui.label(label).classes("text-caption")
         box = ui.column().classes("w-full gap-0").mark(f"prop-{spec.name}")
         for k, v in value.items():
             add_row(k, v)
-        ui.button("add", icon="add", on_click=lambda: add_row()).props("flat dense size=sm")
+        ui.button("add", icon="add", on_click=lambda: add_row()).props("flat dense size=sm").mark(
+            f"{spec.name}-add"
+        )
 
     # ---- applying ----------------------------------------------------------------------
     def _set(self, node_id: str, name: str, value: Any) -> None:
