@@ -11,13 +11,14 @@ from typing import Any
 
 import pandas as pd
 
-from flowengine.connectors.sql import SqlClient
+from flowengine.connectors.sql import SqlClient, beside_flow
 from flowengine.node import NodeConfig, Source, option
 
 
 class SqlInConfig(NodeConfig):
     connection_string: str = option(
-        description="SQLAlchemy URL; put the password in ${VAR}.",
+        description="SQLAlchemy URL; put the password in ${VAR}. A relative SQLite path "
+        "(sqlite:///out/h.db) is beside the flow file.",
         examples=["postgresql://reader:${PGPASSWORD}@db:5432/plant"],
         secret=True,
     )
@@ -63,7 +64,7 @@ class SqlIn(Source):
     requires = (("sqlalchemy", "sql"),)
 
     async def start(self) -> None:
-        self.client = SqlClient(self.config.connection_string)
+        self.client = SqlClient(beside_flow(self.config.connection_string, self.ctx.flow_dir))
         await self.client.ping()
         self.state_path = self.ctx.flow_dir / ".flowengine-state" / f"{self.ctx.node_id}.json"
         self.watermark = self._restore()

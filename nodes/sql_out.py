@@ -6,14 +6,21 @@ import asyncio
 
 from pydantic import field_validator
 
-from flowengine.connectors.sql import CommitUncertain, SqlClient, identifier, is_disconnect
+from flowengine.connectors.sql import (
+    CommitUncertain,
+    SqlClient,
+    beside_flow,
+    identifier,
+    is_disconnect,
+)
 from flowengine.node import NodeConfig, Sink, option
 from flowengine.types import Batch
 
 
 class SqlOutConfig(NodeConfig):
     connection_string: str = option(
-        description="SQLAlchemy URL; put the password in ${VAR}.",
+        description="SQLAlchemy URL; put the password in ${VAR}. A relative SQLite path "
+        "(sqlite:///out/h.db) is beside the flow file.",
         examples=["postgresql://writer:${PGPASSWORD}@db:5432/plant"],
         secret=True,
     )
@@ -42,7 +49,7 @@ class SqlOut(Sink):
     requires = (("sqlalchemy", "sql"),)
 
     async def start(self) -> None:
-        self.client = SqlClient(self.config.connection_string)
+        self.client = SqlClient(beside_flow(self.config.connection_string, self.ctx.flow_dir))
         await self.client.ping()
 
     async def write(self, batch: Batch) -> None:

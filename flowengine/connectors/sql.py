@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -46,6 +47,20 @@ def driver_url(url: str) -> str:
     target, module, extra = mapped
     require(module, extra)
     return f"{target}://{rest}"
+
+
+def beside_flow(url: str, flow_dir: Path) -> str:
+    """A relative SQLite path (``sqlite:///out/h.db``) resolved beside the flow file, like the
+    file nodes' paths, with its folder created; other URLs unchanged."""
+    prefix = next((p for p in ("sqlite+pysqlite:///", "sqlite:///") if url.startswith(p)), None)
+    if prefix is None:
+        return url
+    path, _, query = url[len(prefix) :].partition("?")
+    if not path or path.startswith("/") or path == ":memory:" or path.startswith("file:"):
+        return url
+    full = (flow_dir / path).resolve()
+    full.parent.mkdir(parents=True, exist_ok=True)
+    return f"{prefix}{full}" + (f"?{query}" if query else "")
 
 
 def create_engine(url: str, pool_size: int = 5) -> Engine:
