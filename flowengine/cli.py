@@ -316,6 +316,9 @@ main.add_command(edit)
 from flowengine.importcli import import_cmd  # noqa: E402
 
 main.add_command(import_cmd)
+from flowengine.traincli import train  # noqa: E402
+
+main.add_command(train)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,8 @@ LIBRARY_LABELS = {
     "postgres": "PostgreSQL",
     "mysql": "MySQL",
     "onnx": "ONNX",
+    "skops": "skops",
+    "editor": "Editor (NiceGUI)",
 }
 
 

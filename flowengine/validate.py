@@ -68,7 +68,9 @@ def build_config(
                 Problem(path, node.field_pos.get(key, node.pos), f"field '{key}': {exc}", node.id)
             )
     try:
-        config = cls.Config.model_validate(values)
+        # the flow's folder, for fields naming files beside the flow (a model, say)
+        context = {"flow_dir": Path(path).parent}
+        config = cls.Config.model_validate(values, context=context)
         return (None, problems) if problems else (config, [])
     except ValidationError as exc:
         fields = list(cls.Config.model_fields)
