@@ -342,6 +342,17 @@ def test_import_adds_nodes_of_an_exported_flow_under_new_ids(line3: Path) -> Non
         model.import_nodes("just text", 0, 0)
 
 
+def test_import_takes_a_node_red_export_and_lists_what_did_not_map(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    text = (Path(__file__).parent / "data" / "nodered" / "flows.json").read_text()
+    new, notes = model.import_any(text, 100, 600)
+    types = {str(model.flow().nodes[i].type) for i in new}
+    assert {"mqtt_in", "switch", "debug"} <= types
+    assert any(n.startswith("not imported: function") for n in notes)
+    assert all(model.position(i)[1] >= 600 for i in new)
+    assert model.import_any(SAMPLE, 0, 0)[1] == []  # our own format: nothing to note
+
+
 def test_revision_moves_on_every_document_change(line3: Path) -> None:
     model = EditorModel.open(line3)
     seen = [model.revision]

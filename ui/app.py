@@ -458,7 +458,9 @@ class EditorView:
 
     def import_dialog(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("w-[36rem]"):
-            ui.label("Import nodes (a flow in YAML or JSON)").classes("text-h6")
+            ui.label("Import nodes (a flow in YAML or JSON, or Node-RED's flows.json)").classes(
+                "text-h6"
+            )
             text = (
                 ui.textarea(placeholder="nodes:\n  ...")
                 .props("autogrow input-class=font-mono")
@@ -468,7 +470,7 @@ class EditorView:
 
             def do_import() -> None:
                 try:
-                    ids = self.model.import_nodes(text.value or "", 100.0, 100.0)
+                    ids, notes = self.model.import_any(text.value or "", 100.0, 100.0)
                 except FlowError as exc:
                     ui.notify(str(exc), type="negative")
                     return
@@ -476,6 +478,8 @@ class EditorView:
                 self.refresh()
                 self.canvas.set_selection(ids, [])
                 ui.notify(f"Imported {len(ids)} node(s)")
+                for note in notes:
+                    ui.notify(note, type="warning", multi_line=True, timeout=0, close_button=True)
 
             with ui.row():
                 ui.button("Import", on_click=do_import).mark("import-ok")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -559,6 +560,24 @@ class EditorModel:
             self._set_pos(new[old], x + dx, y + dy)
         self._commit()
         return list(new.values())
+
+    def import_any(self, text: str, x: float, y: float) -> tuple[list[str], list[str]]:
+        """Import a flow text or a Node-RED ``flows.json`` (a JSON list of nodes, or the admin
+        API's ``{"flows": [...]}``); returns the new ids and notes on what did not map."""
+        from flowengine.nodered import NodeRedError, import_nodered
+
+        head = text.lstrip()[:1]
+        if head == "[" or (head == "{" and '"flows"' in text[:2000]):
+            try:
+                result = import_nodered(text)
+            except NodeRedError as exc:
+                raise FlowError([Problem("import", Pos(1, 1), str(exc))]) from None
+            notes = [
+                f"not imported: {u.type} '{u.name or u.id}' ({u.reason})" for u in result.unmapped
+            ]
+            notes += [f"set ${{{k}}}: {v}" for k, v in result.env.items()]
+            return self.import_nodes(json.dumps(result.flow), x, y), notes
+        return self.import_nodes(text, x, y), []
 
     def import_nodes(self, text: str, x: float, y: float) -> list[str]:
         """Add the nodes of a flow text (YAML or JSON, e.g. an export) at (x, y) under new
