@@ -22,9 +22,11 @@ from tests.uiharness import (  # noqa: F401
     nicegui_chrome_options,
     nicegui_remove_all_screenshots,
     no_main_file,
+    requires_chromium,
 )
 
 pytest_plugins = ["nicegui.testing.screen_plugin"]
+pytestmark = requires_chromium
 
 #: HTML5 drag and drop as the browser does it: Selenium's mouse actions do not fire drag events.
 DROP_JS = """

@@ -25,9 +25,11 @@ from tests.uiharness import (  # noqa: F401
     nicegui_chrome_options,
     nicegui_remove_all_screenshots,
     no_main_file,
+    requires_chromium,
 )
 
 pytest_plugins = ["nicegui.testing.screen_plugin"]
+pytestmark = requires_chromium
 
 
 def node(id: str, x: float, y: float, inputs: list[str], outputs: list[str]) -> NodeView:

@@ -25,6 +25,12 @@ from selenium.webdriver.remote.webelement import WebElement
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+#: On a machine without them (a fresh laptop) the browser tests skip; the User tests still run.
+requires_chromium = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
+    reason="headless-browser tests need Debian's chromium and chromium-driver "
+    "(apt-get install chromium chromium-driver; .ci/run installs them)",
+)
 CHROME_ARGS = (
     "--headless",
     "--no-sandbox",
