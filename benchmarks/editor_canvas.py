@@ -22,26 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
 from typing import Any
-
-CHROME_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
-)
 
 
 def flow(n: int) -> tuple[list[dict], list[dict]]:
@@ -217,15 +203,12 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
 
 
 def driver() -> Any:
+    from flowengine.ui.browser import CHROMEDRIVER, chrome_options
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    os.environ.setdefault("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    for arg in CHROME_ARGS:
-        options.add_argument(arg)
-    options.binary_location = "/usr/bin/chromium"
-    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    options = chrome_options(window="1400,1000")
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     browser.set_script_timeout(120)
     return browser
 

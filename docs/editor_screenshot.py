@@ -11,20 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+from flowengine.ui.browser import CHROMEDRIVER, chrome_options
 from selenium import webdriver
 from selenium.webdriver import ActionChains
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-CHROME_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1440,980")
-
 
 def shoot(url: str, out: Path, node: str | None = None, settle: float = 6.0) -> None:
-    options = webdriver.ChromeOptions()
-    for arg in CHROME_ARGS:
-        options.add_argument(arg)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    options = chrome_options(window="1440,980")
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
         driver.get(url)
         deadline = time.monotonic() + 30

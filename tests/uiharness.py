@@ -14,46 +14,27 @@ A test module uses them with::
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flowengine.ui import browser
 from selenium import webdriver
 from selenium.webdriver import ActionChains
 from selenium.webdriver.remote.webelement import WebElement
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 #: On a machine without them (a fresh laptop) the browser tests skip; the User tests still run.
 requires_chromium = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
+    not browser.available(),
     reason="headless-browser tests need Debian's chromium and chromium-driver "
     "(apt-get install chromium chromium-driver; .ci/run installs them)",
-)
-CHROME_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,900",
 )
 
 
 @pytest.fixture(scope="session")
 def nicegui_chrome_options() -> webdriver.ChromeOptions:
     """Overrides the Screen plugin's options: Debian's Chromium and chromedriver, no network."""
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not download a driver
-    os.environ.setdefault("SE_CHROMEDRIVER", CHROMEDRIVER)
-    options = webdriver.ChromeOptions()
-    for arg in CHROME_ARGS:
-        options.add_argument(arg)
-    options.binary_location = CHROMIUM
+    options = browser.chrome_options()
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the fixture checks JS errors
     return options
 

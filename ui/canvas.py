@@ -12,53 +12,23 @@ import inspect
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
+from flowengine.ui.views import NodeView, StatusView, WireView, parse_wire_key, wire_key
 from nicegui import background_tasks, ui
 from nicegui.client import Client
 from nicegui.events import GenericEventArguments
 
+__all__ = [
+    "FlowCanvas",
+    "NodeView",
+    "StatusView",
+    "WireView",
+    "parse_wire_key",
+    "wire_key",
+]
+
 CSS = Path(__file__).with_name("canvas.css")
-
-
-class NodeView(TypedDict):
-    """One node as the canvas draws it; `outputs` lists "error" last."""
-
-    id: str
-    type: str
-    label: str
-    x: float
-    y: float
-    inputs: list[str]
-    outputs: list[str]
-    color: str
-    icon: NotRequired[str]
-    disabled: NotRequired[bool]
-    error: NotRequired[str | None]
-
-
-class WireView(TypedDict):
-    """One wire; `key` is "source:port->target:target_port"."""
-
-    key: str
-    source: str
-    port: str
-    target: str
-    target_port: str
-
-
-class StatusView(TypedDict):
-    """A node's live status: dot colour (green/yellow/red/grey/blue), text, rows/s, error."""
-
-    color: str
-    text: str
-    rate: float
-    error: NotRequired[str | None]
-
-
-def wire_key(source: str, port: str, target: str, target_port: str) -> str:
-    """The key the canvas and the app use for one wire."""
-    return f"{source}:{port}->{target}:{target_port}"
 
 
 class FlowCanvas(ui.element, component="canvas.js"):

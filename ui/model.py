@@ -13,8 +13,9 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
+from flowengine.ui.views import NodeView, WireView, parse_wire_key, wire_key
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from flowengine.envsubst import has_reference
@@ -38,49 +39,8 @@ DEFAULT_COLOR = "#dddddd"
 NEW_FLOW = "version: 1\nname: {name}\nnodes: {{}}\nlayout: {{}}\n"
 
 
-class NodeView(TypedDict):
-    """A node as the canvas draws it (see docs/editor.md and the canvas contract)."""
-
-    id: str
-    type: str
-    label: str
-    x: float
-    y: float
-    inputs: list[str]
-    outputs: list[str]
-    color: str
-    icon: str
-    disabled: bool
-    error: str | None
-
-
-class WireView(TypedDict):
-    """A wire as the canvas draws it; ``key`` is ``src:port->dst:dport``."""
-
-    key: str
-    source: str
-    port: str
-    target: str
-    target_port: str
-
-
 class DiskChanged(Exception):
     """The file changed on disk since it was opened or last saved: saving would lose that."""
-
-
-def wire_key(source: str, port: str, target: str, target_port: str) -> str:
-    return f"{source}:{port}->{target}:{target_port}"
-
-
-_KEY = re.compile(r"^(?P<s>[^:]+):(?P<p>[^-]*)->(?P<t>[^:]+):(?P<tp>.*)$")
-
-
-def parse_wire_key(key: str) -> tuple[str, str, str, str]:
-    """The four parts of a wire key; raises ValueError on a malformed one."""
-    match = _KEY.match(key)
-    if not match:
-        raise ValueError(f"bad wire key {key!r}")
-    return match["s"], match["p"], match["t"], match["tp"]
 
 
 def _flow_map(**values: Any) -> CommentedMap:
