@@ -414,7 +414,7 @@ def train(
             "classes": [_plain(c) for c in classes],
             "positive": _plain(positive),
         },
-        "model": {"kind": kind, "estimator": repr(model)},
+        "model": {"kind": kind, "estimator": " ".join(repr(model).split())},
         "features": names,
         "data": {
             "source": source,

@@ -25,7 +25,7 @@ def test_line3_demo_alerts_early_and_archives_features_and_predictions(tmp_path:
     first = pd.Timestamp(raises["timestamp"].iloc[0]) - pd.Timestamp("2026-01-01", tz="UTC")
     assert first <= pd.Timedelta("30s"), first
     assert set(alerts["severity"]) <= {"warning", "critical"}
-    assert alerts["message"].str.startswith("Line line3: defect probability").all()
+    assert alerts["message"].str.startswith("Line 3: defect probability").all()
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'line3.db'}")
     archive = pd.read_sql_table("predictions", engine)
     engine.dispose()
