@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from pathlib import Path
 
@@ -373,3 +374,47 @@ def test_a_file_without_layout_opens_clean(tmp_path: Path) -> None:
     model.move({"a": {"x": 10, "y": 20}})
     model.save()
     assert path.read_text().endswith("layout:\n  a: {x: 10, y: 20}\n")
+
+
+def test_create_writes_json_for_a_json_name_and_refuses_other_names(tmp_path: Path) -> None:
+    model = EditorModel.create(tmp_path / "pumps.json")
+    assert json.loads((tmp_path / "pumps.json").read_text())["nodes"] == {}
+    model.add_node("debug", 10, 20)
+    model.save()
+    saved = json.loads((tmp_path / "pumps.json").read_text())
+    assert saved["name"] == "pumps" and saved["nodes"] == {"debug1": {"type": "debug"}}
+    assert EditorModel.create(tmp_path / "1.yaml").flow().name == "1"  # quoted: a string
+    for name in ("notes.txt", ".yaml", "bare"):
+        with pytest.raises(ValueError, match=r"ends in \.yaml, \.yml or \.json"):
+            EditorModel.create(tmp_path / name)
+    assert not (tmp_path / "notes.txt").exists()
+
+
+def test_dirty_is_worked_out_once_per_revision(
+    line3: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = EditorModel.open(line3)
+    dumps = 0
+    real = model.doc.dumps
+
+    def counted(*args: object) -> str:
+        nonlocal dumps
+        dumps += 1
+        return real(*args)
+
+    monkeypatch.setattr(model.doc, "dumps", counted)
+    assert not model.dirty
+    assert [model.dirty for _ in range(50)] == [False] * 50
+    assert dumps <= 1  # the once-a-second tick costs nothing while nothing changes
+    model.move({"plc": {"x": 1, "y": 2}})
+    assert model.dirty
+    model.save()
+    assert not model.dirty
+    model.move({"plc": {"x": 3, "y": 4}})
+    assert model.dirty
+    model.undo()  # back to the saved text
+    assert not model.dirty
+    model.redo()
+    assert model.dirty
+    model.reload()
+    assert not model.dirty

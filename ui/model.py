@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from flowengine.ui.views import NodeView, WireView, parse_wire_key, wire_key
+from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from flowengine.envsubst import has_reference
 from flowengine.flowfile import FlowDocument, to_plain
@@ -37,6 +39,8 @@ COLORS = {
 }
 DEFAULT_COLOR = "#dddddd"
 NEW_FLOW = "version: 1\nname: {name}\nnodes: {{}}\nlayout: {{}}\n"
+#: The file name endings of flow files (YAML or JSON).
+FLOW_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 class DiskChanged(Exception):
@@ -59,6 +63,15 @@ def _digest(path: Path) -> tuple[float, str] | None:
         return path.stat().st_mtime, hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def _yaml_str(text: str) -> str:
+    """``text`` as a YAML scalar that reads back as that string (``yes`` or ``1`` get quotes)."""
+    try:
+        plain = YAML(typ="safe", pure=True).load(text) == text
+    except YAMLError:
+        plain = False
+    return text if plain else json.dumps(text)
 
 
 @dataclass(slots=True)
@@ -89,6 +102,7 @@ class EditorModel:
         self._clip: _Clip | None = None
         self._disk = _digest(self.path)
         self._cache: tuple[int, Flow, CheckedFlow, list[Problem]] | None = None
+        self._dirty: tuple[int, bool] | None = None  # (revision, dirty): a dump costs
         self._described: dict[str, dict[str, Any]] = {}
 
     # ---- opening -----------------------------------------------------------------------
@@ -104,11 +118,20 @@ class EditorModel:
 
     @classmethod
     def create(cls, path: str | Path, registry: Registry | None = None) -> EditorModel:
-        """Write a new empty flow at ``path`` (which must not exist) and open it."""
+        """Write a new empty flow at ``path`` (which must not exist) and open it: YAML, or
+        JSON for a ``.json`` name; any other name raises :class:`ValueError`."""
         path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in FLOW_SUFFIXES or not path.stem or path.name.startswith("."):
+            raise ValueError(f"'{path.name}': a flow file name ends in .yaml, .yml or .json")
         if path.exists():
             raise FileExistsError(f"{path} exists")
-        path.write_text(NEW_FLOW.format(name=path.stem), encoding="utf-8")
+        if suffix == ".json":
+            empty = {"version": 1, "name": path.stem, "nodes": {}, "layout": {}}
+            text = json.dumps(empty, indent=2) + "\n"
+        else:
+            text = NEW_FLOW.format(name=_yaml_str(path.stem))
+        path.write_text(text, encoding="utf-8")
         return cls.open(path, registry)
 
     def _ensure_sections(self) -> None:
@@ -135,8 +158,11 @@ class EditorModel:
 
     @property
     def dirty(self) -> bool:
-        """True when the document differs from what was last saved (or opened)."""
-        return self.text != self._saved_text
+        """True when the document differs from what was last saved (or opened). Computed once
+        per revision (every change bumps it): the editor asks every second, a dump is not free."""
+        if self._dirty is None or self._dirty[0] != self.revision:
+            self._dirty = (self.revision, self.text != self._saved_text)
+        return self._dirty[1]
 
     def _checked(self) -> tuple[Flow, CheckedFlow, list[Problem]]:
         if self._cache is None or self._cache[0] != self.revision:
@@ -587,6 +613,7 @@ class EditorModel:
             raise DiskChanged(f"{self.path} changed on disk since it was opened")
         self.doc.save()
         self._saved_text = self.text
+        self._dirty = (self.revision, False)
         self._disk = _digest(self.path)
 
     def reload(self) -> None:
@@ -601,13 +628,10 @@ class EditorModel:
         self._at = 0
         self._disk = _digest(self.path)
         self.revision += 1
+        self._dirty = (self.revision, False)
 
 
 def flow_files(folder: str | Path) -> list[Path]:
     """The flow files in a folder (YAML and JSON), for ``flowengine edit DIR``."""
     folder = Path(folder)
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in (".yaml", ".yml", ".json")
-    )
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FLOW_SUFFIXES)
