@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -69,6 +70,15 @@ class PredictConfig(NodeConfig):
     def _suffix(cls, model: str, info: ValidationInfo) -> str:
         if not model.endswith(ml.SUFFIXES):
             raise ValueError(f"model file must end in {', '.join(ml.SUFFIXES)}")
+        for suffix, module, extra in (
+            (".onnx", "onnxruntime", "onnx"),
+            (".skops", "skops", "skops"),
+        ):
+            if model.endswith(suffix) and importlib.util.find_spec(module) is None:
+                raise ValueError(
+                    f"{suffix[1:]} models need {module}: install 'flowengine[{extra}]' "
+                    f'(pip install "flowengine[{extra}]")'
+                )
         flow_dir = (info.context or {}).get("flow_dir")
         if flow_dir is not None and not (Path(flow_dir) / model).exists():
             raise ValueError(f"model file not found: {Path(flow_dir) / model}")

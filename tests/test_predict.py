@@ -87,6 +87,19 @@ def test_missing_feature_columns_go_to_the_error_port_named(models: dict[str, Pa
     assert "furnace_temp_max" in error.error and "roll_force_std" in error.error
 
 
+def test_onnx_without_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real(name, *a),
+    )
+    [problem] = check_text({"p": {"type": "predict", "model": "m.onnx"}}).errors
+    assert "install 'flowengine[onnx]'" in problem.message
+
+
 def test_bad_config_and_missing_file_are_validation_errors(tmp_path: Path) -> None:
     [problem] = check_text({"p": {"type": "predict", "model": "m.txt"}}).errors
     assert "must end in" in problem.message
