@@ -1,7 +1,10 @@
 """``flowengine edit``: the browser editor, serving a flow (run inside it) or a folder of flows.
 
 It listens on 127.0.0.1 unless told otherwise; any other address needs a password in
-``FLOWENGINE_EDITOR_PASSWORD`` (checked before anything is served).
+``FLOWENGINE_EDITOR_PASSWORD`` (checked before anything is served). Whatever the address, it
+answers only requests whose Host header names it (loopback names, the listening address,
+``FLOWENGINE_EDITOR_ALLOWED_HOSTS``): a web page on a DNS-rebound name gets 403. NiceGUI is
+imported only here, when the command runs, so ``flowengine run`` never loads it.
 """
 
 from __future__ import annotations
@@ -29,22 +32,39 @@ def edit(target: Path, host: str, port: int, no_run: bool, allow_code: bool) -> 
     """Open the browser editor on TARGET (a flow file, run inside the editor, or a folder).
 
     Binding to anything but loopback (e.g. --host 0.0.0.0) requires FLOWENGINE_EDITOR_PASSWORD;
-    sessions are signed with FLOWENGINE_EDITOR_SECRET (random per start when unset).
+    sessions are signed with FLOWENGINE_EDITOR_SECRET (random per start when unset). Names
+    users reach it by, beyond loopback and the --host address, go in
+    FLOWENGINE_EDITOR_ALLOWED_HOSTS (comma-separated); a reverse proxy whose X-Forwarded-For
+    is to be believed, in FLOWENGINE_EDITOR_TRUSTED_PROXIES.
     """
-    from flowengine.ui.auth import InsecureBind, password_from_env, storage_secret
+    from flowengine.ui import auth
 
     try:
-        password = password_from_env(host)
-    except InsecureBind as exc:
+        password = auth.password_from_env(host)
+    except auth.InsecureBind as exc:
         raise click.UsageError(str(exc)) from None
     # NiceGUI keeps sessions in files, by default in the working directory (a repository)
     os.environ.setdefault("NICEGUI_STORAGE_PATH", str(Path.home() / ".cache" / "flowengine-editor"))
+    # uvicorn would believe X-Forwarded-For from any local process; only from named proxies
+    os.environ["FORWARDED_ALLOW_IPS"] = auth.trusted_proxies()
     try:
+        from nicegui import app
+
         from flowengine.ui.app import Editor, EditorConfig, serve
     except ImportError as exc:  # the editor extra is not installed
         click.echo(f"the editor needs 'flowengine[editor]': {exc}", err=True)
         sys.exit(1)
     setup_logging("info", "text")
+    app.add_middleware(auth.HostCheck, allowed=auth.allowed_hosts(host, port))
     editor = Editor(EditorConfig(target, password, run=not no_run, allow_code=allow_code))
-    click.echo(f"flowengine editor on http://{host}:{port}/ ({target})", err=True)
-    serve(editor, host=host, port=port, secret=storage_secret())
+    shown = "127.0.0.1" if auth.is_wildcard(host) else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    click.echo(f"flowengine editor on http://{shown}:{port}/ ({target})", err=True)
+    if not auth.is_loopback(host) and not os.environ.get(auth.ALLOWED_HOSTS_ENV):
+        also = "" if auth.is_wildcard(host) else f" and {shown}"
+        click.echo(
+            f"it answers only to loopback names{also}: put the names users type in "
+            f"{auth.ALLOWED_HOSTS_ENV} (e.g. editor.example.com,192.168.1.5:{port})",
+            err=True,
+        )
+    serve(editor, host=host, port=port, secret=auth.storage_secret())

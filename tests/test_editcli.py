@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
 from flowengine.ui.auth import (
+    ALLOWED_HOSTS_ENV,
     PASSWORD_ENV,
     SECRET_ENV,
     Guard,
@@ -92,31 +97,89 @@ def _serve(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[
     )
 
 
-def _get(port: int) -> httpx.Response | None:
+def _get(port: int, path: str = "/", host: str | None = None) -> httpx.Response | None:
+    headers = {"Host": host} if host else {}
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+        return httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers, timeout=2)
     except httpx.HTTPError:
         return None
 
 
-@pytest.mark.parametrize(
-    ("host", "password", "expect"),
-    [("127.0.0.1", "", "Select a node"), ("0.0.0.0", "pw-for-test", "Log in")],
-)
-def test_the_editor_serves_line3_and_asks_for_a_login_beyond_loopback(
-    tmp_path: Path, host: str, password: str, expect: str
-) -> None:
+def _websocket_handshake(port: int, host: str) -> str:
+    """The status line a websocket upgrade of socket.io (the editor's live channel) gets."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        "GET /_nicegui_ws/socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        f"Host: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        return sock.recv(4096).split(b"\r\n", 1)[0].decode()
+
+
+@contextmanager
+def _editor(tmp_path: Path, host: str, env: dict[str, str]) -> Iterator[int]:
+    """``flowengine edit`` on a copy of line3 in a subprocess; yields its port."""
     flow = tmp_path / "line3.yaml"
     flow.write_text(LINE3.read_text())
     port = free_port()
-    env = {PASSWORD_ENV: password, "NICEGUI_STORAGE_PATH": str(tmp_path / ".nicegui")}
+    env = {"NICEGUI_STORAGE_PATH": str(tmp_path / ".nicegui"), **env}
     proc = _serve([str(flow), "--host", host, "--port", str(port), "--no-run"], env, tmp_path)
     try:
         wait_until(lambda: _get(port) is not None or proc.poll() is not None, 60, "the editor")
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        page = _get(port)
-        assert page is not None and page.status_code == 200
-        assert expect in page.text
+        yield port
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+@pytest.mark.parametrize(
+    ("host", "env", "expect", "named"),
+    [
+        ("127.0.0.1", {PASSWORD_ENV: ""}, "Select a node", "localhost:{port}"),
+        (
+            "0.0.0.0",
+            {PASSWORD_ENV: "pw-for-test", ALLOWED_HOSTS_ENV: "editor.example"},
+            "Log in",
+            "editor.example",
+        ),
+    ],
+)
+def test_the_editor_serves_line3_and_asks_for_a_login_beyond_loopback(
+    tmp_path: Path, host: str, env: dict[str, str], expect: str, named: str
+) -> None:
+    with _editor(tmp_path, host, env) as port:
+        page = _get(port)
+        assert page is not None and page.status_code == 200
+        assert expect in page.text
+        named_page = _get(port, host=named.format(port=port))
+        assert named_page is not None and named_page.status_code == 200
+        assert expect in named_page.text
+
+
+@pytest.mark.parametrize(
+    ("host", "env"),
+    [
+        ("127.0.0.1", {PASSWORD_ENV: ""}),
+        ("0.0.0.0", {PASSWORD_ENV: "pw-for-test", ALLOWED_HOSTS_ENV: "editor.example"}),
+    ],
+)
+def test_requests_for_other_host_names_are_refused(
+    tmp_path: Path, host: str, env: dict[str, str]
+) -> None:
+    """DNS rebinding: a page on evil.example, its name now resolving to 127.0.0.1, sends
+    requests with ``Host: evil.example:PORT``; neither pages nor socket.io may answer."""
+    polling = "/_nicegui_ws/socket.io/?EIO=4&transport=polling"
+    with _editor(tmp_path, host, env) as port:
+        for forged in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}"):
+            for path in ("/", polling):
+                refused = _get(port, path, host=forged)
+                assert refused is not None and refused.status_code == 403, (forged, path)
+                assert "FLOWENGINE_EDITOR_ALLOWED_HOSTS" in refused.text
+            assert _websocket_handshake(port, forged).split()[1] == "403", forged
+        handshake = _get(port, polling)  # socket.io's own handshake, addressed right
+        assert handshake is not None and handshake.status_code == 200
+        assert '"sid"' in handshake.text
+        assert _websocket_handshake(port, f"127.0.0.1:{port}").split()[1] == "101"

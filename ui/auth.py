@@ -1,9 +1,14 @@
 """Who may use the editor: loopback by default, a password for anything else.
 
 The password comes from ``FLOWENGINE_EDITOR_PASSWORD`` and is compared in constant time; a
-client that keeps failing is locked out for a while. A login is kept in NiceGUI's
+client IP that keeps failing is locked out for a while. A login is kept in NiceGUI's
 ``app.storage.user``, whose browser id travels in a cookie signed with ``storage_secret``
 (``FLOWENGINE_EDITOR_SECRET``, or a random one per start, which logs everyone out on restart).
+What the session holds is a fingerprint of the password (an HMAC keyed with that secret), so a
+new password logs every browser out and the session files never reveal the password.
+
+:class:`HostCheck` answers only requests addressed to the editor by a name it was told about,
+which defeats DNS rebinding (a web page whose name resolves to 127.0.0.1 driving the editor).
 """
 
 from __future__ import annotations
@@ -14,15 +19,26 @@ import ipaddress
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 PASSWORD_ENV = "FLOWENGINE_EDITOR_PASSWORD"
 SECRET_ENV = "FLOWENGINE_EDITOR_SECRET"
-#: Failed logins a client may make within ``WINDOW`` seconds before it is locked out.
-MAX_FAILURES = 5
-WINDOW = 300.0
-LOCKOUT = 60.0
+#: Extra names the editor answers to (comma-separated, ``name`` or ``name:port``).
+ALLOWED_HOSTS_ENV = "FLOWENGINE_EDITOR_ALLOWED_HOSTS"
+#: Reverse proxies (IPs or networks, comma-separated) whose X-Forwarded-For names the client.
+TRUSTED_PROXIES_ENV = "FLOWENGINE_EDITOR_TRUSTED_PROXIES"
+
+# Failed-login limit, per client IP (the IP the editor sees: behind a reverse proxy that is not
+# in FLOWENGINE_EDITOR_TRUSTED_PROXIES, every user shares the proxy's IP, and so its lockout).
+MAX_FAILURES = 5  # failed logins allowed within WINDOW ...
+WINDOW = 300.0  # ... seconds; one more locks the IP out ...
+LOCKOUT = 60.0  # ... for this many seconds.
+
+LOGIN_KEY = "login"  # in app.storage.user: the password fingerprint of the login
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 class InsecureBind(Exception):
@@ -56,6 +72,35 @@ def storage_secret(env: dict[str, str] | None = None) -> str:
     """The secret that signs session cookies: from the environment, or random per start."""
     env = dict(os.environ) if env is None else env
     return env.get(SECRET_ENV) or secrets.token_urlsafe(32)
+
+
+def trusted_proxies(env: dict[str, str] | None = None) -> str:
+    """Uvicorn's ``FORWARDED_ALLOW_IPS``: only the proxies named in the environment (by
+    default none, so a forged X-Forwarded-For cannot dodge the failed-login limit)."""
+    env = dict(os.environ) if env is None else env
+    return env.get(TRUSTED_PROXIES_ENV, "").strip()
+
+
+def password_fingerprint(password: str, secret: str) -> str:
+    """What a session keeps of its login: an HMAC of the password keyed with the session
+    secret (it changes with either, and reveals neither)."""
+    message = b"flowengine-editor-login\0" + password.encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def safe_next(target: str) -> str:
+    """``target`` when it is a path on this site, else ``/`` (no open redirect)."""
+    parts = urlsplit(target)
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x20 or c == "\x7f" for c in target)
+        or parts.scheme
+        or parts.netloc
+    ):
+        return "/"
+    return target
 
 
 def password_matches(given: str, expected: str) -> bool:
@@ -106,6 +151,18 @@ class Guard:
     def required(self) -> bool:
         return self.password is not None
 
+    def fingerprint(self, secret: str) -> str:
+        """The session mark of a login with the current password ("" when none is needed)."""
+        return "" if self.password is None else password_fingerprint(self.password, secret)
+
+    def accepts(self, stored: object, secret: str) -> bool:
+        """True when a session's stored mark belongs to the current password and secret."""
+        if self.password is None:
+            return True
+        if not isinstance(stored, str) or not stored:
+            return False
+        return hmac.compare_digest(stored.encode(), self.fingerprint(secret).encode())
+
     def attempt(self, client: str, given: str) -> tuple[bool, str]:
         """Check a login; returns (ok, message for the login page)."""
         if self.password is None:
@@ -120,17 +177,35 @@ class Guard:
         return False, "Wrong password"
 
 
-def login_page(guard: Guard, after: str = "/") -> None:
-    """The login form; on success the session is marked and the editor opens."""
+def _session_secret() -> str:
+    from nicegui.storage import Storage
+
+    if not Storage.secret:
+        raise RuntimeError("the editor needs a storage_secret to keep logins")
+    return Storage.secret
+
+
+def requested_path() -> str:
+    """The path (and query) this page was asked for, if it is one of this site's."""
+    from nicegui import ui
+
+    url = ui.context.client.request.url
+    return safe_next(url.path + (f"?{url.query}" if url.query else ""))
+
+
+def login_page(guard: Guard, after: str | None = None) -> None:
+    """The login form; on success the session is marked and the page asked for opens
+    (``after``, by default this request's own path)."""
     from nicegui import app, ui
 
     client = ui.context.client
+    target = safe_next(after if after is not None else requested_path())
 
     def submit() -> None:
         ok, message = guard.attempt(client.ip, password.value or "")
         if ok:
-            app.storage.user["authenticated"] = True
-            ui.navigate.to(after)
+            app.storage.user[LOGIN_KEY] = guard.fingerprint(_session_secret())
+            ui.navigate.to(target)
         else:
             password.value = ""
             error.text = message
@@ -146,9 +221,118 @@ def login_page(guard: Guard, after: str = "/") -> None:
 
 
 def logged_in(guard: Guard) -> bool:
-    """True when no login is needed or this browser's signed session has logged in."""
+    """True when no login is needed or this browser's signed session logged in with the
+    current password (checked on every page load)."""
     if not guard.required:
         return True
     from nicegui import app
 
-    return bool(app.storage.user.get("authenticated"))
+    return guard.accepts(app.storage.user.get(LOGIN_KEY), _session_secret())
+
+
+def logout() -> None:
+    """Forget this browser's login and show the login page (a full reload, not a sub page)."""
+    from nicegui import app, ui
+
+    app.storage.user.clear()
+    ui.navigate.reload()
+
+
+def logout_button(guard: Guard, color: str = "white") -> None:
+    """A toolbar button that logs out; nothing when the editor has no password."""
+    if not guard.required:
+        return
+    from nicegui import ui
+
+    button = ui.button(icon="logout", on_click=logout).props(f"flat dense color={color}")
+    button.tooltip("Log out").mark("logout")
+
+
+def allowed_hosts(bind: str, port: int, env: dict[str, str] | None = None) -> frozenset[str]:
+    """The Host headers the editor answers, as ``name:port`` (``name:*`` for any port) or a
+    bare ``name``: loopback names and the address it listens on (with its port, or none as
+    a proxy may send), plus ``FLOWENGINE_EDITOR_ALLOWED_HOSTS`` (``name`` allows any port)."""
+    env = dict(os.environ) if env is None else env
+    names = set(LOOPBACK_NAMES)
+    if not is_wildcard(bind):
+        names.add(_bracketed(bind.strip().lower()))
+    allowed = names | {f"{name}:{port}" for name in names}
+    for entry in env.get(ALLOWED_HOSTS_ENV, "").split(","):
+        name, entry_port = _split_host(_bracketed(entry.strip().lower()))
+        if name:
+            allowed.add(f"{name}:{entry_port or '*'}")
+    return frozenset(allowed)
+
+
+def host_allowed(header: str, allowed: frozenset[str]) -> bool:
+    """True when a request's Host header is one of ``allowed`` (see :func:`allowed_hosts`)."""
+    name, port = _split_host(header.strip().lower())
+    if not name:
+        return False
+    return (f"{name}:{port}" if port else name) in allowed or f"{name}:*" in allowed
+
+
+def is_wildcard(bind: str) -> bool:
+    """True for ``0.0.0.0`` and ``::`` (every address of the machine)."""
+    try:
+        return ipaddress.ip_address(bind.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def _bracketed(host: str) -> str:
+    """An IPv6 literal as a Host header writes it: in brackets."""
+    return f"[{host}]" if host.count(":") > 1 and not host.startswith("[") else host
+
+
+def _split_host(host: str) -> tuple[str, str]:
+    """``name:port`` -> (name without a trailing dot, port or ""); ("", "") if malformed."""
+    if host.startswith("["):
+        end = host.find("]")
+        name, rest = (host[: end + 1], host[end + 1 :]) if end > 0 else ("", "")
+    elif host.count(":") > 1:  # an IPv6 literal outside brackets
+        name, rest = "", ""
+    else:
+        name, colon, port = host.partition(":")
+        rest = colon + port
+    if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+        return "", ""
+    return name.rstrip("."), rest[1:]
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class HostCheck:
+    """ASGI middleware: requests and websocket handshakes (socket.io's too) whose Host header
+    names anything else than the editor get 403, so a page on a rebound name cannot reach it."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, allowed: Iterable[str]
+    ) -> None:
+        self.app = app
+        self.allowed = frozenset(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        hosts = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"]
+        if len(hosts) == 1 and host_allowed(hosts[0], self.allowed):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":  # closing before accepting: the handshake gets 403
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = (
+            b"Forbidden: unknown Host header. The editor answers to loopback names and its "
+            b"listening address; add others to FLOWENGINE_EDITOR_ALLOWED_HOSTS.\n"
+        )
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 403, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
