@@ -183,3 +183,72 @@ def test_requests_for_other_host_names_are_refused(
         assert handshake is not None and handshake.status_code == 200
         assert '"sid"' in handshake.text
         assert _websocket_handshake(port, f"127.0.0.1:{port}").split()[1] == "101"
+
+
+TINY_FLOW = """\
+version: 1
+nodes:
+  src:
+    type: inject
+    interval: 0.1
+    rows: [{sensor: a, value: 1.5}]
+    wires: [show]
+  show:
+    type: debug
+"""
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_and_run_never_import_nicegui(tmp_path: Path) -> None:
+    flow = tmp_path / "tiny.yaml"
+    flow.write_text(TINY_FLOW)
+    code = f"""
+import sys
+from click.testing import CliRunner
+from flowengine.cli import main
+
+for args in (["--help"], ["edit", "--help"], ["run", {str(flow)!r}, "--for", "0.3"]):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    assert "nicegui" not in sys.modules, args
+main(["--help"], standalone_mode=False)
+assert "nicegui" not in sys.modules
+print("clean")
+"""
+    done = _python(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("clean")
+
+
+def test_edit_without_the_editor_extra_says_what_to_install(tmp_path: Path) -> None:
+    flow = tmp_path / "tiny.yaml"
+    flow.write_text(TINY_FLOW)
+    code = f"""
+import sys
+
+class NoNiceGUI:
+    \"\"\"As if flowengine[editor] were not installed.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "nicegui" or name.startswith("nicegui."):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoNiceGUI())
+from click.testing import CliRunner
+from flowengine.cli import main
+
+result = CliRunner().invoke(main, ["edit", {str(flow)!r}, "--port", "{free_port()}"])
+print("exit", result.exit_code)
+print(result.output)
+"""
+    done = _python(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "exit 1" in done.stdout
+    assert "the editor needs 'flowengine[editor]': No module named 'nicegui'" in done.stdout
