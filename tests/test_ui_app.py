@@ -4,6 +4,7 @@ canvas intents, deploy into a running flow, disk-change warning, debug sidebar, 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +27,7 @@ from flowengine.ui.live import (
     status_views,
 )
 from nicegui import app, core, ui
+from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.storage import Storage
 from nicegui.testing import User, UserInteraction
 from nicegui.testing.user_simulation import user_simulation
@@ -398,7 +400,7 @@ def test_copy_paste_import_and_export_from_the_toolbar_and_canvas(tmp_path: Path
             canvas_op(user, op="redo")
             assert "mqtt_in1" in model.nodes
 
-            user.find(marker="export").click()
+            user.find(marker="export-flow-yaml").click()
             exported = (await user.download.next()).text
             assert "hunter2" not in exported and "password: '******'" in exported
 
@@ -550,5 +552,203 @@ def test_key_value_rows_edit_a_mapping_field(line3: Path) -> None:
             columns = editor.model.form_values("deviation")["columns"]
             assert list(columns) == ["deviation", "abs_deviation", "hot"]
             assert "1200.0" not in editor.model.text
+
+    run(scenario)
+
+
+SECRET_FLOW = """\
+version: 1
+nodes:
+  src:
+    type: mqtt_in
+    password: hunter2
+    wires: [hot]
+  hot:
+    type: filter
+    query: value > 3
+    wires: [show]
+  show:
+    type: debug
+  ref:
+    type: mqtt_in
+    password: ${MQ_PASS}
+    wires: [show]
+layout:
+  src: {x: 80, y: 80}
+  hot: {x: 300, y: 80}
+  show: {x: 520, y: 80}
+  ref: {x: 80, y: 200}
+"""
+
+
+def test_export_offers_the_flow_or_the_selection_as_yaml_or_json(tmp_path: Path) -> None:
+    flow = tmp_path / "mq.yaml"
+    flow.write_text(SECRET_FLOW)
+    editor = Editor(EditorConfig(flow, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            user.find(marker="export-selection-yaml").click()
+            await user.should_see("Nothing selected")
+            canvas_op(user, op="select", nodes=["src", "hot"], wires=[])
+            user.find(marker="export-selection-json").click()
+            picked = json.loads((await user.download.next()).text)
+            assert list(picked["nodes"]) == ["src", "hot"]
+            assert picked["nodes"]["src"]["wires"] == ["hot"]
+            assert "wires" not in picked["nodes"]["hot"]  # its wire leaves the selection
+            assert picked["nodes"]["src"]["password"] == MASK
+            assert picked["layout"] == {"src": {"x": 80, "y": 80}, "hot": {"x": 300, "y": 80}}
+            user.find(marker="export-selection-yaml").click()
+            text = (await user.download.next()).text
+            assert "hunter2" not in text and "password: '******'" in text
+            assert "show" not in text and "ref" not in text
+            user.find(marker="export-flow-json").click()
+            whole = json.loads((await user.download.next()).text)
+            assert list(whole["nodes"]) == ["src", "hot", "show", "ref"]
+            assert whole["nodes"]["src"]["password"] == MASK
+            assert whole["nodes"]["ref"]["password"] == "${MQ_PASS}"  # a reference, kept
+            assert "hunter2" in flow.read_text()  # the file itself is untouched
+
+    run(scenario)
+
+
+def test_import_a_node_red_flows_json_file_lists_what_did_not_map(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+    data = (Path(__file__).parent / "data" / "nodered" / "flows.json").read_bytes()
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            model = editor.model
+            before = set(model.nodes)
+            user.find(marker="import").click()
+            upload = user.find(marker="import-file").elements.pop()
+            assert isinstance(upload, ui.upload)
+            await upload.handle_uploads([SmallFileUpload("flows.json", "application/json", data)])
+            await user.should_see("not imported: function 'Compute OEE'")
+            added = set(model.nodes) - before
+            assert {model.node_type(i) for i in added} >= {"mqtt_in", "switch", "debug"}
+            await user.should_see(f"Imported {len(added)} node(s)")
+            canvas = user.find(FlowCanvas).elements.pop()
+            assert set(canvas.selection[0]) == added
+            await user.should_not_see(marker="import-file")  # the dialog is gone
+
+            user.find(marker="import").click()
+            upload = user.find(marker="import-file").elements.pop()
+            await upload.handle_uploads([SmallFileUpload("x.yaml", "", b"version: 1\n")])
+            await user.should_see("no 'nodes' to import")
+            assert set(model.nodes) - before == added
+
+    run(scenario)
+
+
+def test_folder_mode_creates_a_json_flow_refuses_bad_names_and_links_back(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "line3.yaml").write_text(SAMPLE)
+    editor = Editor(EditorConfig(tmp_path, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            user.find(marker="new-flow").type(".yaml")
+            user.find(marker="create-flow").click()
+            await user.should_see("ends in .yaml, .yml or .json")
+            user.find(marker="new-flow").clear().type("pumps.json")
+            user.find(marker="create-flow").click()
+            await user.should_see(marker="canvas")
+            assert json.loads((tmp_path / "pumps.json").read_text())["nodes"] == {}
+            assert editor.model is not None and editor.model.path.name == "pumps.json"
+            canvas_op(user, op="drop", type="debug", x=10, y=10)
+            user.find(marker="deploy").click()
+            await user.should_see("Saved")
+            saved = json.loads((tmp_path / "pumps.json").read_text())
+            assert saved["nodes"] == {"debug1": {"type": "debug"}}
+            user.find(marker="folder").click()
+            await user.should_see(marker="flow-pumps.json")
+            await user.should_see(marker="flow-line3.yaml")
+            await user.should_not_see(marker="canvas")
+
+    run(scenario)
+
+
+def test_an_empty_field_shows_its_default_and_types_get_their_controls(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            canvas_op(user, op="drop", type="features", x=0, y=0)
+            size = user.find(marker="prop-size").elements.pop()
+            assert isinstance(size, ui.input) and size.value == ""
+            assert size.props["placeholder"] == "10s"
+            await user.should_see("(default: 10s)", marker="field-size")
+            chips = user.find(marker="prop-aggregations").elements.pop()
+            assert isinstance(chips, ui.input_chips)
+            await user.should_see("(default: ['mean', 'std', 'min', 'max', 'slope'])")
+            chips = user.find(marker="prop-sensors").elements.pop()
+            chips.value = ["furnace_temp", "roll_force"]
+            assert editor.model.form_values("features1")["sensors"] == [
+                "furnace_temp",
+                "roll_force",
+            ]
+            for type_name, field in (("filter", "query"), ("python", "code")):
+                canvas_op(user, op="drop", type=type_name, x=0, y=0)
+                code = user.find(marker=f"prop-{field}").elements.pop()
+                assert isinstance(code, ui.textarea)
+                assert "font-mono" in code.props["input-class"]
+            canvas_op(user, op="drop", type="file", x=0, y=0)
+            append = user.find(marker="prop-append").elements.pop()
+            assert isinstance(append, ui.switch) and append.value is True  # the default, on
+            user.find(marker="prop-append").click()
+            assert editor.model.form_values("file1")["append"] is False
+
+    run(scenario)
+
+
+def test_reload_from_disk_drops_local_edits(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            model = editor.model
+            canvas_op(user, op="move", positions={"plc": {"x": 0, "y": 0}})
+            assert model.dirty
+            line3.write_text(line3.read_text().replace("seed: 3", "seed: 4"))
+            await user.should_see(marker="disk-warning", retries=60)
+            user.find(marker="disk-reload").click()
+            await user.should_not_see(marker="disk-warning")
+            assert model.text == line3.read_text()
+            assert model.form_values("plc")["seed"] == 4
+            assert model.position("plc") == (80, 160)
+            assert not model.dirty and not model.changed_on_disk()
+            await user.should_not_see(marker="dirty")
+            canvas = user.find(FlowCanvas).elements.pop()
+            plc = next(n for n in canvas.props["flow"]["nodes"] if n["id"] == "plc")
+            assert (plc["x"], plc["y"]) == (80, 160)
+
+    run(scenario)
+
+
+def test_keep_my_version_lets_the_next_deploy_overwrite_the_file(line3: Path) -> None:
+    editor = Editor(EditorConfig(line3, run=False))
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            model = editor.model
+            canvas_op(user, op="move", positions={"plc": {"x": 0, "y": 0}})
+            line3.write_text(line3.read_text() + "# changed elsewhere\n")
+            await user.should_see(marker="disk-warning", retries=60)
+            user.find(marker="disk-keep").click()
+            await user.should_not_see(marker="disk-warning")
+            assert model.position("plc") == (0, 0)  # my edits stay
+            user.find(marker="deploy").click()
+            await user.should_see("Saved")
+            text = line3.read_text()
+            assert "plc: {x: 0, y: 0}" in text and "# changed elsewhere" not in text
+            assert not model.dirty and not model.changed_on_disk()
 
     run(scenario)

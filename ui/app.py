@@ -25,19 +25,21 @@ from flowengine.ui.live import (
     fill_views,
     status_views,
 )
-from flowengine.ui.model import DiskChanged, EditorModel, flow_files
+from flowengine.ui.model import FLOW_SUFFIXES, DiskChanged, EditorModel, flow_files
 from flowengine.ui.palette import Palette
 from flowengine.ui.properties import PropertyPanel
-from nicegui import app, ui
+from nicegui import app, events, ui
 
-from flowengine.export import masked_data
+from flowengine.export import export as export_text
 from flowengine.host import FlowHost
+from flowengine.nodered import selection_text
 from flowengine.problems import FlowError
 from flowengine.registry import Registry, default_registry
 
 log = logging.getLogger("flowengine.editor")
 LIVE_PERIOD = 1.0
 DISK_PERIOD = 2.0
+IMPORT_MAX_BYTES = 5_000_000  # a flow file, or a Node-RED export of a whole instance
 
 
 @dataclass(slots=True)
@@ -81,10 +83,11 @@ class Editor:
             return self.model
 
     async def create(self, name: str) -> Path:
-        """A new empty flow in the folder (``.yaml`` added)."""
+        """A new empty flow in the folder (``.yaml`` added unless the name ends in a flow
+        suffix; ``.json`` gives a JSON file); :class:`ValueError` for a name like ``.yaml``."""
         assert self.folder is not None
         name = Path(name).name
-        if not name.endswith((".yaml", ".yml", ".json")):
+        if not name.lower().endswith(FLOW_SUFFIXES):
             name += ".yaml"
         EditorModel.create(self.folder / name, self.registry)
         return self.folder / name
@@ -177,8 +180,8 @@ def folder_page(editor: Editor) -> None:
                 return
             try:
                 path = await editor.create(name)
-            except (FileExistsError, OSError) as exc:
-                ui.notify(str(exc), type="negative")
+            except (OSError, ValueError, FlowError) as exc:  # exists, bad name, does not open
+                ui.notify(str(exc), type="negative", multi_line=True)
                 return
             ui.navigate.to(f"/edit/{path.name}")
 
@@ -225,8 +228,12 @@ class EditorView:
                 ui.label(
                     "The file changed on disk since it was opened: deploying would overwrite it."
                 ).mark("disk-warning")
-                ui.button("Reload from disk", on_click=self.reload).props("flat dense")
-                ui.button("Keep my version", on_click=self.keep).props("flat dense")
+                ui.button("Reload from disk", on_click=self.reload).props("flat dense").mark(
+                    "disk-reload"
+                )
+                ui.button("Keep my version", on_click=self.keep).props("flat dense").mark(
+                    "disk-keep"
+                )
             self.disk_banner.visible = False
             with ui.row().classes("w-full grow no-wrap gap-0 overflow-hidden"):
                 with ui.column().classes(
@@ -247,6 +254,10 @@ class EditorView:
     def _toolbar(self) -> None:
         with ui.row().classes("w-full items-center px-3 py-1 gap-2 bg-blue-grey-9 text-white"):
             ui.label("flowengine").classes("text-weight-bold")
+            if self.editor.folder is not None:  # `flowengine edit DIR`: back to its flows
+                ui.link("Flows", "/").classes("text-white").mark("folder").tooltip(
+                    f"The flows in {self.editor.folder}"
+                )
             name = self.model.flow().name or self.model.path.name
             ui.label(f"{name} ({self.model.path.name})").classes("text-grey-4")
             self.dirty_label = (
@@ -268,9 +279,15 @@ class EditorView:
             ui.button(icon="file_upload", on_click=self.import_dialog).props(
                 "flat dense color=white"
             ).tooltip("Import nodes").mark("import")
-            ui.button(icon="file_download", on_click=self.export).props(
-                "flat dense color=white"
-            ).tooltip("Export (secrets masked)").mark("export")
+            with ui.button(icon="file_download").props("flat dense color=white").mark("export"):
+                ui.tooltip("Export (secrets masked, ${VAR} kept)")
+                with ui.menu():
+                    for scope, what in (("flow", "Flow"), ("selection", "Selection")):
+                        for fmt in ("yaml", "json"):
+                            ui.menu_item(
+                                f"{what} as {fmt.upper()}",
+                                on_click=lambda s=scope, f=fmt: self.export(s, f),
+                            ).mark(f"export-{scope}-{fmt}")
             self.deploy_btn = (
                 ui.button("Deploy", icon="rocket_launch", on_click=self.deploy)
                 .props("color=blue-grey-6 unelevated")
@@ -440,7 +457,12 @@ class EditorView:
             self.disk_banner.visible = self.model.changed_on_disk()
 
     def reload(self) -> None:
-        self.model.reload()
+        try:
+            self.model.reload()
+        except FlowError as exc:  # the file on disk is broken now: keep what is shown
+            ui.notify(f"Not reloaded: {exc}", type="negative", multi_line=True)
+            return
+        self.keep_mine = False
         self.disk_banner.visible = False
         self.refresh()
         self.panel.show(None)
@@ -449,12 +471,22 @@ class EditorView:
         self.keep_mine = True
         self.disk_banner.visible = False
 
-    def export(self) -> None:
-        from flowengine.flowfile import FlowDocument
-
-        data = masked_data(self.model.flow(), self.editor.registry)
-        text = FlowDocument(data, self.model.path, self.model.doc.style).dumps()
-        ui.download.content(text.encode(), self.model.path.name)
+    def export(self, scope: str = "flow", fmt: str = "yaml") -> None:
+        """Download the flow, or the nodes selected on the canvas with the wires among them,
+        as YAML or JSON: literal secrets masked, ``${VAR}`` references kept."""
+        registry = self.editor.registry
+        if scope == "selection":
+            ids = [i for i in self.canvas.selection[0] if i in self.model.nodes]
+            if not ids:
+                ui.notify("Nothing selected: select nodes on the canvas first", type="warning")
+                return
+            text = selection_text(self.model.doc, ids, fmt, registry)
+            name = f"{self.model.path.stem}-selection.{fmt}"
+        else:
+            text = export_text(self.model.flow(), registry, fmt)
+            name = f"{self.model.path.stem}.{fmt}"
+        media = "application/json" if fmt == "json" else "application/yaml"
+        ui.download.content(text.encode(), name, media_type=media)
 
     def import_dialog(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("w-[36rem]"):
@@ -468,22 +500,45 @@ class EditorView:
                 .mark("import-text")
             )
 
-            def do_import() -> None:
+            def do_import(source: str) -> None:
                 try:
-                    ids, notes = self.model.import_any(text.value or "", 100.0, 100.0)
+                    ids, notes = self.model.import_any(source, 100.0, 100.0)
                 except FlowError as exc:
-                    ui.notify(str(exc), type="negative")
+                    ui.notify(str(exc), type="negative", multi_line=True)
                     return
-                dialog.close()
                 self.refresh()
                 self.canvas.set_selection(ids, [])
                 ui.notify(f"Imported {len(ids)} node(s)")
                 for note in notes:
                     ui.notify(note, type="warning", multi_line=True, timeout=0, close_button=True)
+                dialog.close()
 
+            async def from_file(e: events.UploadEventArguments) -> None:
+                try:
+                    source = await e.file.text()
+                except UnicodeDecodeError:
+                    ui.notify(f"{e.file.name} is not a text file", type="negative")
+                    return
+                do_import(source)
+
+            ui.upload(
+                label="or a file (.yaml, .yml, .json)",
+                auto_upload=True,
+                max_file_size=IMPORT_MAX_BYTES,
+                on_upload=from_file,
+                on_rejected=lambda: ui.notify(
+                    "Not imported: a .yaml, .yml or .json file up to 5 MB", type="negative"
+                ),
+            ).props("accept=.yaml,.yml,.json flat bordered").classes("w-full").mark("import-file")
             with ui.row():
-                ui.button("Import", on_click=do_import).mark("import-ok")
+                ui.button("Import", on_click=lambda: do_import(text.value or "")).mark("import-ok")
                 ui.button("Cancel", on_click=dialog.close).props("flat")
+
+        def closed(e: events.ValueChangeEventArguments) -> None:
+            if not e.value:  # a new dialog each time: drop this one (and its upload route)
+                dialog.delete()
+
+        dialog.on_value_change(closed)
         dialog.open()
 
     # ---- live --------------------------------------------------------------------------

@@ -220,7 +220,8 @@ class PropertyPanel:
         box = ui.column().classes("w-full gap-0").mark(f"field-{spec.name}")
         with box.props(f"data-field={spec.name}"):
             if kind == "text":
-                self._text(node_id, spec.name, label, value, spec.required, spec.secret, hint)
+                default = "" if spec.default is None else str(spec.default)
+                self._text(node_id, spec.name, label, value, spec.required, spec.secret, default)
             elif kind == "code":
                 area = (
                     ui.textarea(label, value=value or "")
@@ -298,11 +299,16 @@ class PropertyPanel:
         value: Any,
         required: bool,
         secret: bool = False,
-        hint: str = "",
+        placeholder: str = "",
     ) -> None:
         masked = secret and not has_reference(value)
         field = (
-            ui.input(label, value="" if value is None else str(value), password=masked)
+            ui.input(
+                label,
+                value="" if value is None else str(value),
+                password=masked,
+                placeholder=placeholder or None,  # the default, greyed in the empty field
+            )
             .props("dense")
             .classes("w-full")
             .mark(f"prop-{name}")
