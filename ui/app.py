@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowengine.ui.auth import Guard, logged_in, login_page
+from flowengine.ui.auth import Guard, logged_in, login_page, logout_button
 from flowengine.ui.canvas import FlowCanvas
 from flowengine.ui.live import (
     BatchFeed,
@@ -166,7 +166,9 @@ def folder_page(editor: Editor) -> None:
     """``flowengine edit DIR``: the flows in the folder, and a new one."""
     assert editor.folder is not None
     with ui.card().classes("mx-auto mt-8 w-96"):
-        ui.label(f"Flows in {editor.folder}").classes("text-h6")
+        with ui.row().classes("w-full items-center no-wrap"):
+            ui.label(f"Flows in {editor.folder}").classes("text-h6 grow")
+            logout_button(editor.guard, color="grey-8")
         files = editor.flows()
         if not files:
             ui.label("No flows yet.").classes("text-grey-7")
@@ -293,6 +295,7 @@ class EditorView:
                 .props("color=blue-grey-6 unelevated")
                 .mark("deploy")
             )
+            logout_button(self.editor.guard)
 
     def _side(self) -> None:
         with ui.tabs().classes("w-full").props("dense no-caps") as tabs:
