@@ -122,3 +122,8 @@ def test_edit_line3_end_to_end(screen: Screen, line3: Path) -> None:
     # a batch from it in the debug sidebar
     screen.click("Debug")
     screen.wait_for("debug1 ·")
+
+    # the toolbar's export menu opens on a click: the flow or the selection, YAML or JSON
+    driver.find_element(By.XPATH, '//button[.//i[text()="file_download"]]').click()
+    for item in ("Flow as YAML", "Flow as JSON", "Selection as YAML", "Selection as JSON"):
+        screen.wait_for(item)
