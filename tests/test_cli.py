@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,10 +183,11 @@ def test_export_formats(cli_env, tmp_path):
     line3 = REPO / "flows" / "line3.yaml"
     mermaid = flowengine("export", str(line3), "--format", "mermaid", env=cli_env).stdout
     assert mermaid.startswith("flowchart LR\n")
-    assert "plc --> furnace" in mermaid and "plc([" in mermaid
+    assert "plc --> features" in mermaid and "plc([" in mermaid
     dot = flowengine("export", str(line3), "-f", "dot", env=cli_env).stdout
-    assert dot.startswith("digraph") and '"plc" -> "furnace";' in dot
+    assert dot.startswith("digraph") and '"plc" -> "features";' in dot
     target = tmp_path / "line3.json"
+    shutil.copytree(REPO / "flows" / "models", tmp_path / "models")  # the model it names
     assert (
         flowengine("export", str(line3), "-f", "json", "-o", str(target), env=cli_env).returncode
         == 0
