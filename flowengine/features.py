@@ -83,7 +83,9 @@ class Featurizer:
         self.by, self.labels = list(by), list(labels)
         self._by_fixed = False  # ``by`` columns absent from the first batch are dropped
         self.key, self.value, self.lateness = key, value, lateness
-        self.max_seen: int | None = None
+        # per group (line): the newest time seen and the last window emitted, so that a line
+        # running behind another is not late by the other's clock
+        self._max_seen = np.zeros(0, dtype=np.int64)
         self._codes: dict[tuple[object, ...], int] = {}  # (group..., sensor) -> code
         self._groups: dict[tuple[object, ...], int] = {}  # (group...) -> group code
         self._group_of: list[int] = []  # code -> group code
@@ -94,11 +96,12 @@ class Featurizer:
         self._pane_keys = np.zeros((0, 2), dtype=np.int64)  # code, pane index
         self._pane_stats = np.zeros((0, _STATS))
         self._pane_labels = np.zeros((0, len(self.labels)))
-        self._emitted = _MIN  # last window index emitted (windows are named by start pane)
+        self._emitted = np.zeros(0, dtype=np.int64)  # per group: last window (start pane) out
 
-    @property
-    def watermark(self) -> int:
-        return _MIN if self.max_seen is None else self.max_seen - self.lateness
+    def watermarks(self) -> np.ndarray:
+        """Per group: the newest time seen minus the lateness (``_MIN`` before any row)."""
+        seen = self._max_seen
+        return np.where(seen == _MIN, _MIN, seen - self.lateness)
 
     # ---- intake ----------------------------------------------------------------------------
     def _encode(self, frame: pd.DataFrame) -> np.ndarray:
@@ -114,6 +117,9 @@ class Featurizer:
             code = self._codes.get(combo)
             if code is None:
                 g = self._groups.setdefault(combo[:-1], len(self._groups))
+                if g == len(self._max_seen):
+                    self._max_seen = np.append(self._max_seen, np.int64(_MIN))
+                    self._emitted = np.append(self._emitted, np.int64(_MIN))
                 code = self._codes[combo] = len(self._codes)
                 self._group_of.append(g)
                 self._sensor_of.append(str(combo[-1]))
@@ -132,31 +138,34 @@ class Featurizer:
         if self.sensors is not None:
             frame = frame[frame[self.key].isin(self.sensors)]
         t = to_ns(frame["timestamp"])
-        late = frame["timestamp"].isna().to_numpy() | (t < self.watermark)
+        codes = self._encode(frame) if len(frame) else np.zeros(0, dtype=np.int64)
+        group = np.asarray(self._group_of, dtype=np.int64)[codes]
+        late = frame["timestamp"].isna().to_numpy() | (t < self.watermarks()[group])
         values = pd.to_numeric(frame[self.value], errors="raise").to_numpy(dtype=float)
         keep = ~late & ~np.isnan(values)
         if keep.any():
-            kept = frame[keep]
-            codes = self._encode(kept)
             labels = (
                 np.column_stack(
-                    [pd.to_numeric(kept[c], errors="coerce").to_numpy(float) for c in self.labels]
+                    [
+                        pd.to_numeric(frame[c], errors="coerce").to_numpy(float)[keep]
+                        for c in self.labels
+                    ]
                 )
                 if self.labels
                 else np.zeros((int(keep.sum()), 0))
             )
-            self._add(codes, t[keep], values[keep], labels)
-            top = int(t[keep].max())
-            self.max_seen = top if self.max_seen is None else max(self.max_seen, top)
-        wm = self.watermark
-        upto = (wm // self.step) - self.panes if wm != _MIN else _MIN  # last complete window
+            self._add(codes[keep], t[keep], values[keep], labels)
+            np.maximum.at(self._max_seen, group[keep], t[keep])
+        wm = self.watermarks()
+        upto = np.where(wm == _MIN, _MIN, wm // self.step - self.panes)  # last complete windows
         return self._emit(upto), frame[late]
 
     def flush(self) -> pd.DataFrame:
         """Emit every window still open (end of stream)."""
-        if not len(self._pane_keys):
-            return self._emit(_MIN)
-        return self._emit(int(self._pane_keys[:, 1].max()))
+        upto = self._emitted.copy()
+        group = np.asarray(self._group_of, dtype=np.int64)[self._pane_keys[:, 0]]
+        np.maximum.at(upto, group, self._pane_keys[:, 1])
+        return self._emit(upto)
 
     def _add(self, codes: np.ndarray, t: np.ndarray, v: np.ndarray, labels: np.ndarray) -> None:
         """Aggregate rows into per-(code, pane) statistics and merge them into the table."""
@@ -222,22 +231,20 @@ class Featurizer:
         frame["timestamp"] = _times(np.zeros(0, np.int64))
         return frame
 
-    def _emit(self, upto: int) -> pd.DataFrame:
-        """Rows of windows ``self._emitted < w <= upto`` (w = first pane of the window)."""
-        if upto == _MIN or upto <= self._emitted or not len(self._pane_keys):
-            return self._empty()
-        lo = self._emitted + 1
-        self._emitted = upto
+    def _emit(self, upto: np.ndarray) -> pd.DataFrame:
+        """Rows of windows ``emitted[g] < w <= upto[g]`` per group g (w: the window's first
+        pane)."""
         keys, stats, labels = self._pane_keys, self._pane_stats, self._pane_labels
-        m = self.panes
+        group = np.asarray(self._group_of, dtype=np.int64)[keys[:, 0]]
+        lo, hi = self._emitted[group] + 1, upto[group]
+        self._emitted = np.maximum(self._emitted, upto)
         # each pane p is in windows p-m+1 .. p; explode panes into the windows being emitted
         p = keys[:, 1]
-        offs = np.arange(m, dtype=np.int64)
-        w = p[:, None] - offs[None, :]
-        valid = (w >= lo) & (w <= upto)
+        w = p[:, None] - np.arange(self.panes, dtype=np.int64)[None, :]
+        valid = (w >= lo[:, None]) & (w <= hi[:, None])
         rows, cols = np.nonzero(valid)
-        keep_from = upto + 1  # windows still to come start at or after this pane
-        self._trim(keep_from)
+        # windows still to come start after the last one out: older panes are done with
+        self._trim(p > self._emitted[group])
         if not rows.size:
             return self._empty()
         win, code = w[rows, cols], keys[rows, 0]
@@ -279,9 +286,8 @@ class Featurizer:
         )
         return self._wide(out_win, out_code, aggs, lab_out)
 
-    def _trim(self, first_window: int) -> None:
-        """Drop panes that no window starting at ``first_window`` or later contains."""
-        keep = self._pane_keys[:, 1] >= first_window
+    def _trim(self, keep: np.ndarray) -> None:
+        """Keep only the panes ``keep`` marks (those a window still to come contains)."""
         if not keep.all():
             self._pane_keys = self._pane_keys[keep]
             self._pane_stats = self._pane_stats[keep]

@@ -49,7 +49,8 @@ def expected(rows: list[Row], size: int, step: int) -> pd.DataFrame:
 
 @st.composite
 def streams(draw: st.DrawFn) -> tuple[list[Row], list[list[Row]], int, int, int]:
-    """Rows (unique times per line and sensor) shuffled within the lateness, cut into batches."""
+    """Rows (unique times per line and sensor) shuffled within the lateness, one line behind
+    the other by up to 20 s, cut into batches."""
     rows: list[Row] = []
     for line, sensor in itertools.product(("L1", "L2"), ("a", "b")):
         for t in sorted(draw(st.sets(st.integers(0, 30_000), max_size=25))):
@@ -61,7 +62,9 @@ def streams(draw: st.DrawFn) -> tuple[list[Row], list[list[Row]], int, int, int]
     step = draw(st.sampled_from([d for d in (250, 500, 1000, 1250, 2500, 5000) if size % d == 0]))
     lateness = draw(st.integers(0, 4000))
     jitter = [draw(st.integers(0, lateness)) for _ in rows]
-    order = sorted(range(len(rows)), key=lambda i: rows[i][2] + jitter[i])
+    # one line may arrive far behind the other (its own clock): never late for that alone
+    lag = {"L1": 0, "L2": draw(st.integers(0, 20_000))}
+    order = sorted(range(len(rows)), key=lambda i: rows[i][2] + jitter[i] + lag[rows[i][0]])
     arrived = [rows[i] for i in order]
     cuts = sorted(draw(st.sets(st.integers(1, len(rows)), max_size=6)) | {0, len(rows)})
     batches = [arrived[a:b] for a, b in itertools.pairwise(cuts) if b > a]
