@@ -197,27 +197,36 @@ class Featurizer:
         self._merge(keys, stats, lab)
 
     def _merge(self, keys: np.ndarray, stats: np.ndarray, labels: np.ndarray) -> None:
-        """Combine new pane statistics with the table (a pane can span batches)."""
-        k = np.concatenate([self._pane_keys, keys])
-        s = np.concatenate([self._pane_stats, stats])
-        lab = np.concatenate([self._pane_labels, labels])
+        """Combine new pane statistics with the table (a pane can span batches).
+
+        Only the table rows of the batch's (group, sensor) codes can meet a new pane, so the
+        sort touches those alone: a batch of one line costs the same however many lines the
+        table holds. The table's order does not matter.
+        """
+        mine = np.isin(self._pane_keys[:, 0], np.unique(keys[:, 0]))
+        rest = ~mine
+        k = np.concatenate([self._pane_keys[mine], keys])
+        s = np.concatenate([self._pane_stats[mine], stats])
+        lab = np.concatenate([self._pane_labels[mine], labels])
         order, starts = _groups((s[:, _LSEQ], s[:, _LT], k[:, 1], k[:, 0]), 2)
-        if starts.size == len(k):  # no pane twice: just keep it sorted
-            self._pane_keys, self._pane_stats, self._pane_labels = k[order], s[order], lab[order]
-            return
         k, s, lab = k[order], s[order], lab[order]
-        out = np.empty((starts.size, _STATS))
-        for col in (_N, _S1, _S2, _SX, _SXX, _SXY):
-            out[:, col] = np.add.reduceat(s[:, col], starts)
-        out[:, _MN] = np.minimum.reduceat(s[:, _MN], starts)
-        out[:, _MX] = np.maximum.reduceat(s[:, _MX], starts)
-        pick = _ends(starts, len(k))  # runs are sorted by (last time, arrival): newest last
-        out[:, _LT], out[:, _LSEQ], out[:, _LV] = s[pick, _LT], s[pick, _LSEQ], s[pick, _LV]
-        self._pane_keys = k[starts]
-        self._pane_stats = out
-        self._pane_labels = (
-            np.fmax.reduceat(lab, starts, axis=0) if lab.shape[1] else np.zeros((starts.size, 0))
-        )
+        if starts.size < len(k):  # some pane twice: combine each run into one row
+            out = np.empty((starts.size, _STATS))
+            for col in (_N, _S1, _S2, _SX, _SXX, _SXY):
+                out[:, col] = np.add.reduceat(s[:, col], starts)
+            out[:, _MN] = np.minimum.reduceat(s[:, _MN], starts)
+            out[:, _MX] = np.maximum.reduceat(s[:, _MX], starts)
+            pick = _ends(starts, len(k))  # runs are sorted by (last time, arrival): newest last
+            out[:, _LT], out[:, _LSEQ], out[:, _LV] = s[pick, _LT], s[pick, _LSEQ], s[pick, _LV]
+            lab = (
+                np.fmax.reduceat(lab, starts, axis=0)
+                if lab.shape[1]
+                else np.zeros((starts.size, 0))
+            )
+            k, s = k[starts], out
+        self._pane_keys = np.concatenate([self._pane_keys[rest], k])
+        self._pane_stats = np.concatenate([self._pane_stats[rest], s])
+        self._pane_labels = np.concatenate([self._pane_labels[rest], lab])
 
     # ---- output ----------------------------------------------------------------------------
     def columns(self) -> list[str]:
@@ -234,8 +243,11 @@ class Featurizer:
     def _emit(self, upto: np.ndarray) -> pd.DataFrame:
         """Rows of windows ``emitted[g] < w <= upto[g]`` per group g (w: the window's first
         pane)."""
-        keys, stats, labels = self._pane_keys, self._pane_stats, self._pane_labels
-        group = np.asarray(self._group_of, dtype=np.int64)[keys[:, 0]]
+        all_groups = np.asarray(self._group_of, dtype=np.int64)[self._pane_keys[:, 0]]
+        moved = upto > self._emitted  # groups with windows to emit; the others cost nothing
+        active = moved[all_groups]
+        keys, stats = self._pane_keys[active], self._pane_stats[active]
+        labels, group = self._pane_labels[active], all_groups[active]
         lo, hi = self._emitted[group] + 1, upto[group]
         self._emitted = np.maximum(self._emitted, upto)
         # each pane p is in windows p-m+1 .. p; explode panes into the windows being emitted
@@ -244,7 +256,9 @@ class Featurizer:
         valid = (w >= lo[:, None]) & (w <= hi[:, None])
         rows, cols = np.nonzero(valid)
         # windows still to come start after the last one out: older panes are done with
-        self._trim(p > self._emitted[group])
+        done = np.zeros(len(active), dtype=bool)
+        done[np.flatnonzero(active)] = p <= self._emitted[group]
+        self._trim(~done)
         if not rows.size:
             return self._empty()
         win, code = w[rows, cols], keys[rows, 0]
