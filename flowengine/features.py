@@ -235,9 +235,9 @@ class Featurizer:
         return [f"{s}_{a}" for s in sensors for a in self.aggregations]
 
     def _empty(self) -> pd.DataFrame:
-        columns = ["timestamp", *self.by, *self.columns(), *self.labels]
-        frame = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
-        frame["timestamp"] = _times(np.zeros(0, np.int64))
+        columns = [*self.by, *self.columns(), *self.labels]
+        frame = pd.DataFrame(np.empty((0, len(columns))), columns=columns)  # one block: cheap
+        frame.insert(0, "timestamp", _times(np.zeros(0, np.int64)))
         return frame
 
     def _emit(self, upto: np.ndarray) -> pd.DataFrame:
