@@ -105,15 +105,22 @@ class Featurizer:
 
     # ---- intake ----------------------------------------------------------------------------
     def _encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """A persistent integer code per (group, sensor) for each row of ``frame``."""
+        """A persistent integer code per (group, sensor) for each row of ``frame``.
+
+        Each column is factorised on its own and the codes combined (a groupby over object
+        columns costs several times more); only combinations new to this batch go through
+        Python, and those are a few per line and sensor.
+        """
         cols = [*self.by, self.key]
-        local = frame.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
-        # ngroup numbers groups by first appearance, so np.unique's first indices match 0..n-1
-        uniq = frame[cols].iloc[np.unique(local, return_index=True)[1]]
-        values = frame[self.value].to_numpy()
-        firsts = np.unique(local, return_index=True)[1]
-        mapping = np.empty(len(uniq), dtype=np.int64)
-        for i, combo in enumerate(uniq.itertuples(index=False, name=None)):
+        local = np.zeros(len(frame), dtype=np.int64)
+        for col in cols:
+            codes, values = pd.factorize(frame[col], use_na_sentinel=False)
+            local = local * len(values) + codes
+        combos, first, inverse = np.unique(local, return_index=True, return_inverse=True)
+        readings = frame[self.value].to_numpy()
+        mapping = np.empty(len(combos), dtype=np.int64)
+        for i, row in enumerate(first):
+            combo = tuple(frame[c].iat[row] for c in cols)
             code = self._codes.get(combo)
             if code is None:
                 g = self._groups.setdefault(combo[:-1], len(self._groups))
@@ -123,10 +130,10 @@ class Featurizer:
                 code = self._codes[combo] = len(self._codes)
                 self._group_of.append(g)
                 self._sensor_of.append(str(combo[-1]))
-                first = float(values[firsts[i]])
-                self._ref.append(first if np.isfinite(first) else 0.0)
+                value = float(readings[row])
+                self._ref.append(value if np.isfinite(value) else 0.0)
             mapping[i] = code
-        return mapping[local]
+        return mapping[inverse.ravel()]
 
     def push(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Take one batch; return (wide rows of the windows now complete, rejected rows)."""
@@ -321,13 +328,14 @@ class Featurizer:
         matrix = np.full((len(pairs), len(sensors) * a), np.nan)
         for j, agg in enumerate(self.aggregations):
             matrix[row[ok], spos[ok] * a + j] = aggs[agg][ok]
-        out = pd.DataFrame({"timestamp": _times((pairs[:, 0] + self.panes) * self.step)})
-        groups = list(self._groups)
-        for i, column in enumerate(self.by):
-            out[column] = [groups[g][i] for g in pairs[:, 1]]
-        body = pd.DataFrame(matrix, columns=self.columns())
         if self.labels:
             lab = np.full((len(pairs), len(self.labels)), np.nan)
             np.fmax.at(lab, row, labels)
-            body[self.labels] = lab
-        return pd.concat([out, body], axis=1)
+            matrix = np.hstack([matrix, lab])
+        body = pd.DataFrame(matrix, columns=[*self.columns(), *self.labels])  # one block
+        groups = list(self._groups)
+        for i, column in enumerate(reversed(self.by)):
+            index = len(self.by) - 1 - i
+            body.insert(0, column, [groups[g][index] for g in pairs[:, 1]])
+        body.insert(0, "timestamp", _times((pairs[:, 0] + self.panes) * self.step))
+        return body
