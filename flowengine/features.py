@@ -119,8 +119,8 @@ class Featurizer:
         combos, first, inverse = np.unique(local, return_index=True, return_inverse=True)
         readings = frame[self.value].to_numpy()
         mapping = np.empty(len(combos), dtype=np.int64)
-        for i, row in enumerate(first):
-            combo = tuple(frame[c].iat[row] for c in cols)
+        rows = frame[cols].iloc[first].itertuples(index=False, name=None)
+        for i, (row, combo) in enumerate(zip(first, rows, strict=True)):
             code = self._codes.get(combo)
             if code is None:
                 g = self._groups.setdefault(combo[:-1], len(self._groups))
