@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
-from flowengine.ui.app import Editor, EditorConfig, root
+from flowengine.ui.app import Editor, EditorConfig
 from flowengine.ui.canvas import FlowCanvas
 from flowengine.ui.live import (
     ChartPanel,
@@ -26,14 +23,14 @@ from flowengine.ui.live import (
     fill_views,
     status_views,
 )
-from nicegui import app, core, ui
+from nicegui import core, ui
 from nicegui.elements.upload_files import SmallFileUpload
-from nicegui.storage import Storage
 from nicegui.testing import User, UserInteraction
 from nicegui.testing.user_simulation import user_simulation
 
 from flowengine.logs import MASK
 from tests.test_ui_model import SAMPLE
+from tests.uiuser import editing, run, storage_in_tmp  # noqa: F401  (autouse fixture)
 
 INJECT_FLOW = """\
 # a source that fires every half second, into a debug node
@@ -51,29 +48,6 @@ layout:
   src: {x: 80, y: 80}
   show: {x: 300, y: 80}
 """
-
-
-@pytest.fixture(scope="module", autouse=True)
-def storage_in_tmp() -> Any:
-    """NiceGUI keeps app.storage.user in files: put them in a temporary folder."""
-    folder = Path(tempfile.mkdtemp(prefix="flowengine-ui-storage-"))
-    Storage.path = folder
-    app.storage = Storage()
-    yield
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@asynccontextmanager
-async def editing(editor: Editor) -> AsyncIterator[User]:
-    async with user_simulation(root=root(editor)) as user:
-        try:
-            yield user
-        finally:
-            await editor.shutdown()
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
 async def eventually(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:

@@ -3,16 +3,10 @@ for, and the rules behind them (safe redirects, Host names, trusted proxies)."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from flowengine.ui.app import Editor, EditorConfig, root
+from flowengine.ui.app import Editor, EditorConfig
 from flowengine.ui.auth import (
     ALLOWED_HOSTS_ENV,
     LOGIN_KEY,
@@ -27,21 +21,11 @@ from flowengine.ui.auth import (
 from nicegui import app
 from nicegui.storage import Storage
 from nicegui.testing import User
-from nicegui.testing.user_simulation import user_simulation
 
 from tests.test_ui_model import SAMPLE
+from tests.uiuser import editing, run, storage_in_tmp  # noqa: F401  (autouse fixture)
 
 PASSWORD = "s3cret!"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def storage_in_tmp() -> Any:
-    """NiceGUI keeps app.storage.user in files: put them in a temporary folder."""
-    folder = Path(tempfile.mkdtemp(prefix="flowengine-auth-storage-"))
-    Storage.path = folder
-    app.storage = Storage()
-    yield
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -49,19 +33,6 @@ def line3(tmp_path: Path) -> Path:
     path = tmp_path / "line3.yaml"
     path.write_text(SAMPLE)
     return path
-
-
-@asynccontextmanager
-async def editing(editor: Editor) -> AsyncIterator[User]:
-    async with user_simulation(root=root(editor)) as user:
-        try:
-            yield user
-        finally:
-            await editor.shutdown()
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
 async def log_in(user: User, password: str) -> None:
