@@ -418,3 +418,20 @@ def test_dirty_is_worked_out_once_per_revision(
     assert model.dirty
     model.reload()
     assert not model.dirty
+
+
+@pytest.mark.parametrize("wires", ["b", "{out: b}"])
+def test_rename_rewrites_a_string_target(tmp_path: Path, wires: str) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        "version: 1\nnodes:\n"
+        "  a:\n    type: simulate\n    wires: " + wires + "\n"
+        "  b:\n    type: debug\n"
+    )
+    model = EditorModel.open(path)
+    assert model.rename("b", "sink")
+    model.save()
+    saved = EditorModel.open(path)
+    assert [str(t) for t in saved.flow().nodes["a"].wires["out"]] == ["sink"]
+    assert "b" not in saved.nodes and saved.problems() == []
+    assert model.problems() == []

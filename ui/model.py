@@ -371,6 +371,42 @@ class EditorModel:
             return wires.get(port)
         return wires if port == "out" else None
 
+    def _wire_lists(self, raw: Any, add: str | None = None) -> dict[str, list[Any]]:
+        """A node's wires as one list per output port, normalised in place so that editing a
+        list edits the file: a string target (``wires: b``, ``{out: b}``) becomes a one-item
+        list. ``add`` gets an empty list when it has none (a bare ``wires: [...]`` becomes a
+        mapping when a port other than ``out`` joins it)."""
+        if not isinstance(raw, dict):
+            return {}
+        wires = raw.get("wires")
+        if isinstance(wires, dict):
+            for p, targets in wires.items():
+                if isinstance(targets, str):
+                    wires[p] = self._seq([targets])
+            if add is not None and wires.get(add) is None:
+                wires[add] = self._seq([])
+            return {str(p): t for p, t in wires.items() if isinstance(t, list)}
+        if isinstance(wires, str):
+            raw["wires"] = wires = self._seq([wires])
+        if wires is not None and not isinstance(wires, list):
+            return {}  # not a wires shape: validation reports it, edits leave it alone
+        if add is not None and add != "out":
+            ports = CommentedMap({"out": wires} if wires else {})
+            ports[add] = self._seq([])
+            raw["wires"] = ports
+            return dict(ports)
+        if add == "out" and wires is None:
+            raw["wires"] = wires = self._seq([])
+        return {"out": wires} if wires is not None else {}
+
+    def _retarget(self, raw: Any, ids: dict[str, str]) -> None:
+        """Point targets at renamed nodes (``ids``: old id -> new id), keeping input ports."""
+        for targets in self._wire_lists(raw).values():
+            for i, t in enumerate(targets):
+                node, dot, port = str(t).partition(".")
+                if node in ids:
+                    targets[i] = ids[node] + dot + port
+
     def wire(self, source: str, port: str, target: str, target_port: str = "in") -> bool:
         """Connect ``source.port`` to ``target.target_port``; False for a self-loop, a
         duplicate or an unknown node (cycles and bad ports are left to validation to report)."""
@@ -379,24 +415,12 @@ class EditorModel:
             return False
         item = target if target_port == "in" else f"{target}.{target_port}"
         existing = self._targets(raw, port)
-        if isinstance(existing, str):
-            existing = [existing]
-        if existing and item in existing:
+        if item == existing or (isinstance(existing, list) and item in existing):
+            return False  # checked before normalising: a refused edit changes nothing
+        targets = self._wire_lists(raw, add=port).get(port)
+        if targets is None:
             return False
-        wires = raw.get("wires")
-        if existing is not None:
-            if isinstance(existing, list):
-                existing.append(item)
-            self._put_targets(raw, port, existing)
-        elif wires is None or (isinstance(wires, list) and not wires and port == "out"):
-            if port == "out":
-                raw["wires"] = self._seq([item])
-            else:
-                raw["wires"] = CommentedMap({port: self._seq([item])})
-        elif isinstance(wires, dict):
-            wires[port] = self._seq([item])
-        else:  # a list for `out` and now a second port: becomes a mapping
-            raw["wires"] = CommentedMap({"out": wires, port: self._seq([item])})
+        targets.append(item)
         return self._commit()
 
     @staticmethod
@@ -405,34 +429,17 @@ class EditorModel:
         seq.fa.set_flow_style()
         return seq
 
-    def _put_targets(self, raw: CommentedMap, port: str, targets: list[str]) -> None:
-        wires = raw.get("wires")
-        if isinstance(wires, dict):
-            wires[port] = targets
-        else:
-            raw["wires"] = targets
-
     def _drop_target(self, raw: Any, port: str | None, item_of: Any) -> None:
         """Remove targets matching ``item_of(str)`` from one port (or all when ``port`` is None)."""
-        if not isinstance(raw, dict):
-            return
-        wires = raw.get("wires")
-        ports = list(wires) if isinstance(wires, dict) and port is None else [port or "out"]
-        for p in ports:
-            targets = wires.get(p) if isinstance(wires, dict) else (wires if p == "out" else None)
-            if isinstance(targets, str):
-                targets = [targets]
-                self._put_targets(raw, p, targets)
-                targets = raw["wires"] if not isinstance(wires, dict) else wires[p]
-            if not isinstance(targets, list):
+        for p, targets in self._wire_lists(raw).items():
+            if port is not None and p != port:
                 continue
             for i in reversed(range(len(targets))):
                 if item_of(str(targets[i])):
                     del targets[i]
-            if not targets and isinstance(wires, dict):
-                del wires[p]
-        wires = raw.get("wires")
-        if wires is not None and not wires:
+            if not targets and isinstance(raw["wires"], dict):
+                del raw["wires"][p]
+        if isinstance(raw, dict) and raw.get("wires") is not None and not raw["wires"]:
             del raw["wires"]
 
     def unwire(self, key: str) -> bool:
@@ -498,14 +505,7 @@ class EditorModel:
         if old in self.layout:
             self.layout.insert(list(self.layout).index(old), new, self.layout.pop(old))
         for raw in self.nodes.values():
-            wires = raw.get("wires") if isinstance(raw, dict) else None
-            lists = wires.values() if isinstance(wires, dict) else [wires]
-            for targets in lists:
-                if isinstance(targets, list):
-                    for i, t in enumerate(targets):
-                        node, dot, port = str(t).partition(".")
-                        if node == old:
-                            targets[i] = new + dot + port
+            self._retarget(raw, {old: new})
         return self._commit()
 
     # ---- clipboard ---------------------------------------------------------------------
@@ -534,13 +534,7 @@ class EditorModel:
         for old, raw in self._clip.nodes.items():
             raw = copy.deepcopy(raw)
             self._drop_target(raw, None, lambda t: t.partition(".")[0] not in new)
-            wires = raw.get("wires")
-            lists = wires.values() if isinstance(wires, dict) else [wires]
-            for targets in lists:
-                if isinstance(targets, list):
-                    for i, t in enumerate(targets):
-                        node, dot, port = str(t).partition(".")
-                        targets[i] = new[node] + dot + port
+            self._retarget(raw, new)
             self.nodes[new[old]] = raw
             dx, dy = self._clip.offsets[old]
             self._set_pos(new[old], x + dx, y + dy)
