@@ -435,3 +435,14 @@ def test_rename_rewrites_a_string_target(tmp_path: Path, wires: str) -> None:
     assert [str(t) for t in saved.flow().nodes["a"].wires["out"]] == ["sink"]
     assert "b" not in saved.nodes and saved.problems() == []
     assert model.problems() == []
+
+
+def test_disk_check_goes_by_content_not_by_the_timestamp(line3: Path) -> None:
+    model = EditorModel.open(line3)
+    stamp = line3.stat().st_mtime_ns
+    line3.write_text(SAMPLE)  # same bytes, newer mtime: not a change
+    os.utime(line3, ns=(stamp + 10**9, stamp + 10**9))
+    assert not model.changed_on_disk()
+    line3.write_text(SAMPLE.replace("seed: 3", "seed: 4"))  # same size, other content
+    os.utime(line3, ns=(stamp + 2 * 10**9, stamp + 2 * 10**9))
+    assert model.changed_on_disk()

@@ -58,9 +58,20 @@ def _num(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(float(value), 2)
 
 
-def _digest(path: Path) -> tuple[float, str] | None:
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """The file's (mtime_ns, size): cheap to take on every tick, unlike reading the file."""
     try:
-        return path.stat().st_mtime, hashlib.sha256(path.read_bytes()).hexdigest()
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _digest(path: Path) -> tuple[tuple[int, int], str] | None:
+    """The file's stamp and content hash (the hash decides: an identical rewrite is no change)."""
+    stamp = _stamp(path)
+    try:
+        return (stamp, hashlib.sha256(path.read_bytes()).hexdigest()) if stamp else None
     except OSError:
         return None
 
@@ -595,10 +606,15 @@ class EditorModel:
     # ---- disk --------------------------------------------------------------------------
     def changed_on_disk(self) -> bool:
         """True when the file's content changed since it was opened or last saved here."""
+        if self._disk is not None and _stamp(self.path) == self._disk[0]:
+            return False  # same mtime and size: not worth reading the file again
         now = _digest(self.path)
         if now is None or self._disk is None:
             return now != self._disk
-        return now[1] != self._disk[1]
+        if now[1] == self._disk[1]:
+            self._disk = now  # rewritten with the same content: remember the new stamp
+            return False
+        return True
 
     def save(self, *, force: bool = False) -> None:
         """Write the file (atomically); raises :class:`DiskChanged` when someone else changed
