@@ -82,6 +82,7 @@ class Featurizer:
         self.sensors = list(sensors) if sensors is not None else None
         self.by, self.labels = list(by), list(labels)
         self._by_fixed = False  # ``by`` columns absent from the first batch are dropped
+        self._empty_cache: tuple[tuple[int, int], pd.DataFrame] | None = None
         self.key, self.value, self.lateness = key, value, lateness
         # per group (line): the newest time seen and the last window emitted, so that a line
         # running behind another is not late by the other's clock
@@ -104,7 +105,7 @@ class Featurizer:
         return np.where(seen == _MIN, _MIN, seen - self.lateness)
 
     # ---- intake ----------------------------------------------------------------------------
-    def _encode(self, frame: pd.DataFrame) -> np.ndarray:
+    def _encode(self, frame: pd.DataFrame, readings: np.ndarray) -> np.ndarray:
         """A persistent integer code per (group, sensor) for each row of ``frame``.
 
         Each column is factorised on its own and the codes combined (a groupby over object
@@ -117,10 +118,11 @@ class Featurizer:
             codes, values = pd.factorize(frame[col], use_na_sentinel=False)
             local = local * len(values) + codes
         combos, first, inverse = np.unique(local, return_index=True, return_inverse=True)
-        readings = frame[self.value].to_numpy()
         mapping = np.empty(len(combos), dtype=np.int64)
         rows = frame[cols].iloc[first].itertuples(index=False, name=None)
-        for i, (row, combo) in enumerate(zip(first, rows, strict=True)):
+        for i, (row, raw) in enumerate(zip(first, rows, strict=True)):
+            # a missing key (NaN, None, NaT) is one key, None: NaN never equals itself
+            combo = tuple(None if pd.isna(v) else v for v in raw)
             code = self._codes.get(combo)
             if code is None:
                 g = self._groups.setdefault(combo[:-1], len(self._groups))
@@ -145,10 +147,11 @@ class Featurizer:
         if self.sensors is not None:
             frame = frame[frame[self.key].isin(self.sensors)]
         t = to_ns(frame["timestamp"])
-        codes = self._encode(frame) if len(frame) else np.zeros(0, dtype=np.int64)
+        # before any state changes: a bad value fails this batch (to the error port), no more
+        values = pd.to_numeric(frame[self.value], errors="raise").to_numpy(dtype=float)
+        codes = self._encode(frame, values) if len(frame) else np.zeros(0, dtype=np.int64)
         group = np.asarray(self._group_of, dtype=np.int64)[codes]
         late = frame["timestamp"].isna().to_numpy() | (t < self.watermarks()[group])
-        values = pd.to_numeric(frame[self.value], errors="raise").to_numpy(dtype=float)
         keep = ~late & ~np.isnan(values)
         if keep.any():
             labels = (
@@ -242,9 +245,14 @@ class Featurizer:
         return [f"{s}_{a}" for s in sensors for a in self.aggregations]
 
     def _empty(self) -> pd.DataFrame:
+        """An empty result with the current columns (made again only when a sensor appears)."""
+        key = (len(self._sensor_of), len(self.by))
+        if self._empty_cache is not None and self._empty_cache[0] == key:
+            return self._empty_cache[1]
         columns = [*self.by, *self.columns(), *self.labels]
         frame = pd.DataFrame(np.empty((0, len(columns))), columns=columns)  # one block: cheap
         frame.insert(0, "timestamp", _times(np.zeros(0, np.int64)))
+        self._empty_cache = (key, frame)
         return frame
 
     def _emit(self, upto: np.ndarray) -> pd.DataFrame:
@@ -252,6 +260,8 @@ class Featurizer:
         pane)."""
         all_groups = np.asarray(self._group_of, dtype=np.int64)[self._pane_keys[:, 0]]
         moved = upto > self._emitted  # groups with windows to emit; the others cost nothing
+        if not moved.any():
+            return self._empty()
         active = moved[all_groups]
         keys, stats = self._pane_keys[active], self._pane_stats[active]
         labels, group = self._pane_labels[active], all_groups[active]

@@ -137,7 +137,8 @@ def load_model(
             f"{path.name}: the model does not name its features; set 'features' or train it "
             "on a DataFrame (or with flowengine train, which writes a card)"
         )
-    classes = list(card.get("classes") or classes)
+    if path.suffix == ".onnx":  # sklearn's classes_ is the truth for its own columns
+        classes = list(card.get("classes") or classes)
     return LoadedModel(
         path=path,
         version=file_version(path, card),
@@ -412,6 +413,8 @@ def train(
             n: round(float(v), 6) for n, v in zip(names, imp.importances_mean, strict=True)
         }
     normal = x[(y == neg).to_numpy()] if neg is not None else x
+    # the order of predict_proba's columns (numeric classes sort as numbers, not as text)
+    classes = list(getattr(model, "classes_", classes))
     import sklearn
 
     card = {
@@ -560,13 +563,13 @@ def card_markdown(card: dict[str, Any]) -> str:
 def read_data(data: str, query: str | None = None) -> pd.DataFrame:
     """History from a CSV/Parquet/JSONL file, or a SQL URL with ``query`` (a table name or SQL)."""
     if "://" in data:
-        require("sqlalchemy", "sql")
-        import sqlalchemy as sa
+        from flowengine.connectors.sql import create_engine, identifier
 
+        sa = require("sqlalchemy", "sql")
         if not query:
             raise ValueError("a SQL URL needs --query (a table name or a SELECT)")
-        sql = query if " " in query.strip() else f'SELECT * FROM "{query}"'
-        engine = sa.create_engine(data)
+        sql = query if " " in query.strip() else f"SELECT * FROM {identifier(query)}"
+        engine = create_engine(data)  # postgresql:// -> psycopg 3, as the SQL nodes use
         try:
             with engine.connect() as conn:
                 return pd.read_sql_query(sa.text(sql), conn)

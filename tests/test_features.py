@@ -163,3 +163,18 @@ def test_bad_config_is_a_flow_error(config: dict[str, Any], message: str) -> Non
     }
     [problem] = check_text(flow).errors
     assert problem.node == "f" and message in problem.message
+
+
+def test_a_bad_value_fails_its_batch_only_and_missing_lines_are_one_group() -> None:
+    feats = Featurizer(parse_duration("1s"), by=["line"])
+    bad = frame([("L1", "a", 0, 1.0, 0)]).assign(value=["oops"])
+    with pytest.raises((ValueError, TypeError)):
+        feats.push(bad)
+    outs = []
+    for second in range(3):  # the node goes on; rows without a line are one group, not three
+        rows = frame([("L1", "a", second * 1000, 1.0, 0), ("L1", "a", second * 1000 + 1, 2.0, 0)])
+        outs.append(feats.push(rows.assign(line=[None, float("nan")]))[0])
+    out = pd.concat([*outs, feats.flush()], ignore_index=True)
+    assert len(feats._groups) == 1
+    assert out["line"].isna().all() and out["timestamp"].is_unique
+    assert out["a_mean"].tolist() == [1.5, 1.5, 1.5]

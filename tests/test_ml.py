@@ -110,3 +110,17 @@ def test_onnx_export_of_gradient_boosting_says_what_to_use(tmp_path: Path) -> No
     with pytest.raises(ValueError, match="--model random_forest or logistic"):
         ml.save(trained, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_classes_follow_the_estimator_columns_not_text_order(tmp_path: Path) -> None:
+    rows = history(seed=11, hours=0.3)
+    # numeric classes whose text order (0, 10, 2) differs from the estimator's (0, 2, 10)
+    label = np.where(rows["defect"] > 0, 10, np.where(rows["roll_force_std"] > 0.5, 2, 0))
+    trained = ml.train(
+        rows.assign(kind=label).drop(columns="defect"), "kind", folds=2, kind="logistic"
+    )
+    model = ml.load_model(ml.save(trained, tmp_path / "k.joblib")[0])
+    assert model.classes == [0, 2, 10] == trained.card["classes"]
+    x = model.matrix(rows.head(20))
+    proba = model.probabilities(x)
+    assert np.allclose(model.defect_probability(proba), 1 - proba[:, 0])
