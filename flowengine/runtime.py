@@ -339,8 +339,8 @@ class Runtime:
         wires = run.outputs.get(port)
         if not wires:
             if (
-                port not in (run.built.cls.output_ports(run.built.config) or ())
-                and port != ERROR_PORT
+                port != ERROR_PORT  # the cheap test first: this runs on every unwired send
+                and port not in (run.built.cls.output_ports(run.built.config) or ())
             ):
                 raise ValueError(
                     f"sent to port '{port}', which type '{run.built.defn.type}' does not declare"
