@@ -13,6 +13,7 @@ joblib files are pickles: loading one runs code, so only load models you made or
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 import warnings
@@ -53,6 +54,13 @@ class LoadedModel:
     scale: dict[str, float] = field(default_factory=dict)
     card: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # per-feature arrays for top_features, built once instead of on every batch
+        names = self.features
+        self._weight = np.maximum([self.importance.get(n, 0.0) for n in names], 0.0)
+        self._center = np.array([self.center.get(n, 0.0) for n in names])
+        self._scale = np.array([self.scale.get(n, 1.0) or 1.0 for n in names])
+
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The feature matrix of ``frame`` in model order; names the missing columns."""
         missing = [c for c in self.features if c not in frame.columns]
@@ -78,18 +86,17 @@ class LoadedModel:
         if not self.importance or count <= 0 or not len(x):
             return [""] * len(x)
         names = self.features
-        weight = np.array([self.importance.get(n, 0.0) for n in names])
-        center = np.array([self.center.get(n, 0.0) for n in names])
-        scale = np.array([self.scale.get(n, 1.0) or 1.0 for n in names])
-        score = np.nan_to_num(np.abs((x - center) / scale)) * np.maximum(weight, 0.0)
-        best = np.argsort(-score, axis=1)[:, :count]
+        score = np.nan_to_num(np.abs((x - self._center) / self._scale)) * self._weight
+        count = min(count, score.shape[1])
+        top = np.argpartition(-score, count - 1, axis=1)[:, :count]  # the top, unordered
+        rows = np.arange(len(score))[:, None]
+        best = np.take_along_axis(top, np.argsort(-score[rows, top], axis=1), axis=1)
         return [", ".join(names[j] for j in row if score[i, j] > 0) for i, row in enumerate(best)]
 
 
-def file_version(path: Path, card: dict[str, Any]) -> str:
-    """``<name>@<sha256 prefix of the file>``: changes whenever the model file does."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return f"{card.get('name') or path.stem}@{digest}"
+def file_version(path: Path, card: dict[str, Any], data: bytes) -> str:
+    """``<name>@<sha256 prefix of the file's bytes>``: changes whenever the model file does."""
+    return f"{card.get('name') or path.stem}@{hashlib.sha256(data).hexdigest()[:12]}"
 
 
 def _negative(classes: Sequence[Any], configured: Any = None) -> Any:
@@ -117,10 +124,11 @@ def load_model(
         raise ValueError(f"model file must end in {', '.join(SUFFIXES)}: {path}")
     card_file = card_path(path)
     card = json.loads(card_file.read_text()) if card_file.exists() else {}
+    data = path.read_bytes()  # read once: the version names exactly the bytes loaded
     if path.suffix == ".onnx":
-        scorer, names, classes = _load_onnx(path)
+        scorer, names, classes = _load_onnx(data)
     else:
-        model = _load_sklearn(path, trusted)
+        model = _load_sklearn(path, data, trusted)
         if not hasattr(model, "predict_proba"):
             raise TypeError(f"{path.name}: {type(model).__name__} has no predict_proba")
         classes = list(getattr(model, "classes_", [0, 1]))
@@ -141,7 +149,7 @@ def load_model(
         classes = list(card.get("classes") or classes)
     return LoadedModel(
         path=path,
-        version=file_version(path, card),
+        version=file_version(path, card, data),
         features=names,
         classes=classes,
         negative=_negative(classes, negative),
@@ -176,14 +184,14 @@ def _named(model: Any, names: list[str]) -> Any:
     return score
 
 
-def _load_sklearn(path: Path, trusted: Sequence[str]) -> Any:
+def _load_sklearn(path: Path, data: bytes, trusted: Sequence[str]) -> Any:
     if path.suffix == ".skops":
         require("skops", "skops")
         from skops import io as skio
 
         # scikit-learn's own classes are constructed, not called: trust them; anything else
         # (a function, a third-party class) must be listed
-        found = skio.get_untrusted_types(file=path)
+        found = skio.get_untrusted_types(data=data)
         trusted = [*trusted, *(t for t in found if t.startswith("sklearn."))]
         unknown = [t for t in found if t not in trusted]
         if unknown:
@@ -191,22 +199,22 @@ def _load_sklearn(path: Path, trusted: Sequence[str]) -> Any:
                 f"{path.name} holds types skops does not trust by default: {', '.join(unknown)}; "
                 "list them in the node's 'trusted' field if you trust this file"
             )
-        return skio.load(path, trusted=list(trusted) or None)
+        return skio.loads(data, trusted=list(trusted) or None)
     import joblib
 
     try:
-        return joblib.load(path)
+        return joblib.load(io.BytesIO(data))
     except Exception as exc:  # a pickle fails in many ways (KeyError on garbage, for one)
         raise ValueError(f"cannot load {path.name}: {type(exc).__name__}: {exc}") from exc
 
 
-def _load_onnx(path: Path) -> tuple[Any, list[str], list[Any]]:
+def _load_onnx(data: bytes) -> tuple[Any, list[str], list[Any]]:
     """An ONNX classifier: a float input (n, features); probabilities as a tensor or a
     sequence of maps (skl2onnx's zipmap)."""
     require("onnxruntime", "onnx")
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
     names = json.loads(meta["features"]) if "features" in meta else []
     classes = json.loads(meta["classes"]) if "classes" in meta else []

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationInfo, field_validator
 
 from flowengine import ml
@@ -169,12 +170,15 @@ class Predict(Transform):
         proba = model.probabilities(x)
         columns: dict[str, Any] = {cfg.output: model.defect_probability(proba)}
         if cfg.class_column and len(model.classes) > 2:
-            columns[cfg.class_column] = [model.classes[i] for i in proba.argmax(axis=1)]
+            columns[cfg.class_column] = np.asarray(model.classes, dtype=object)[
+                proba.argmax(axis=1)
+            ]
         columns["model_version"] = model.version
         if cfg.top_features:
             columns["top_features"] = model.top_features(x, cfg.top_features)
         if not cfg.keep_features:
-            keys = [c for c in frame.columns if c not in model.features]
+            used = set(model.features)
+            keys = [c for c in frame.columns if c not in used]
             frame = frame[keys]
         return frame.assign(**columns)
 
