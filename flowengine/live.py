@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from rich.console import Console
 from rich.live import Live
@@ -22,20 +21,8 @@ STATE_STYLE = {
 }
 
 
-class RateMeter:
-    """Rows per second per node from successive snapshots of the counters."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def rate(self, node_id: str, rows: int) -> float:
-        now = time.monotonic()
-        then, before = self._last.get(node_id, (now, rows))
-        self._last[node_id] = (now, rows)
-        return (rows - before) / (now - then) if now > then else 0.0
-
-
-def status_table(runtime: Runtime, meter: RateMeter) -> Table:
+def status_table(runtime: Runtime) -> Table:
+    """One row per node; rows/s is the node's own rate (:meth:`NodeStats.rows_per_s`)."""
     table = Table(title=runtime.flow.name or str(runtime.flow.path), expand=False)
     for col in (
         "node",
@@ -56,7 +43,6 @@ def status_table(runtime: Runtime, meter: RateMeter) -> Table:
             else "left",
         )
     for s in runtime.stats.values():
-        rows = s.rows_out if s.kind == "source" else s.rows_in
         queue = " ".join(f"{len(w.items)}/{w.capacity}" for w in s.wires) or "-"
         age = f"{s.data_age:.1f}s" if s.data_age is not None else "-"
         table.add_row(
@@ -65,7 +51,7 @@ def status_table(runtime: Runtime, meter: RateMeter) -> Table:
             f"[{STATE_STYLE[s.state]}]{s.state}[/]",
             f"{s.rows_in:,}",
             f"{s.rows_out:,}",
-            f"{meter.rate(s.node_id, rows):,.0f}",
+            f"{s.rows_per_s():,.0f}",
             str(s.errors),
             queue,
             age,
@@ -76,25 +62,22 @@ def status_table(runtime: Runtime, meter: RateMeter) -> Table:
 
 async def show_live(runtime: Runtime, console: Console, period: float = 0.5) -> None:
     """Redraw the table until cancelled."""
-    meter = RateMeter()
     with Live(
-        status_table(runtime, meter), console=console, refresh_per_second=4, transient=False
+        status_table(runtime), console=console, refresh_per_second=4, transient=False
     ) as live:
         try:
             while True:
                 await asyncio.sleep(period)
-                live.update(status_table(runtime, meter))
+                live.update(status_table(runtime))
         finally:
-            live.update(status_table(runtime, meter), refresh=True)
+            live.update(status_table(runtime), refresh=True)
 
 
 async def log_status(runtime: Runtime, period: float) -> None:
     """Log one summary line per ``period`` seconds until cancelled."""
-    meter = RateMeter()
     while True:
         await asyncio.sleep(period)
         parts = []
         for s in runtime.stats.values():
-            rows = s.rows_out if s.kind == "source" else s.rows_in
-            parts.append(f"{s.node_id}={s.state} {meter.rate(s.node_id, rows):.0f} rows/s")
+            parts.append(f"{s.node_id}={s.state} {s.rows_per_s():.0f} rows/s")
         log.info("status: %s", "; ".join(parts))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
+from collections import deque
+from types import SimpleNamespace
 
 from rich.console import Console
 
-from flowengine.live import RateMeter, log_status, status_table
+from flowengine.live import log_status, status_table
 from flowengine.testing import run_flow
 
 
@@ -25,7 +29,7 @@ def finished_flow():
 def test_table_shows_every_node_with_its_counts_and_queues():
     result = finished_flow()
     console = Console(record=True, width=140)
-    console.print(status_table(result.runtime, RateMeter()))
+    console.print(status_table(result.runtime))
     text = console.export_text()
     rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 5}
     assert set(rows) == {"src", "f", "cap"}
@@ -35,12 +39,26 @@ def test_table_shows_every_node_with_its_counts_and_queues():
     assert f[4:6] == ["6", "0"] and f[8] == "0/8"  # all filtered out; its queue, empty
 
 
-def test_rate_meter_reports_rows_per_second_between_snapshots(monkeypatch):
-    clock = iter([100.0, 102.0])
-    monkeypatch.setattr("flowengine.live.time.monotonic", lambda: next(clock))
-    meter = RateMeter()
-    assert meter.rate("a", 50) == 0.0
-    assert meter.rate("a", 250) == 100.0
+def test_table_and_status_line_show_each_nodes_own_rate(monkeypatch, caplog):
+    result = finished_flow()
+    clock = SimpleNamespace(monotonic=lambda: 1000.0, time=time.time)  # stats' clock only
+    monkeypatch.setattr("flowengine.status.time", clock)
+    result.runtime.stats["src"].samples = deque([(998.0, 0)])  # 6 rows out in 2 s
+    console = Console(record=True, width=140)
+    console.print(status_table(result.runtime))
+    src = next(ln for ln in console.export_text().splitlines() if ln.startswith("│ src"))
+    assert [c.strip() for c in src.split("│")][6] == "3"
+
+    async def one_line() -> None:
+        task = asyncio.create_task(log_status(result.runtime, 0.01))
+        while not any("status:" in r.message for r in caplog.records):
+            await asyncio.sleep(0.005)
+        task.cancel()
+
+    with caplog.at_level(logging.INFO, logger="flowengine.status"):
+        asyncio.run(asyncio.wait_for(one_line(), 10))
+    line = next(r.message for r in caplog.records if "status:" in r.message)
+    assert line.startswith("status: src=stopped 3 rows/s;")
 
 
 def test_plain_status_line_lists_each_node(caplog):
@@ -55,4 +73,6 @@ def test_plain_status_line_lists_each_node(caplog):
     with caplog.at_level(logging.INFO, logger="flowengine.status"):
         asyncio.run(asyncio.wait_for(one_line(), 10))
     line = next(r.message for r in caplog.records if "status:" in r.message)
-    assert line.startswith("status: src=stopped 0 rows/s; f=stopped") and "cap=stopped" in line
+    assert re.fullmatch(
+        r"status: src=stopped \d+ rows/s; f=stopped \d+ rows/s; cap=stopped 0 rows/s", line
+    )

@@ -21,7 +21,6 @@ from flowengine.ui.live import (
     BatchFeed,
     ChartPanel,
     DebugPanel,
-    RateMeter,
     fill_views,
     status_views,
 )
@@ -216,7 +215,6 @@ class EditorView:
         self.model = model
         self.shown_revision = -1
         self.selected: list[str] = []
-        self.meter = RateMeter()
         self.feed = BatchFeed()
         self.keep_mine = False
         ui.query("body").style("overflow: hidden")
@@ -560,7 +558,7 @@ class EditorView:
             return
         self.run_label.text = "running" if host.running else "stopped"
         with contextlib.suppress(Exception):  # a host mid-deploy may not answer this tick
-            self.canvas.set_status(status_views(host.snapshot(), self.meter))
+            self.canvas.set_status(status_views(host.snapshot()))
             self.canvas.set_fill(fill_views(host.wire_fill()))
         seen = self.feed.poll(host, self.debug_nodes())
         if seen:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -29,38 +29,19 @@ CHART_POINTS = 300
 MAX_SERIES = 8
 
 
-def _rows(snap: dict[str, Any]) -> int:
-    return int(snap.get("rows_out" if snap.get("kind") == "source" else "rows_in", 0) or 0)
-
-
 def _snapshots(raw: Any) -> dict[str, dict[str, Any]]:
     if isinstance(raw, dict):
         return {str(k): dict(v, id=k) for k, v in raw.items()}
     return {str(s["id"]): s for s in raw or []}
 
 
-@dataclass(slots=True)
-class RateMeter:
-    """Rows per second per node, from successive snapshots (when the host gives no rate)."""
-
-    last: dict[str, tuple[float, int]] = field(default_factory=dict)
-
-    def rate(self, node_id: str, rows: int, now: float) -> float:
-        prev = self.last.get(node_id)
-        self.last[node_id] = (now, rows)
-        if prev is None or now <= prev[0] or rows < prev[1]:
-            return 0.0
-        return (rows - prev[1]) / (now - prev[0])
-
-
-def status_views(raw: Any, meter: RateMeter, now: float | None = None) -> dict[str, dict[str, Any]]:
-    """The canvas's StatusView per node, from ``host.snapshot()``."""
-    now = time.monotonic() if now is None else now
+def status_views(raw: Any) -> dict[str, dict[str, Any]]:
+    """The canvas's StatusView per node, from ``host.snapshot()`` (its ``rows_per_s`` is the
+    runtime's own rate)."""
     out = {}
     for node_id, snap in _snapshots(raw).items():
         state = str(snap.get("state", "stopped"))
-        rate = snap.get("rows_per_s", snap.get("rate"))
-        rate = float(rate) if rate is not None else meter.rate(node_id, _rows(snap), now)
+        rate = float(snap.get("rows_per_s") or 0.0)
         error = str(snap.get("last_error") or "") or None
         text = str(snap.get("text") or "") or state
         if state == "error" and error:
