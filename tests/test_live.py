@@ -8,6 +8,7 @@ import re
 import time
 from collections import deque
 from types import SimpleNamespace
+from typing import Any
 
 from rich.console import Console
 
@@ -24,6 +25,20 @@ def finished_flow():
             "cap": {"type": "capture"},
         }
     )  # fmt: skip
+
+
+def first_status_line(runtime: Any, caplog: Any) -> str:
+    """Run the plain status logger until it writes one line; return that line."""
+
+    async def one_line() -> None:
+        task = asyncio.create_task(log_status(runtime, 0.01))
+        while not any("status:" in r.message for r in caplog.records):
+            await asyncio.sleep(0.005)
+        task.cancel()
+
+    with caplog.at_level(logging.INFO, logger="flowengine.status"):
+        asyncio.run(asyncio.wait_for(one_line(), 10))
+    return next(r.message for r in caplog.records if "status:" in r.message)
 
 
 def test_table_shows_every_node_with_its_counts_and_queues():
@@ -49,30 +64,14 @@ def test_table_and_status_line_show_each_nodes_own_rate(monkeypatch, caplog):
     src = next(ln for ln in console.export_text().splitlines() if ln.startswith("│ src"))
     assert [c.strip() for c in src.split("│")][6] == "3"
 
-    async def one_line() -> None:
-        task = asyncio.create_task(log_status(result.runtime, 0.01))
-        while not any("status:" in r.message for r in caplog.records):
-            await asyncio.sleep(0.005)
-        task.cancel()
-
-    with caplog.at_level(logging.INFO, logger="flowengine.status"):
-        asyncio.run(asyncio.wait_for(one_line(), 10))
-    line = next(r.message for r in caplog.records if "status:" in r.message)
+    line = first_status_line(result.runtime, caplog)
     assert line.startswith("status: src=stopped 3 rows/s;")
 
 
 def test_plain_status_line_lists_each_node(caplog):
     result = finished_flow()
 
-    async def one_line() -> None:
-        task = asyncio.create_task(log_status(result.runtime, 0.01))
-        while not any("status:" in r.message for r in caplog.records):
-            await asyncio.sleep(0.005)
-        task.cancel()
-
-    with caplog.at_level(logging.INFO, logger="flowengine.status"):
-        asyncio.run(asyncio.wait_for(one_line(), 10))
-    line = next(r.message for r in caplog.records if "status:" in r.message)
+    line = first_status_line(result.runtime, caplog)
     assert re.fullmatch(
         r"status: src=stopped \d+ rows/s; f=stopped \d+ rows/s; cap=stopped 0 rows/s", line
     )

@@ -12,20 +12,7 @@ from hypothesis import strategies as st
 
 from flowengine.testing import check_text, run_flow
 from flowengine.windows import Pivoter, parse_duration
-
-BASE = pd.Timestamp("2026-01-01", tz="UTC").value
-MS = 1_000_000
-Row = tuple[str, int, float]  # sensor, ms offset, value
-
-
-def frame(rows: list[Row]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "timestamp": pd.to_datetime([BASE + t * MS for _, t, _ in rows], utc=True),
-            "sensor": [s for s, _, _ in rows],
-            "value": [v for _, _, v in rows],
-        }
-    )
+from tests.test_window import BASE, MS, Row, frame
 
 
 def reference(
