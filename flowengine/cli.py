@@ -13,6 +13,7 @@ import logging
 import math
 import signal
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
@@ -28,6 +29,8 @@ from flowengine.registry import Registry, default_registry
 from flowengine.validate import CheckedFlow, load_flow
 
 log = logging.getLogger("flowengine")
+#: The entry point group of CLI subcommands contributed by node families and the editor.
+COMMANDS = "flowengine.commands"
 EXIT_INVALID, EXIT_UNDRAINED, EXIT_FORCED = 1, 3, 130
 FLOW_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 ALLOW_CODE = click.option(
@@ -305,20 +308,33 @@ def export_cmd(flow: Path, fmt: str, output: Path | None) -> None:
         click.echo(text, nl=False)
 
 
-from flowengine.plantcli import browse, simulate  # noqa: E402
+def _add_commands(group: click.Group) -> None:
+    """Add the subcommands that node families and the editor register under ``flowengine.commands``.
 
-main.add_command(browse)
-main.add_command(simulate)
+    The core names none of them: a family's command ships with the family (``train`` with the
+    analytics nodes, ``browse`` with OPC UA, ``edit`` with the editor). A command that fails to
+    load is left out with a warning on use, never a traceback.
+    """
+    for ep in entry_points(group=COMMANDS):
+        if ep.name in group.commands:
+            continue
+        try:
+            command = ep.load()
+        except Exception as exc:  # a broken plugin must not take the CLI down
+            group.add_command(_broken(ep.name, f"{type(exc).__name__}: {exc}"))
+            continue
+        if isinstance(command, click.Command):
+            group.add_command(command, ep.name)
 
-from flowengine.editcli import edit  # noqa: E402
 
-main.add_command(edit)
-from flowengine.importcli import import_cmd  # noqa: E402
+def _broken(name: str, reason: str) -> click.Command:
+    def fail() -> None:
+        raise click.ClickException(f"command '{name}' failed to load: {reason}")
 
-main.add_command(import_cmd)
-from flowengine.traincli import train  # noqa: E402
+    return click.Command(name, callback=fail, help=f"(failed to load: {reason})")
 
-main.add_command(train)
+
+_add_commands(main)
 
 
 if __name__ == "__main__":

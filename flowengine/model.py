@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowengine.flowfile import FlowDocument, key_pos, to_plain, value_pos
 from flowengine.problems import Pos, Problem, did_you_mean
+from flowengine.wires import OUT, as_list, by_port, split_target
 
 FORMAT_VERSION = 1
 TOP_KEYS = ("version", "name", "description", "settings", "nodes", "layout")
@@ -120,15 +121,15 @@ def _parse_targets(
     raw: Any, container: Any, key: Any, path: str, node_id: str
 ) -> tuple[list[Target], list[Problem]]:
     here = value_pos(container, key)
-    if isinstance(raw, str):
-        raw, container, here_list = [raw], None, [here]
-    elif isinstance(raw, list):
-        here_list = [value_pos(raw, i, here) for i in range(len(raw))]
-    else:
+    items = as_list(raw)
+    if items is None:
         return [], [Problem(path, here, "wires must be a list of node ids", node_id)]
+    here_list = (
+        [here] if isinstance(raw, str) else [value_pos(raw, i, here) for i in range(len(raw))]
+    )
     targets: list[Target] = []
     problems: list[Problem] = []
-    for item, pos in zip(raw, here_list, strict=True):
+    for item, pos in zip(items, here_list, strict=True):
         if not isinstance(item, str) or not item:
             problems.append(
                 Problem(path, pos, f"wire target must be a node id, got {item!r}", node_id)
@@ -139,8 +140,7 @@ def _parse_targets(
                 Problem(path, pos, f"duplicate wire to '{item}' (ignored)", node_id, "warning")
             )
             continue
-        node, _, port = item.partition(".")
-        targets.append(Target(node, port or "in", pos))
+        targets.append(Target(*split_target(item), pos))
     return targets, problems
 
 
@@ -191,14 +191,11 @@ def _parse_node(
             except ValidationError as exc:
                 problems += _pydantic_problems(exc, path, value, node.field_pos[k], nid, "retry ")
         elif k == "wires":
-            if isinstance(value, dict):
-                for port, targets in value.items():
-                    parsed, probs = _parse_targets(targets, value, port, path, nid)
-                    node.wires[str(port)] = parsed
-                    problems += probs
-            elif value is not None:
-                parsed, probs = _parse_targets(value, raw, key, path, nid)
-                node.wires["out"] = parsed
+            ports = by_port(value)
+            for port, targets in ({OUT: value} if ports is None else ports).items():
+                where, at = (value, port) if isinstance(value, dict) else (raw, key)
+                parsed, probs = _parse_targets(targets, where, at, path, nid)
+                node.wires[port] = parsed
                 problems += probs
         else:
             node.config[k] = to_plain(value)

@@ -19,7 +19,8 @@ Retries, metrics, status timing and logging context belong to the runtime, not t
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections import deque
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,11 +80,23 @@ class NodeConfig(BaseModel):
         }
 
 
-class Node:
-    """Base class of every node type; see the module docstring for the contract."""
+C = TypeVar("C", bound=NodeConfig)
+
+
+class Node(Generic[C]):
+    """Base class of every node type; see the module docstring for the contract.
+
+    A type names its config once, as the type argument: ``class Filter(Transform[FilterConfig])``
+    sets ``Filter.Config`` (what validation, docs and the editor read) and types ``self.config``.
+    Resources opened in ``start`` are declared at class level with a ``None`` default, so
+    ``close`` can test them without ``hasattr``.
+    """
 
     kind: ClassVar[NodeKind]
     Config: ClassVar[type[NodeConfig]] = NodeConfig
+    config: C
+    #: The latest batches this node keeps for the editor's debug view; None keeps none.
+    recent: deque[Batch] | None = None
     category: ClassVar[str] = "function"
     inputs: ClassVar[tuple[str, ...]] = ("in",)
     outputs: ClassVar[tuple[str, ...]] = ("out",)
@@ -94,7 +107,15 @@ class Node:
     #: The type name, set by the registry from the entry point name.
     type_name: ClassVar[str] = ""
 
-    def __init__(self, config: NodeConfig, ctx: Context) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, NodeConfig):
+                    cls.Config = arg
+                    return
+
+    def __init__(self, config: C, ctx: Context) -> None:
         self.config = config
         self.ctx = ctx
 
@@ -119,7 +140,7 @@ class Node:
         """Release resources. Errors here are logged, never raised to the flow."""
 
 
-class Source(Node):
+class Source(Node[C]):
     """A node with no inputs that emits batches until cancelled."""
 
     kind = "source"
@@ -145,7 +166,7 @@ class Source(Node):
                 await asyncio.sleep(0)  # a read that never waits must not starve the loop
 
 
-class Transform(Node):
+class Transform(Node[C]):
     """A node that turns each input batch into zero or more output batches."""
 
     kind = "transform"
@@ -155,7 +176,7 @@ class Transform(Node):
         raise NotImplementedError
 
 
-class Sink(Node):
+class Sink(Node[C]):
     """A node that writes batches out of the flow."""
 
     kind = "sink"

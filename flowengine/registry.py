@@ -6,11 +6,11 @@ Built-in types register the same way as plugins; importing a module registers no
 from __future__ import annotations
 
 import functools
-import importlib.util
 import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
+from flowengine.extras import installed, missing_message
 from flowengine.node import Node
 from flowengine.problems import did_you_mean
 from flowengine.types import ERROR_PORT
@@ -101,28 +101,7 @@ def _masked_schema(cls: type[Node]) -> dict[str, Any]:
 
 def missing_requirements(cls: type[Node]) -> list[str]:
     """Messages for each optional library of ``cls`` that is not installed."""
-    missing = []
-    for module, extra in cls.requires:
-        if importlib.util.find_spec(module) is None:
-            label = LIBRARY_LABELS.get(extra, extra)
-            missing.append(
-                f"{label} library not available. Install 'flowengine[{extra}]' "
-                f'(pip install "flowengine[{extra}]")'
-            )
-    return missing
-
-
-#: How the seed's error messages name each protocol library.
-LIBRARY_LABELS = {
-    "opcua": "OPC UA",
-    "mqtt": "MQTT",
-    "sql": "SQL",
-    "postgres": "PostgreSQL",
-    "mysql": "MySQL",
-    "onnx": "ONNX",
-    "skops": "skops",
-    "editor": "Editor (NiceGUI)",
-}
+    return [missing_message(extra) for module, extra in cls.requires if not installed(module)]
 
 
 @functools.cache

@@ -30,12 +30,10 @@ class CaptureConfig(NodeConfig):
     delay: float = option(0.0, description="Seconds to wait per batch, to play a slow sink.")
 
 
-class Capture(Sink):
+class Capture(Sink[CaptureConfig]):
     """Keeps every batch it receives, in order (for tests and benchmarks)."""
 
-    Config = CaptureConfig
     category = "test"
-    config: CaptureConfig
 
     def __init__(self, config: NodeConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
@@ -51,12 +49,10 @@ class FramesConfig(NodeConfig):
     frames: list[list[dict[str, Any]]] = option(description="Batches to emit, in order.")
 
 
-class Frames(Source):
+class Frames(Source[FramesConfig]):
     """Emits the configured batches in order, then ends; a `timestamp` column becomes UTC."""
 
-    Config = FramesConfig
     category = "test"
-    config: FramesConfig
 
     async def start(self) -> None:
         self._next = 0

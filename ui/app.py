@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flowengine.nodes.nodered.convert import selection_text
 from flowengine.ui.auth import Guard, logged_in, login_page, logout_button
 from flowengine.ui.canvas import FlowCanvas
+from flowengine.ui.host import FlowHost
 from flowengine.ui.live import (
     BatchFeed,
     ChartPanel,
@@ -30,8 +32,6 @@ from flowengine.ui.properties import PropertyPanel
 from nicegui import app, events, ui
 
 from flowengine.export import export as export_text
-from flowengine.host import FlowHost
-from flowengine.nodered import selection_text
 from flowengine.problems import FlowError
 from flowengine.registry import Registry, default_registry
 

@@ -555,7 +555,7 @@ class EditorModel:
     def import_any(self, text: str, x: float, y: float) -> tuple[list[str], list[str]]:
         """Import a flow text or a Node-RED ``flows.json`` (a JSON list of nodes, or the admin
         API's ``{"flows": [...]}``); returns the new ids and notes on what did not map."""
-        from flowengine.nodered import NodeRedError, import_nodered
+        from flowengine.nodes.nodered.convert import NodeRedError, import_nodered
 
         head = text.lstrip()[:1]
         if head == "[" or (head == "{" and '"flows"' in text[:2000]):

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flowengine.connectors.base import BaseDataConnector, LibraryMissing, require
+from flowengine.connectors.base import BaseDataConnector
+from flowengine.extras import LibraryMissing, require
 
 if TYPE_CHECKING:
-    from flowengine.connectors.mqtt import MQTTConnector
-    from flowengine.connectors.opcua import OPCUAConnector
-    from flowengine.connectors.rest import RESTConnector
-    from flowengine.connectors.sql import DatabaseConnector
+    from flowengine.nodes.mqtt.client import MQTTConnector
+    from flowengine.nodes.opcua.client import OPCUAConnector
+    from flowengine.nodes.rest.client import RESTConnector
+    from flowengine.nodes.sql.client import DatabaseConnector
 
 __all__ = [
     "BaseDataConnector",
@@ -34,10 +35,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "OPCUAConnector": "flowengine.connectors.opcua",
-    "MQTTConnector": "flowengine.connectors.mqtt",
-    "RESTConnector": "flowengine.connectors.rest",
-    "DatabaseConnector": "flowengine.connectors.sql",
+    "OPCUAConnector": "flowengine.nodes.opcua.client",
+    "MQTTConnector": "flowengine.nodes.mqtt.client",
+    "RESTConnector": "flowengine.nodes.rest.client",
+    "DatabaseConnector": "flowengine.nodes.sql.client",
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -12,25 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from flowengine.registry import LIBRARY_LABELS
-
 log = logging.getLogger("flowengine.connectors")
-
-
-class LibraryMissing(ImportError):
-    """An optional protocol library is not installed; the message names the extra."""
-
-
-def require(module: str, extra: str) -> Any:
-    """Import ``module`` or raise the seed's kind of message naming ``flowengine[extra]``."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        label = LIBRARY_LABELS.get(extra, extra)
-        raise LibraryMissing(
-            f"{label} library not available. Install 'flowengine[{extra}]' "
-            f'(pip install "flowengine[{extra}]")'
-        ) from None
 
 
 class BaseDataConnector(ABC):

@@ -1,0 +1,58 @@
+"""Delay: hold each batch for a while, or limit the rate of batches or rows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Literal
+
+from pydantic import model_validator
+
+from flowengine.node import NodeConfig, Transform, option
+from flowengine.types import Batch, Result
+
+
+class DelayConfig(NodeConfig):
+    mode: Literal["delay", "rate_limit"] = option("delay", description="What the node does.")
+    delay: float = option(1.0, ge=0, description="`delay`: seconds each batch is held.")
+    rate: float | None = option(
+        None, gt=0, description="`rate_limit`: batches (or rows) per second.", examples=[10]
+    )
+    per: Literal["batches", "rows"] = option("batches", description="What `rate` counts.")
+    drop: bool = option(
+        False, description="`rate_limit`: drop (and count) excess batches instead of waiting."
+    )
+
+    @model_validator(mode="after")
+    def _rate(self) -> DelayConfig:
+        if self.mode == "rate_limit" and self.rate is None:
+            raise ValueError("mode 'rate_limit' needs 'rate'")
+        return self
+
+
+class Delay(Transform[DelayConfig]):
+    """Pace the flow. Waiting here is backpressure: the input queue fills and upstream slows.
+
+    `delay` holds a batch until `delay` seconds after it was created, so batches already
+    late are not delayed again. `rate_limit` spaces batches 1/rate seconds apart (a batch of
+    n rows costs n/rate when counting rows); with `drop` the excess is dropped and counted.
+    """
+
+    async def start(self) -> None:
+        self._next = 0.0
+
+    async def process(self, batch: Batch) -> Result:
+        cfg = self.config
+        if cfg.mode == "delay":
+            await asyncio.sleep(max(batch.created + cfg.delay - time.time(), 0.0))
+            return batch.frame
+        now = time.monotonic()
+        cost = (len(batch.frame) if cfg.per == "rows" else 1) / (cfg.rate or 1.0)
+        if now < self._next:
+            if cfg.drop:
+                self.ctx.count("dropped")
+                return None
+            self.ctx.count("delayed")
+            await asyncio.sleep(self._next - now)
+        self._next = max(self._next, now) + cost
+        return batch.frame

@@ -1,0 +1,100 @@
+"""Inject: fixed rows on start, every interval, or on a cron schedule."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pandas as pd
+from croniter import croniter
+from pydantic import ValidationInfo, field_validator
+
+from flowengine.node import Done, NodeConfig, Source, option
+from flowengine.types import Batch
+
+
+class InjectConfig(NodeConfig):
+    rows: list[dict[str, Any]] = option(
+        [{"sensor": "inject", "value": 1.0}],
+        description="Rows to emit each time; a missing `timestamp` is set to the firing time.",
+        examples=[[{"sensor": "setpoint", "value": 1250.0}]],
+    )
+    interval: float | None = option(None, gt=0, description="Seconds between firings.")
+    cron: str | None = option(
+        None,
+        description="Cron schedule (5 fields, UTC), instead of interval.",
+        examples=["*/5 * * * *"],
+    )
+    count: int | None = option(
+        None,
+        ge=1,
+        description="Firings before the source ends; default once, or forever when "
+        "an interval or cron is set.",
+    )
+    once: bool = option(True, description="Fire immediately at start, then on the schedule.")
+    topic: str | None = option(None, description="Topic carried with each batch.")
+
+    @field_validator("rows")
+    @classmethod
+    def _timestamps(cls, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, row in enumerate(rows):
+            value = row.get("timestamp")
+            if value is None:
+                continue
+            try:
+                if not isinstance(value, str | date):  # numbers would silently mean 1970
+                    raise TypeError
+                _parse_times(pd.Series([value], dtype=object), pd.Timestamp(0, tz="UTC"))
+            except (ValueError, TypeError):
+                raise ValueError(f"row {i}: timestamp {value!r} is not an ISO 8601 time") from None
+        return rows
+
+    @field_validator("cron")
+    @classmethod
+    def _schedule(cls, cron: str | None, info: ValidationInfo) -> str | None:
+        if cron is not None and info.data.get("interval") is not None:
+            raise ValueError("set either 'interval' or 'cron', not both")
+        if cron is not None and not croniter.is_valid(cron):
+            raise ValueError(f"invalid cron expression '{cron}'")
+        return cron
+
+
+def _parse_times(values: pd.Series, now: pd.Timestamp) -> pd.Series:
+    """Given timestamps (ISO 8601 text or datetimes) as UTC; missing ones become ``now``."""
+    return pd.to_datetime(values.astype(object).fillna(now), utc=True, format="ISO8601")
+
+
+class Inject(Source[InjectConfig]):
+    """Emit fixed rows once, every `interval` seconds, or on a `cron` schedule."""
+
+    async def start(self) -> None:
+        cfg = self.config
+        scheduled = cfg.interval is not None or cfg.cron is not None
+        self._left = cfg.count if cfg.count is not None else (None if scheduled else 1)
+        self._first = cfg.once or not scheduled
+        self._cron = croniter(cfg.cron, datetime.now(UTC)) if cfg.cron else None
+
+    async def _wait(self) -> None:
+        if self._first:
+            self._first = False
+            return
+        if self._cron is not None:
+            delay = self._cron.get_next(datetime).timestamp() - datetime.now(UTC).timestamp()
+        else:
+            delay = self.config.interval or 0.0
+        await asyncio.sleep(max(0.0, delay))
+
+    async def read(self) -> Batch:
+        if self._left == 0:
+            raise Done
+        await self._wait()
+        if self._left is not None:
+            self._left -= 1
+        frame = pd.DataFrame(self.config.rows)
+        now = pd.Timestamp.now(tz="UTC")
+        if "timestamp" in frame:
+            frame["timestamp"] = _parse_times(frame["timestamp"], now)
+        else:
+            frame.insert(0, "timestamp", now)
+        return Batch(frame, self.config.topic, self.ctx.node_id)

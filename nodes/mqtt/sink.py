@@ -1,0 +1,118 @@
+"""MQTT out: publish each row, or each batch, as JSON to a topic filled from row columns."""
+
+from __future__ import annotations
+
+import json
+import string
+from collections import defaultdict
+from typing import Any, Literal
+
+import pandas as pd
+from flowengine.nodes.mqtt.client import MqttClient, MqttConnection
+from pydantic import field_validator
+
+from flowengine.node import Sink, option
+from flowengine.types import Batch
+
+
+class MqttOutConfig(MqttConnection):
+    topic: str = option(
+        description="Topic template; `{column}` is filled from each row.",
+        examples=["alerts/{line}/{sensor}", "plant/line3/readings"],
+    )
+    qos: Literal[0, 1, 2] = option(1, description="Publish QoS; > 0 waits for the broker's acks.")
+    retain: bool = option(False, description="Ask the broker to keep the last message per topic.")
+    mode: Literal["rows", "batch"] = option(
+        "rows",
+        description="`rows`: one JSON object per row; `batch`: one JSON array per topic and batch.",
+    )
+    ack_timeout: float = option(
+        30.0, gt=0, advanced=True, description="Seconds to wait for QoS 1/2 acknowledgements."
+    )
+    reconnect_timeout: float = option(
+        60.0,
+        ge=0,
+        description="When the broker is gone (a restart), wait this many seconds for the "
+        "reconnection (status `retrying`) before the batch fails to the error port; 0 fails at once.",
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _template(cls, topic: str) -> str:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(topic) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"bad topic template: {exc}") from None
+        if any(not f for f in fields):
+            raise ValueError("topic template needs column names inside {}")
+        if "+" in topic or "#" in topic:
+            raise ValueError("a publish topic cannot contain the wildcards + or #")
+        return topic
+
+
+class MqttOut(Sink[MqttOutConfig]):
+    """Publish rows or batches as JSON (timestamps as ISO 8601); with QoS 1/2 a batch counts as
+    written only when the broker has acknowledged every message of it."""
+
+    requires = (("paho.mqtt.client", "mqtt"),)
+
+    async def start(self) -> None:
+        self.client = MqttClient(self.config, reconnect=True)  # no runtime restart for sinks
+        await self.client.connect()
+
+    def _messages(self, frame: pd.DataFrame) -> list[tuple[str, str]]:
+        cfg = self.config
+        records: list[dict[str, Any]] = [
+            {k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")
+        ]
+        try:
+            topics = [cfg.topic.format_map(r) for r in records]
+        except KeyError as exc:
+            raise KeyError(f"topic template column {exc} is not in the batch") from None
+        if cfg.mode == "rows":
+            return [(t, _dumps(r)) for t, r in zip(topics, records, strict=True)]
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for topic, record in zip(topics, records, strict=True):
+            grouped[topic].append(record)
+        return [(t, _dumps(rs)) for t, rs in grouped.items()]
+
+    async def write(self, batch: Batch) -> None:
+        cfg = self.config
+        messages = self._messages(batch.frame)
+        waited: list[str] = []
+
+        def on_wait(text: str) -> None:
+            waited.append(text)
+            self.ctx.status(text, "retrying")
+            self.ctx.count("reconnect_waits")
+
+        sent = await self.client.publish_many(
+            messages,
+            cfg.qos,
+            cfg.retain,
+            cfg.ack_timeout,
+            reconnect_timeout=cfg.reconnect_timeout,
+            on_wait=on_wait,
+        )
+        if waited:
+            self.ctx.status("reconnected", "ok")
+        self.ctx.count("published", sent)
+
+    async def close(self) -> None:
+        if hasattr(self, "client"):
+            await self.client.disconnect()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready scalars: timestamps as ISO 8601, missing values as null."""
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), default=str)

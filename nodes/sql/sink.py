@@ -1,0 +1,78 @@
+"""SQL sink: append (or upsert) batches with executemany; the table is created when missing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from flowengine.nodes.sql.client import (
+    CommitUncertain,
+    SqlClient,
+    beside_flow,
+    identifier,
+    is_disconnect,
+)
+from pydantic import field_validator
+
+from flowengine.node import NodeConfig, Sink, option
+from flowengine.types import Batch
+
+
+class SqlOutConfig(NodeConfig):
+    connection_string: str = option(
+        description="SQLAlchemy URL; put the password in ${VAR}. A relative SQLite path "
+        "(sqlite:///out/h.db) is beside the flow file.",
+        examples=["postgresql://writer:${PGPASSWORD}@db:5432/plant"],
+        secret=True,
+    )
+    table: str = option(description="Table to write (created from the batch's dtypes if missing).")
+    upsert_keys: list[str] = option(
+        [], description="Key columns: rows with the same key are updated, not duplicated."
+    )
+    retry_max: float = option(
+        10.0, gt=0, description="Longest wait between retries while the database is unreachable."
+    )
+
+    @field_validator("table", "upsert_keys")
+    @classmethod
+    def _names(cls, value: str | list[str]) -> str | list[str]:
+        for name in [value] if isinstance(value, str) else value:
+            identifier(name)
+        return value
+
+
+class SqlOut(Sink[SqlOutConfig]):
+    """Write each batch in one transaction; while the database is unreachable the write waits
+    and retries (the queue fills, upstream slows), so an outage loses no rows."""
+
+    requires = (("sqlalchemy", "sql"),)
+
+    async def start(self) -> None:
+        self.client = SqlClient(beside_flow(self.config.connection_string, self.ctx.flow_dir))
+        await self.client.ping()
+
+    async def write(self, batch: Batch) -> None:
+        cfg = self.config
+        delay, pending = 0.2, None
+        while True:
+            try:
+                if pending is None or not await self.client.committed(pending):
+                    await self.client.write(cfg.table, batch.frame, cfg.upsert_keys)
+                break
+            except CommitUncertain as exc:  # retried unless PostgreSQL says it committed
+                pending, reason = exc.xid, exc
+            except Exception as exc:
+                if not is_disconnect(exc, self.client.dialect):
+                    raise
+                reason = exc
+            self.ctx.count("write_retries")
+            self.ctx.status(f"database unreachable, retry in {delay:.1f}s", "retrying")
+            self.ctx.log.warning("write failed: %s; retrying in %.1fs", reason, delay)
+            await asyncio.sleep(delay)
+            delay = min(cfg.retry_max, delay * 2)
+        if self.ctx.stats.state == "retrying":
+            self.ctx.status("", "ok")
+        self.ctx.count("rows_written", len(batch.frame))
+
+    async def close(self) -> None:
+        if hasattr(self, "client"):
+            await self.client.close()
