@@ -9,6 +9,7 @@ import dataclasses
 import io
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.scalarstring import LiteralScalarString
 
 from flowengine.problems import Pos, Problem
 
@@ -223,3 +225,40 @@ def value_pos(container: Any, key: Any, fallback: Pos = _TOP) -> Pos:
     except (KeyError, TypeError, IndexError):
         pass
     return fallback
+
+
+def styled(data: Mapping[str, Any]) -> CommentedMap:
+    """Plain flow data as ruamel containers: wires, layout entries and rows in flow style."""
+
+    def flow_style(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = CommentedMap(value)
+        elif isinstance(value, list):
+            out = CommentedSeq(value)
+        else:
+            return value
+        out.fa.set_flow_style()
+        return out
+
+    def styled_value(value: Any) -> Any:
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            return CommentedSeq(flow_style(v) for v in value)  # rows, operations
+        if isinstance(value, list) and not any(isinstance(v, dict | list) for v in value):
+            return flow_style(value)  # endpoints, columns
+        return value
+
+    doc = CommentedMap(data)
+    if isinstance(data.get("description"), str) and "\n" in data["description"]:
+        doc["description"] = LiteralScalarString(data["description"])
+    nodes = CommentedMap()
+    for node_id, node in (data.get("nodes") or {}).items():
+        ours = CommentedMap((k, styled_value(v)) for k, v in node.items())
+        wires = node.get("wires")
+        if isinstance(wires, dict):
+            ours["wires"] = CommentedMap({p: flow_style(t) for p, t in wires.items()})
+        nodes[node_id] = ours
+    if "nodes" in data:
+        doc["nodes"] = nodes
+    if "layout" in data:
+        doc["layout"] = CommentedMap({k: flow_style(v) for k, v in data["layout"].items()})
+    return doc

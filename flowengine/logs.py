@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 MASK = "******"
@@ -76,3 +76,35 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: Any = None) ->
     root.addHandler(handler)
     root.setLevel(level.upper())
     return handler
+
+
+class RateLimiter:
+    """At most one log line per ``period`` seconds, for errors that may come per batch or per
+    message; it counts what it held back, and the next line it lets through says how many."""
+
+    def __init__(self, period: float = 1.0) -> None:
+        self.period = period
+        self.last = -float("inf")
+        self.held = 0
+
+    def allow(self) -> tuple[bool, int]:
+        """``(True, held back since the last line)`` when a line may go out now, else
+        ``(False, 0)`` (and this one is counted as held back)."""
+        now = time.monotonic()
+        if now - self.last >= self.period:
+            held, self.held, self.last = self.held, 0, now
+            return True, held
+        self.held += 1
+        return False, 0
+
+    def log(
+        self,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        level: int,
+        text: Callable[[], str],
+    ) -> None:
+        """Log ``text()`` (built only when it goes out) with the count held back since the last."""
+        allowed, held = self.allow()
+        if allowed:
+            more = f" (+{held} more since last report)" if held else ""
+            logger.log(level, "%s%s", text(), more)

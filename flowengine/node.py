@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -171,7 +172,7 @@ class Transform(Node[C]):
 
     kind = "transform"
 
-    def process(self, batch: Batch) -> Result:
+    def process(self, batch: Batch) -> Result | Awaitable[Result]:
         """Return the result for one batch (may be ``async def`` in subclasses)."""
         raise NotImplementedError
 
@@ -183,6 +184,6 @@ class Sink(Node[C]):
     category = "output"
     outputs = ()
 
-    def write(self, batch: Batch) -> None:
+    def write(self, batch: Batch) -> Awaitable[None] | None:
         """Write one batch (may be ``async def`` in subclasses)."""
         raise NotImplementedError

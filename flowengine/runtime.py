@@ -29,7 +29,7 @@ import pandas as pd
 
 from flowengine.context import Context
 from flowengine.inbox import Inbox, Wire
-from flowengine.logs import add_secrets, redact
+from flowengine.logs import RateLimiter, add_secrets, redact
 from flowengine.model import FlowSettings, RetryPolicy
 from flowengine.node import Node, Sink, Source, Transform
 from flowengine.problems import FlowError, Problem
@@ -59,23 +59,6 @@ class NodeLogAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"node '{extra['node']}': {msg}", kwargs
 
 
-class _RateLimiter:
-    """At most one log line per ``period`` seconds; counts what it held back."""
-
-    def __init__(self, period: float = 1.0) -> None:
-        self.period = period
-        self.last = 0.0
-        self.held = 0
-
-    def allow(self) -> tuple[bool, int]:
-        now = time.monotonic()
-        if now - self.last >= self.period:
-            held, self.held, self.last = self.held, 0, now
-            return True, held
-        self.held += 1
-        return False, 0
-
-
 @dataclass(slots=True, eq=False)
 class NodeRun:
     """Everything the runtime keeps for one running node."""
@@ -93,7 +76,7 @@ class NodeRun:
     next_delay: float | None = None
     handler: Any = None
     handler_is_async: bool = False
-    error_log: _RateLimiter = field(default_factory=_RateLimiter)
+    error_log: RateLimiter = field(default_factory=RateLimiter)
     task: asyncio.Task[None] | None = None
     #: Set when a deploy removes or replaces this run.
     halt: asyncio.Event = field(default_factory=asyncio.Event)
@@ -530,10 +513,8 @@ class Runtime:
         message = redact(f"{type(exc).__name__}: {exc}")
         stats.last_error = message
         stats.set_state("error", message[:200])
-        allowed, held = run.error_log.allow()
-        if allowed:
-            suffix = f" (+{held} more since last report)" if held else ""
-            run.log.error("%s (batch of %d rows)%s", message, len(batch.frame), suffix)
+        rows = len(batch.frame)
+        run.error_log.log(run.log, logging.ERROR, lambda: f"{message} (batch of {rows} rows)")
         if run.outputs.get(ERROR_PORT):
             failed = Batch(batch.frame, batch.topic, run.id, batch.created, error=message)
             await self._send(run, failed, ERROR_PORT, None)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowengine.nodes.nodered.convert import selection_text
 from flowengine.ui.auth import Guard, logged_in, login_page, logout_button
 from flowengine.ui.canvas import FlowCanvas
 from flowengine.ui.host import FlowHost
@@ -29,6 +28,7 @@ from flowengine.ui.live import (
 from flowengine.ui.model import FLOW_SUFFIXES, DiskChanged, EditorModel, flow_files
 from flowengine.ui.palette import Palette
 from flowengine.ui.properties import PropertyPanel
+from flowengine.ui.selection import selection_text
 from nicegui import app, events, ui
 
 from flowengine.export import export as export_text

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import ssl
 import threading
 import time
@@ -32,6 +31,7 @@ from pydantic import field_validator, model_validator
 
 from flowengine.connectors.base import BaseDataConnector
 from flowengine.extras import require
+from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, option
 
 log = logging.getLogger("flowengine.nodes.mqtt.client")
@@ -576,25 +576,6 @@ class Parser:
         return frame.assign(timestamp=pd.to_datetime(frame["timestamp"], unit="ns", utc=True))
 
 
-class LogLimiter:
-    """At most one warning per ``period`` seconds; says how many it held back."""
-
-    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[Any], period: float = 5.0):
-        self.logger = logger
-        self.period = period
-        self.last = -math.inf
-        self.held = 0
-
-    def warn(self, text: Callable[[], str]) -> None:
-        now = time.monotonic()
-        if now - self.last < self.period:
-            self.held += 1
-            return
-        more = f" (+{self.held} more since last report)" if self.held else ""
-        self.last, self.held = now, 0
-        self.logger.warning("%s%s", text(), more)
-
-
 def parse_warning(bad: pd.DataFrame) -> str:
     first = bad.iloc[0]
     return f"Could not parse JSON payload on topic {first['topic']}: {first['error']}"
@@ -618,7 +599,7 @@ class MQTTConnector(BaseDataConnector):
         self.settings = MQTTConfig.model_validate(self.config)
         self._mqtt: MqttClient | None = None
         self._parser = Parser(self.settings, self.name)
-        self._limiter = LogLimiter(log)
+        self._limiter = RateLimiter(5.0)
 
     async def _connect(self) -> None:
         cfg = self.settings
@@ -635,7 +616,7 @@ class MQTTConnector(BaseDataConnector):
             self._parser.add(*item)
         bad = self._parser.take_bad()
         if bad is not None:
-            self._limiter.warn(lambda: parse_warning(bad))
+            self._limiter.log(log, logging.WARNING, lambda: parse_warning(bad))
         return self._parser.take_rows()
 
     async def _disconnect(self) -> None:

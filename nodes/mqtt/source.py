@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pandas as pd
 from flowengine.nodes.mqtt.client import (
-    LogLimiter,
     Lost,
     MqttClient,
     MqttConnection,
@@ -15,6 +15,7 @@ from flowengine.nodes.mqtt.client import (
     parse_warning,
 )
 
+from flowengine.logs import RateLimiter
 from flowengine.node import Source, option
 from flowengine.types import Batch
 
@@ -45,7 +46,7 @@ class MqttIn(Source[MqttInConfig]):
         cfg = self.config
         self.client = MqttClient(cfg)
         self.parser = Parser(cfg, self.ctx.node_id)
-        self.limiter = LogLimiter(self.ctx.log)
+        self.limiter = RateLimiter(5.0)
         await self.client.connect([(t, cfg.qos) for t in cfg.filters()], cfg.buffer)
 
     async def run(self) -> None:
@@ -87,7 +88,7 @@ class MqttIn(Source[MqttInConfig]):
         bad = self.parser.take_bad()
         if bad is None:
             return
-        self.limiter.warn(lambda: parse_warning(bad))
+        self.limiter.log(self.ctx.log, logging.WARNING, lambda: parse_warning(bad))
         await self.ctx.send(
             Batch(bad, origin=self.ctx.node_id, error="Could not parse JSON payload"), "error"
         )

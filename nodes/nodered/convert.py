@@ -9,26 +9,21 @@ found in the file is never written out.
 
 from __future__ import annotations
 
-import copy
 import json
 import keyword
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from croniter import croniter
 from pydantic import ValidationError
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.scalarstring import LiteralScalarString
 
 from flowengine.envsubst import substitute
-from flowengine.export import export
-from flowengine.flowfile import FlowDocument
-from flowengine.model import Flow
+from flowengine.flowfile import FlowDocument, styled
 from flowengine.registry import Registry, UnknownNodeType, default_registry
 
 Raw = dict[str, Any]
@@ -881,43 +876,6 @@ def _description(items: list[Raw], tabs: list[Raw], scope: set[Any]) -> str:
 
 
 # ---- output ----------------------------------------------------------------------------------
-def styled(data: Mapping[str, Any]) -> CommentedMap:
-    """Plain flow data as ruamel containers: wires, layout entries and rows in flow style."""
-
-    def flow_style(value: Any) -> Any:
-        if isinstance(value, dict):
-            out = CommentedMap(value)
-        elif isinstance(value, list):
-            out = CommentedSeq(value)
-        else:
-            return value
-        out.fa.set_flow_style()
-        return out
-
-    def styled_value(value: Any) -> Any:
-        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            return CommentedSeq(flow_style(v) for v in value)  # rows, operations
-        if isinstance(value, list) and not any(isinstance(v, dict | list) for v in value):
-            return flow_style(value)  # endpoints, columns
-        return value
-
-    doc = CommentedMap(data)
-    if isinstance(data.get("description"), str) and "\n" in data["description"]:
-        doc["description"] = LiteralScalarString(data["description"])
-    nodes = CommentedMap()
-    for node_id, node in (data.get("nodes") or {}).items():
-        ours = CommentedMap((k, styled_value(v)) for k, v in node.items())
-        wires = node.get("wires")
-        if isinstance(wires, dict):
-            ours["wires"] = CommentedMap({p: flow_style(t) for p, t in wires.items()})
-        nodes[node_id] = ours
-    if "nodes" in data:
-        doc["nodes"] = nodes
-    if "layout" in data:
-        doc["layout"] = CommentedMap({k: flow_style(v) for k, v in data["layout"].items()})
-    return doc
-
-
 def to_yaml(result: ImportResult, source: str = "flows.json") -> str:
     """The imported flow as YAML, under a header that lists what was not imported."""
     header = [f"Imported from Node-RED ({source}) by `flowengine import`."]
@@ -931,68 +889,3 @@ def to_yaml(result: ImportResult, source: str = "flows.json") -> str:
         header += [f"  {name}: {what}" for name, what in result.env.items()]
     body = FlowDocument(styled(result.flow), Path("imported.yaml")).dumps()
     return "".join(f"# {line}\n" for line in header) + body
-
-
-# ---- export of a selection -------------------------------------------------------------------
-def export_selection(flow: Mapping[str, Any] | FlowDocument, ids: Iterable[str]) -> dict[str, Any]:
-    """The selected nodes, the wires among them and their layout, as a flow of its own (for
-    "export selection" and copy/paste); comments of a document's nodes come along."""
-    data = flow.data if isinstance(flow, FlowDocument) else flow
-    nodes = data.get("nodes") if isinstance(data, Mapping) else None
-    if not isinstance(nodes, Mapping):
-        raise ValueError("not a flow: no 'nodes' mapping")
-    wanted = list(dict.fromkeys(ids))
-    missing = [i for i in wanted if i not in nodes]
-    if missing:
-        raise ValueError(f"no such node(s): {', '.join(missing)}")
-    keep = set(wanted)
-
-    def inside(targets: Any) -> Any:
-        if isinstance(targets, str):
-            targets = [targets]
-        if not isinstance(targets, list):
-            return targets
-        kept = copy.deepcopy(targets)
-        for i in reversed(range(len(kept))):
-            if str(kept[i]).partition(".")[0] not in keep:
-                del kept[i]
-        return kept
-
-    picked = type(nodes)() if isinstance(nodes, CommentedMap) else {}
-    for node_id in (n for n in nodes if n in keep):
-        node = copy.deepcopy(nodes[node_id])
-        wires = node.get("wires") if isinstance(node, dict) else None
-        if isinstance(wires, dict):
-            for port in list(wires):
-                wires[port] = inside(wires[port])
-                if not wires[port]:
-                    del wires[port]
-        elif wires is not None:
-            node["wires"] = inside(wires)
-        if isinstance(node, dict) and node.get("wires") in ([], {}):
-            del node["wires"]
-        picked[node_id] = node
-    out: dict[str, Any] = CommentedMap() if isinstance(nodes, CommentedMap) else {}
-    out["version"] = data.get("version", 1)
-    out["nodes"] = picked
-    layout = data.get("layout")
-    if isinstance(layout, Mapping):
-        out["layout"] = type(layout)({k: copy.deepcopy(v) for k, v in layout.items() if k in keep})
-    return out
-
-
-def selection_text(
-    flow: Mapping[str, Any] | FlowDocument,
-    ids: Iterable[str],
-    fmt: str = "yaml",
-    registry: Registry | None = None,
-) -> str:
-    """:func:`export_selection` as YAML or JSON text, literal secrets masked like ``export``."""
-    if fmt not in ("yaml", "json"):
-        raise ValueError(f"format '{fmt}': yaml or json")
-    data = export_selection(flow, ids)
-    if not isinstance(data, CommentedMap):
-        data = styled(data)
-    path = Path("selection.yaml")
-    doc = FlowDocument(data, path, flow.style if isinstance(flow, FlowDocument) else None)
-    return export(Flow(path=path, doc=doc), registry or default_registry(), fmt)
