@@ -99,6 +99,27 @@ class Login(Sink):
 
     def write(self, batch: Batch) -> None:
         raise PermissionError(f"login {self.config.user}:{self.config.password} refused")
+
+
+class ScaleConfig(NodeConfig):
+    factor: float = option(2.0, description="Multiply `value` by this.")
+
+
+class Scale(Transform[ScaleConfig]):
+    """Names its config once, as the type argument."""
+
+    def process(self, batch: Batch):
+        return batch.frame.assign(value=batch.frame["value"] * self.config.factor)
+
+
+import click  # noqa: E402
+
+
+@click.command()
+@click.argument("name")
+def hello(name: str) -> None:
+    """Say hello (a CLI command contributed by a node pack)."""
+    click.echo(f"hello {name} from the test pack")
 '''
 
 
@@ -118,6 +139,10 @@ def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "slowfile = fe_testpack:SlowFile\n"
         "login = fe_testpack:Login\n"
         "broken = fe_testpack:DoesNotExist\n"
+        "scale = fe_testpack:Scale\n"
+        "[flowengine.commands]\n"
+        "hello = fe_testpack:hello\n"
+        "brokencmd = fe_testpack:NoSuchCommand\n"
     )
     return root
 
