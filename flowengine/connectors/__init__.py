@@ -19,10 +19,10 @@ from flowengine.connectors.base import BaseDataConnector
 from flowengine.extras import LibraryMissing, require
 
 if TYPE_CHECKING:
-    from flowengine.nodes.mqtt.client import MQTTConnector
-    from flowengine.nodes.opcua.client import OPCUAConnector
-    from flowengine.nodes.rest.client import RESTConnector
-    from flowengine.nodes.sql.client import DatabaseConnector
+    from flowengine.nodes.mqtt.seed import MQTTConnector
+    from flowengine.nodes.opcua.seed import OPCUAConnector
+    from flowengine.nodes.rest.seed import RESTConnector
+    from flowengine.nodes.sql.seed import DatabaseConnector
 
 __all__ = [
     "BaseDataConnector",
@@ -35,10 +35,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "OPCUAConnector": "flowengine.nodes.opcua.client",
-    "MQTTConnector": "flowengine.nodes.mqtt.client",
-    "RESTConnector": "flowengine.nodes.rest.client",
-    "DatabaseConnector": "flowengine.nodes.sql.client",
+    "OPCUAConnector": "flowengine.nodes.opcua.seed",
+    "MQTTConnector": "flowengine.nodes.mqtt.seed",
+    "RESTConnector": "flowengine.nodes.rest.seed",
+    "DatabaseConnector": "flowengine.nodes.sql.seed",
 }
 
 

@@ -8,14 +8,15 @@ from collections import defaultdict
 from typing import Any, Literal
 
 import pandas as pd
-from flowengine.nodes.mqtt.client import MqttClient, MqttConnection
+from flowengine.nodes.mqtt.client import MqttClient
+from flowengine.nodes.mqtt.config import MqttConnection
 from pydantic import field_validator
 
-from flowengine.node import Sink, option
+from flowengine.node import NodeConfig, Sink, option
 from flowengine.types import Batch
 
 
-class MqttOutConfig(MqttConnection):
+class MqttOutConfig(NodeConfig, MqttConnection):
     topic: str = option(
         description="Topic template; `{column}` is filled from each row.",
         examples=["alerts/{line}/{sensor}", "plant/line3/readings"],
@@ -55,6 +56,7 @@ class MqttOut(Sink[MqttOutConfig]):
     written only when the broker has acknowledged every message of it."""
 
     requires = (("paho.mqtt.client", "mqtt"),)
+    client: MqttClient | None = None
 
     async def start(self) -> None:
         self.client = MqttClient(self.config, reconnect=True)  # no runtime restart for sinks
@@ -62,7 +64,7 @@ class MqttOut(Sink[MqttOutConfig]):
 
     def _messages(self, frame: pd.DataFrame) -> list[tuple[str, str]]:
         cfg = self.config
-        records: list[dict[str, Any]] = [
+        records: list[dict[Any, Any]] = [
             {k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")
         ]
         try:
@@ -78,6 +80,7 @@ class MqttOut(Sink[MqttOutConfig]):
 
     async def write(self, batch: Batch) -> None:
         cfg = self.config
+        assert self.client is not None  # the runtime calls start first
         messages = self._messages(batch.frame)
         waited: list[str] = []
 
@@ -99,7 +102,7 @@ class MqttOut(Sink[MqttOutConfig]):
         self.ctx.count("published", sent)
 
     async def close(self) -> None:
-        if hasattr(self, "client"):
+        if self.client is not None:
             await self.client.disconnect()
 
 

@@ -6,21 +6,17 @@ import logging
 import time
 
 import pandas as pd
-from flowengine.nodes.mqtt.client import (
-    Lost,
-    MqttClient,
-    MqttConnection,
-    MqttParsing,
-    Parser,
-    parse_warning,
-)
+from flowengine.nodes.mqtt.client import MqttClient
+from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
+from flowengine.nodes.mqtt.handoff import Lost
+from flowengine.nodes.mqtt.parse import Parser, parse_warning
 
 from flowengine.logs import RateLimiter
-from flowengine.node import Source, option
+from flowengine.node import NodeConfig, Source, option
 from flowengine.types import Batch
 
 
-class MqttInConfig(MqttConnection, MqttParsing):
+class MqttInConfig(NodeConfig, MqttConnection, MqttParsing):
     batch_size: int = option(
         1000, ge=1, description="Emit a batch once this many rows are buffered."
     )
@@ -41,18 +37,22 @@ class MqttIn(Source[MqttInConfig]):
     readings in the long format plus a `topic` column. Unparseable payloads go to `error`."""
 
     requires = (("paho.mqtt.client", "mqtt"),)
+    client: MqttClient | None = None
+    parser: Parser
+    limiter: RateLimiter
 
     async def start(self) -> None:
         cfg = self.config
-        self.client = MqttClient(cfg)
+        self.client = client = MqttClient(cfg)
         self.parser = Parser(cfg, self.ctx.node_id)
         self.limiter = RateLimiter(5.0)
-        await self.client.connect([(t, cfg.qos) for t in cfg.filters()], cfg.buffer)
+        await client.connect([(t, cfg.qos) for t in cfg.filters()], cfg.buffer)
 
     async def run(self) -> None:
         """Collect until the batch is full or old enough, then send; a lost connection sends
         what is buffered and raises, so the runtime reconnects."""
         cfg, parser = self.config, self.parser
+        assert self.client is not None  # the runtime calls start first
         handoff = self.client.handoff
         assert handoff is not None
         self.ctx.status(f"subscribed to {', '.join(cfg.filters())}")
@@ -95,7 +95,7 @@ class MqttIn(Source[MqttInConfig]):
 
     async def flush(self) -> Batch | None:
         """Stop receiving first, then hand on everything already received: nothing is lost."""
-        if not hasattr(self, "client"):
+        if self.client is None:
             return None
         await self.client.disconnect()
         for item in self.client.handoff.take() if self.client.handoff else []:
@@ -105,5 +105,5 @@ class MqttIn(Source[MqttInConfig]):
         return None if frame is None else Batch(frame, origin=self.ctx.node_id)
 
     async def close(self) -> None:
-        if hasattr(self, "client"):
+        if self.client is not None:
             await self.client.disconnect()

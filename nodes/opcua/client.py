@@ -14,142 +14,29 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from flowengine.nodes.opcua.config import (
+    SUBSCRIBE_BATCH,
+    Deadband,
+    OpcuaConfig,
+    OpcuaConnection,
+    Security,
+)
+from flowengine.nodes.opcua.parse import Reading, coerce, frame_of
 
-from flowengine.connectors.base import BaseDataConnector
 from flowengine.extras import require
-from flowengine.node import NodeConfig, option
 
 #: A node id string (``ns=2;i=1001``, ``ns=2;s=Line3.Temp``, ``i=2258``); anything else is a
 #: browse path.
 NODE_ID = re.compile(r"^(ns=\d+;|nsu=[^;]+;)?[isgb]=", re.IGNORECASE)
-QUALITIES = ("good", "uncertain", "bad", "bad")
-#: Monitored items created per CreateMonitoredItems request.
-SUBSCRIBE_BATCH = 500
-#: Subscription values held between two emits before the oldest are dropped.
-MAX_BUFFER = 100_000
 #: Seconds between two "buffer full" warnings of one client.
 DROP_WARN_PERIOD = 10.0
 
 log = logging.getLogger("flowengine.nodes.opcua.client")
-
-
-class Deadband(BaseModel):
-    """Report a change only when it exceeds ``value`` (absolute units, or percent of EURange)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    type: Literal["absolute", "percent"] = "absolute"
-    value: float = 0.0
-
-    @model_validator(mode="after")
-    def _in_range(self) -> Deadband:
-        if self.value < 0 or (self.type == "percent" and self.value > 100):
-            raise ValueError("deadband value must be >= 0 (and <= 100 for percent)")
-        return self
-
-
-class Security(BaseModel):
-    """A secured channel: a client certificate and key (see docs/connectors-opcua.md)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    policy: Literal["None", "Basic256Sha256"] = "Basic256Sha256"
-    mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
-    certificate: str | None = None
-    private_key: str | None = None
-    server_certificate: str | None = None
-
-
-class OpcuaConnection(NodeConfig):
-    """How to reach the server: the seed's keys plus security (shared by source and sink)."""
-
-    server_url: str = option(description="Endpoint URL.", examples=["opc.tcp://plc:4840"])
-    username: str | None = option(None, description="User name; anonymous when empty.")
-    password: str | None = option(None, secret=True, description="Password of `username`.")
-    security: Security | None = option(None, description="Basic256Sha256 Sign/SignAndEncrypt.")
-    timeout: float = option(4.0, gt=0, advanced=True, description="Seconds per request.")
-    nodes: list[str] | dict[str, str] = option(
-        default_factory=list,
-        description="Node ids or browse paths; a mapping `node_id: name` names them.",
-    )
-
-
-class OpcuaConfig(OpcuaConnection):
-    """The seed's keys unchanged, plus subscription settings."""
-
-    nodes: list[str] | dict[str, str] = option(
-        description="Node ids (`ns=2;i=1001`, `ns=2;s=Line3.Temp`) or browse paths "
-        "(`Objects/2:Line3/2:Temp`); a mapping `node_id: name` names the `sensor` column.",
-        examples=[["ns=2;i=1001", "ns=2;i=1002"], {"ns=2;i=1001": "furnace_temp"}],
-    )
-    sampling_interval: float = option(
-        1.0, gt=0, description="Seconds between polls, or the subscription's sampling interval."
-    )
-    mode: Literal["polling", "subscription"] = option(
-        "polling", description="One read request per cycle, or monitored items (push)."
-    )
-    queue_size: int = option(1, ge=1, advanced=True, description="Server queue per item.")
-    discard_oldest: bool = option(True, advanced=True, description="Drop oldest when full.")
-    deadband: Deadband | None = option(None, description="Suppress small changes.")
-    subscribe_batch: int = option(
-        SUBSCRIBE_BATCH, ge=1, advanced=True, description="Monitored items per create request."
-    )
-    batch_interval: float = option(
-        0.5, gt=0, description="Seconds of subscription data collected into one batch."
-    )
-    max_buffer: int = option(
-        MAX_BUFFER,
-        ge=1,
-        advanced=True,
-        description="Subscription values held between emits; when full the oldest are dropped "
-        "(counted as `dropped`).",
-    )
-
-    @field_validator("nodes")
-    @classmethod
-    def _not_empty(cls, v: list[str] | dict[str, str]) -> list[str] | dict[str, str]:
-        if not v:
-            raise ValueError("list at least one node")
-        return v
-
-
-def quality(code: int) -> str:
-    """good / uncertain / bad from the StatusCode severity (the top two bits)."""
-    return QUALITIES[(code >> 30) & 3]
-
-
-class Reading:
-    """One value with its node, source timestamp and status, as the frame's columns want it."""
-
-    __slots__ = ("code", "node_id", "sensor", "ts", "value")
-
-    def __init__(self, sensor: str, node_id: str, dv: Any) -> None:
-        self.sensor, self.node_id = sensor, node_id
-        variant = dv.Value
-        self.value = variant.Value if variant is not None else None
-        self.code = int(dv.StatusCode.value) if dv.StatusCode is not None else 0
-        self.ts = dv.SourceTimestamp or dv.ServerTimestamp or pd.Timestamp.now(tz="UTC")
-
-
-def frame_of(readings: Sequence[Reading]) -> pd.DataFrame:
-    """The long format: timestamp (UTC), sensor, value, quality, status_code, source, node_id."""
-    codes = [r.code for r in readings]
-    ids = [r.node_id for r in readings]
-    return pd.DataFrame(
-        {
-            "timestamp": pd.to_datetime([r.ts for r in readings], utc=True),
-            "sensor": [r.sensor for r in readings],
-            "value": [r.value for r in readings],
-            "quality": [quality(c) for c in codes],
-            "status_code": codes,
-            "source": ids,
-            "node_id": ids,
-        }
-    )
 
 
 class OpcuaClient:
@@ -423,27 +310,6 @@ async def resolve(client: Any, ref: str) -> Any:
     return node
 
 
-def coerce(value: Any, vtype: Any) -> Any:
-    """``value`` converted to the Python type of an OPC UA VariantType (for writes)."""
-    name = vtype.name
-    if name == "Boolean":
-        if isinstance(value, str):
-            text = value.strip().lower()
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off", ""):
-                return False
-            raise ValueError(f"cannot write {value!r} to a Boolean node")
-        return bool(value)
-    if name in ("SByte", "Byte", "Int16", "UInt16", "Int32", "UInt32", "Int64", "UInt64"):
-        return round(float(value))
-    if name in ("Float", "Double"):
-        return float(value)
-    if name in ("String", "LocalizedText"):
-        return str(value)
-    return value
-
-
 class OpcuaWriter:
     """Writes values to nodes, reading each node's VariantType once."""
 
@@ -474,28 +340,3 @@ class OpcuaWriter:
             for node, result in zip(nodes, results, strict=True):
                 if not result.is_good():
                     raise ValueError(f"write to {node.nodeid.to_string()} failed: {result.name}")
-
-
-class OPCUAConnector(BaseDataConnector):
-    """The seed's OPC UA connector: ``read_data`` polls every node in one request (or, with
-    ``mode: subscription``, returns what arrived since the last call)."""
-
-    label = "OPC UA"
-
-    def __init__(self, config: dict[str, Any], name: str | None = None) -> None:
-        super().__init__(config, name)
-        self.settings = OpcuaConfig.model_validate(self.config)
-        self.client = OpcuaClient(self.settings)
-
-    async def _connect(self) -> None:
-        await self.client.connect()
-        if self.settings.mode == "subscription":
-            await self.client.subscribe()
-
-    async def _read(self) -> pd.DataFrame | None:
-        if self.settings.mode == "subscription":
-            return await self.client.take(0)
-        return await self.client.read()
-
-    async def _disconnect(self) -> None:
-        await self.client.close()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from flowengine.nodes.opcua.client import OpcuaClient, OpcuaConnection, OpcuaWriter
+from flowengine.nodes.opcua.client import OpcuaClient, OpcuaWriter
+from flowengine.nodes.opcua.config import OpcuaConnection
 
 from flowengine.node import NodeConfig, Sink, option
 from flowengine.types import Batch
 
 
-class OpcuaOutConfig(OpcuaConnection):
+class OpcuaOutConfig(NodeConfig, OpcuaConnection):
     """Connection keys as for `opcua_in`; `nodes` lists the writable nodes (or their names)."""
 
     nodes: list[str] | dict[str, str] = option(
@@ -29,11 +30,8 @@ class OpcuaOut(Sink[OpcuaOutConfig]):
     """
 
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("asyncua", "opcua"),)
-
-    def __init__(self, config: NodeConfig, ctx: Any) -> None:
-        super().__init__(config, ctx)
-        self.client: OpcuaClient | None = None
-        self.writer: OpcuaWriter | None = None
+    client: OpcuaClient | None = None
+    writer: OpcuaWriter | None = None
 
     async def start(self) -> None:
         self.client = OpcuaClient(self.config)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pandas as pd
-from flowengine.nodes.opcua.client import OpcuaClient, OpcuaConfig
+from flowengine.nodes.opcua.client import OpcuaClient
+from flowengine.nodes.opcua.config import OpcuaConfig
 
 from flowengine.node import NodeConfig, Source
 
 
-class OpcuaInConfig(OpcuaConfig):
+class OpcuaInConfig(NodeConfig, OpcuaConfig):
     """The seed's OPC UA keys (`server_url`, `nodes`, `username`, `password`,
     `sampling_interval`) plus mode, subscription tuning and security."""
 
@@ -26,11 +27,8 @@ class OpcuaIn(Source[OpcuaInConfig]):
     """
 
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("asyncua", "opcua"),)
-
-    def __init__(self, config: NodeConfig, ctx: Any) -> None:
-        super().__init__(config, ctx)
-        self.client: OpcuaClient | None = None
-        self._due = 0.0
+    client: OpcuaClient | None = None
+    _due: float = 0.0
 
     async def start(self) -> None:
         self.client = OpcuaClient(self.config, logger=self.ctx.log, count=self.ctx.count)

@@ -1,20 +1,25 @@
-"""REST sink: POST batches as JSON records to a webhook (protocol logic in connectors.rest)."""
+"""REST sink: POST batches as JSON records to a webhook (protocol logic in client.py)."""
 
 from __future__ import annotations
 
-from flowengine.nodes.rest.client import HttpConfig, RestSettings, make_client, post_frame
+import httpx
+from flowengine.nodes.rest.client import RestSettings, make_client, post_frame
+from flowengine.nodes.rest.config import HttpConfig
 
-from flowengine.node import Sink, option
+from flowengine.node import NodeConfig, Sink, option
 from flowengine.types import Batch
 
 
-class RestOutConfig(HttpConfig):
+class RestOutConfig(NodeConfig, HttpConfig):
     url: str = option(description="Webhook URL.", examples=["https://hooks.plant.local/line3"])
     max_rows: int = option(1000, ge=1, description="Rows per request; larger batches are split.")
 
 
 class RestOut(Sink[RestOutConfig]):
     """POST each batch as a JSON array of records; a 4xx raises (the batch goes to `error`)."""
+
+    client: httpx.AsyncClient | None = None
+    settings: RestSettings
 
     async def start(self) -> None:
         cfg = self.config
@@ -23,9 +28,10 @@ class RestOut(Sink[RestOutConfig]):
 
     async def write(self, batch: Batch) -> None:
         cfg = self.config
+        assert self.client is not None  # the runtime calls start first
         sent = await post_frame(self.client, self.settings, cfg.url, batch.frame, cfg.max_rows)
         self.ctx.count("requests", sent)
 
     async def close(self) -> None:
-        if hasattr(self, "client"):
+        if self.client is not None:
             await self.client.aclose()

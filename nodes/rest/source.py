@@ -1,23 +1,18 @@
-"""REST source: poll JSON endpoints into the long format (protocol logic in connectors.rest)."""
+"""REST source: poll JSON endpoints into the long format (protocol logic in client.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
 
-from flowengine.nodes.rest.client import (
-    HttpConfig,
-    RecordMap,
-    RestPoller,
-    RestSettings,
-    error_frame,
-)
+from flowengine.nodes.rest.client import RestPoller, RestSettings
+from flowengine.nodes.rest.config import HttpConfig
+from flowengine.nodes.rest.parse import RecordMap, Shape, TimeUnit, error_frame
 
-from flowengine.node import Done, Source, option
+from flowengine.node import Done, NodeConfig, Source, option
 from flowengine.types import Batch, Result
 
 
-class RestInConfig(HttpConfig):
+class RestInConfig(NodeConfig, HttpConfig):
     base_url: str = option(description="Root URL of the API.", examples=["https://api.plant.local"])
     endpoints: list[str] = option(
         [""], description="Paths below base_url, one GET each per poll.", examples=[["temperature"]]
@@ -29,12 +24,12 @@ class RestInConfig(HttpConfig):
     sensor_field: str = option("sensor", description="Field naming the sensor (else endpoint).")
     value_field: str = option("value", description="Field holding the value.")
     timestamp_field: str = option("timestamp", description="ISO 8601 or epoch-number field.")
-    timestamp_unit: Literal["auto", "s", "ms", "us", "ns"] = option(
+    timestamp_unit: TimeUnit = option(
         "auto",
         description="Unit of epoch-number timestamps; `auto` picks it from the magnitude "
         "(seconds below 1e11, then ms, us, ns).",
     )
-    shape: Literal["auto", "long", "wide"] = option(
+    shape: Shape = option(
         "auto",
         description="`wide`: every numeric field is a sensor (melted to rows); `auto` picks "
         "long when records have the value field.",
@@ -44,6 +39,10 @@ class RestInConfig(HttpConfig):
 
 class RestIn(Source[RestInConfig]):
     """Poll REST endpoints; unusable responses go to `error` with their HTTP status code."""
+
+    poller: RestPoller | None = None
+    #: Polls made so far; kept across restarts so `polls` counts them all.
+    _done: int = 0
 
     async def start(self) -> None:
         cfg = self.config
@@ -58,7 +57,6 @@ class RestIn(Source[RestInConfig]):
         )
         self.poller = RestPoller(cfg.base_url, cfg.endpoints, settings, mapping)
         await self.poller.open()
-        self._done = getattr(self, "_done", 0)
 
     async def read(self) -> Result:
         cfg = self.config
@@ -66,6 +64,7 @@ class RestIn(Source[RestInConfig]):
             raise Done
         if self._done:
             await asyncio.sleep(cfg.poll_interval)
+        assert self.poller is not None  # the runtime calls start first
         frame, errors = await self.poller.poll()
         self._done += 1
         self.ctx.count("polls")
@@ -79,5 +78,5 @@ class RestIn(Source[RestInConfig]):
         return result or None  # type: ignore[return-value]
 
     async def close(self) -> None:
-        if hasattr(self, "poller"):
+        if self.poller is not None:
             await self.poller.close()

@@ -9,21 +9,20 @@ are checked as identifiers and quoted by SQLAlchemy.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from flowengine.nodes.sql.config import identifier
+from flowengine.nodes.sql.parse import columns_of, records, result_frame, to_db_time
 
-from flowengine.connectors.base import BaseDataConnector
 from flowengine.extras import require
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Table
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: Driver a plain URL scheme maps to, and the extra that installs it.
 _DRIVERS = {
     "postgresql": ("postgresql+psycopg", "psycopg", "postgres"),
@@ -86,13 +85,6 @@ def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def identifier(name: str) -> str:
-    """``name`` if it is a plain SQL identifier; raises otherwise (it is never formatted in)."""
-    if not IDENTIFIER.match(name):
-        raise ValueError(f"'{name}' is not a valid table or column name (letters, digits, _)")
-    return name
-
-
 def is_disconnect(exc: BaseException, dialect: str) -> bool:
     """True for errors a retry can fix: the server or the network path went away.
 
@@ -141,87 +133,6 @@ def table_for(name: str, frame: pd.DataFrame, keys: Sequence[str]) -> Table:
         for c in frame.columns
     ]
     return sa.Table(identifier(name), sa.MetaData(), *columns)
-
-
-def to_db_time(value: datetime, dialect: str) -> datetime:
-    """UTC; naive for databases whose DateTime has no zone (SQLite, MySQL)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-        if dialect != "postgresql":
-            value = value.replace(tzinfo=None)
-    return value
-
-
-def columns_of(frame: pd.DataFrame, dialect: str) -> dict[str, list[Any]]:
-    """Each column as a list of plain Python values (None for missing), timestamps in UTC.
-
-    For SQLite, times are text in SQLAlchemy's DateTime format (what its DateTime reads back).
-    """
-    columns: dict[str, list[Any]] = {}
-    for name in frame.columns:
-        series = frame[name]
-        if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(
-            series.dtype
-        ):
-            if isinstance(series.dtype, pd.DatetimeTZDtype):
-                series = series.dt.tz_convert("UTC")
-                if dialect != "postgresql":
-                    series = series.dt.tz_localize(None)
-            if dialect == "sqlite":
-                values = series.dt.strftime("%Y-%m-%d %H:%M:%S.%f").tolist()
-            else:
-                values = list(series.dt.to_pydatetime())
-            if series.hasnans:
-                values = [None if m else v for v, m in zip(values, series.isna(), strict=True)]
-        else:
-            values = series.tolist()
-            if series.hasnans:
-                values = [None if m else v for v, m in zip(values, series.isna(), strict=True)]
-        columns[str(name)] = values
-    return columns
-
-
-def records(frame: pd.DataFrame, dialect: str) -> list[dict[str, Any]]:
-    """Rows as dicts of plain Python values (for SQLAlchemy's executemany)."""
-    columns = columns_of(frame, "postgresql" if dialect == "sqlite" else dialect)
-    if dialect == "sqlite":  # SQLAlchemy's DateTime formats naive datetimes itself
-        for name, values in columns.items():
-            columns[name] = [
-                v.astimezone(UTC).replace(tzinfo=None)
-                if isinstance(v, datetime) and v.tzinfo
-                else v
-                for v in values
-            ]
-    names = list(columns)
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-
-
-_SQLITE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
-
-
-def result_frame(rows: Sequence[Any], keys: Sequence[str], dialect: str) -> pd.DataFrame:
-    """Query rows as a frame; datetime columns become tz-aware UTC (naive ones are UTC).
-
-    SQLite has no time type: text in SQLAlchemy's DateTime format is read back as a time.
-    """
-    frame = pd.DataFrame.from_records(list(rows), columns=list(keys))
-    for name in frame.columns:
-        column = frame[name]
-        first = column.dropna().iloc[0] if column.notna().any() else None
-        if isinstance(first, datetime) or (
-            dialect == "sqlite"
-            and isinstance(first, str)
-            and _SQLITE_TIME.match(first)
-            and column.dropna()
-            .map(lambda v: isinstance(v, str) and bool(_SQLITE_TIME.match(v)))
-            .all()
-        ):
-            frame[name] = pd.to_datetime(column, utc=True, format="ISO8601")
-        elif pd.api.types.is_datetime64_dtype(column.dtype):
-            frame[name] = column.dt.tz_localize("UTC")
-        elif isinstance(column.dtype, pd.DatetimeTZDtype):
-            frame[name] = column.dt.tz_convert("UTC")
-    return frame
 
 
 class SqlClient:
@@ -356,20 +267,5 @@ class SqlClient:
         conn.exec_driver_sql(str(compiled), params)
 
     async def close(self) -> None:
+        """Dispose the engine's pool (in a worker thread: it may wait on the network)."""
         await asyncio.to_thread(self.engine.dispose)
-
-
-class DatabaseConnector(BaseDataConnector):
-    """The seed's database connector: ``connection_string``, ``query`` (and ``params``)."""
-
-    label = "database"
-
-    async def _connect(self) -> None:
-        self.client = SqlClient(self.config["connection_string"])
-        await self.client.ping()
-
-    async def _read(self) -> pd.DataFrame | None:
-        return await self.client.query(self.config["query"], self.config.get("params"))
-
-    async def _disconnect(self) -> None:
-        await self.client.close()

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from flowengine.nodes.sql.client import (
-    CommitUncertain,
-    SqlClient,
-    beside_flow,
-    identifier,
-    is_disconnect,
-)
+from flowengine.nodes.sql.client import CommitUncertain, SqlClient, beside_flow, is_disconnect
+from flowengine.nodes.sql.config import connection_field, identifier
 from pydantic import field_validator
 
 from flowengine.node import NodeConfig, Sink, option
@@ -18,12 +13,7 @@ from flowengine.types import Batch
 
 
 class SqlOutConfig(NodeConfig):
-    connection_string: str = option(
-        description="SQLAlchemy URL; put the password in ${VAR}. A relative SQLite path "
-        "(sqlite:///out/h.db) is beside the flow file.",
-        examples=["postgresql://writer:${PGPASSWORD}@db:5432/plant"],
-        secret=True,
-    )
+    connection_string: str = connection_field("writer")
     table: str = option(description="Table to write (created from the batch's dtypes if missing).")
     upsert_keys: list[str] = option(
         [], description="Key columns: rows with the same key are updated, not duplicated."
@@ -45,6 +35,7 @@ class SqlOut(Sink[SqlOutConfig]):
     and retries (the queue fills, upstream slows), so an outage loses no rows."""
 
     requires = (("sqlalchemy", "sql"),)
+    client: SqlClient | None = None
 
     async def start(self) -> None:
         self.client = SqlClient(beside_flow(self.config.connection_string, self.ctx.flow_dir))
@@ -52,7 +43,9 @@ class SqlOut(Sink[SqlOutConfig]):
 
     async def write(self, batch: Batch) -> None:
         cfg = self.config
+        assert self.client is not None  # the runtime calls start first
         delay, pending = 0.2, None
+        reason: Exception
         while True:
             try:
                 if pending is None or not await self.client.committed(pending):
@@ -74,5 +67,5 @@ class SqlOut(Sink[SqlOutConfig]):
         self.ctx.count("rows_written", len(batch.frame))
 
     async def close(self) -> None:
-        if hasattr(self, "client"):
+        if self.client is not None:
             await self.client.close()

@@ -11,17 +11,13 @@ from typing import Any
 
 import pandas as pd
 from flowengine.nodes.sql.client import SqlClient, beside_flow
+from flowengine.nodes.sql.config import connection_field
 
 from flowengine.node import NodeConfig, Source, option
 
 
 class SqlInConfig(NodeConfig):
-    connection_string: str = option(
-        description="SQLAlchemy URL; put the password in ${VAR}. A relative SQLite path "
-        "(sqlite:///out/h.db) is beside the flow file.",
-        examples=["postgresql://reader:${PGPASSWORD}@db:5432/plant"],
-        secret=True,
-    )
+    connection_string: str = connection_field("reader")
     query: str = option(
         description="SELECT with :name parameters; with a watermark use :last_<column>.",
         examples=["SELECT * FROM readings WHERE timestamp > :last_timestamp ORDER BY timestamp"],
@@ -60,13 +56,17 @@ class SqlIn(Source[SqlInConfig]):
     """Poll a query; with `watermark_column`, each row is read once across restarts."""
 
     requires = (("sqlalchemy", "sql"),)
+    client: SqlClient | None = None
+    state_path: Path
+    watermark: Any = None
+    #: Polls made so far; kept across restarts so `polls` counts them all.
+    _done: int = 0
 
     async def start(self) -> None:
         self.client = SqlClient(beside_flow(self.config.connection_string, self.ctx.flow_dir))
         await self.client.ping()
         self.state_path = self.ctx.flow_dir / ".flowengine-state" / f"{self.ctx.node_id}.json"
         self.watermark = self._restore()
-        self._done = getattr(self, "_done", 0)
 
     def _restore(self) -> Any:
         if self.state_path.exists():
@@ -92,6 +92,7 @@ class SqlIn(Source[SqlInConfig]):
     async def run(self) -> None:
         cfg = self.config
         column = cfg.watermark_column
+        assert self.client is not None  # the runtime calls start first
         while cfg.polls is None or self._done < cfg.polls:
             if self._done:
                 await asyncio.sleep(cfg.poll_interval)
@@ -110,5 +111,5 @@ class SqlIn(Source[SqlInConfig]):
                 await asyncio.to_thread(self._persist)
 
     async def close(self) -> None:
-        if hasattr(self, "client"):
+        if self.client is not None:
             await self.client.close()

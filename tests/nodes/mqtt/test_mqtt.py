@@ -28,7 +28,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pandas as pd
 import pytest
-from flowengine.nodes.mqtt.client import MqttConnection
+from flowengine.nodes.mqtt.config import MqttConnection
 
 from flowengine.connectors import MQTTConnector
 from flowengine.runtime import Runtime
@@ -510,7 +510,8 @@ def test_tls_with_a_self_signed_broker(private_mosquitto: Any, tmp_path: Path):
 
 # ---- payload parsing without a broker -------------------------------------------------------
 def parsed(payloads: list[Any], topic: str = "plant/line3/temp", **cfg: Any) -> Any:
-    from flowengine.nodes.mqtt.client import MqttParsing, Parser
+    from flowengine.nodes.mqtt.config import MqttParsing
+    from flowengine.nodes.mqtt.parse import Parser
 
     parser = Parser(MqttParsing(**cfg), "src")
     received = 1_800_000_000 * 10**9

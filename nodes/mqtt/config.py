@@ -1,0 +1,98 @@
+"""MQTT connection and parsing settings: plain pydantic models that node configs and the
+seed's ``MQTTConfig`` compose (``class MqttInConfig(NodeConfig, MqttConnection, MqttParsing)``).
+
+They forbid unknown keys and are frozen like ``NodeConfig``, so the seed's dict config is checked
+the same way as a node's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from flowengine.node import option
+
+
+class MqttConnection(BaseModel):
+    """Broker connection settings shared by ``mqtt_in`` and ``mqtt_out`` (seed keys kept)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    broker_host: str = option("127.0.0.1", description="Broker host name or address.")
+    broker_port: int = option(1883, ge=1, le=65535, description="Broker port (8883 for TLS).")
+    username: str | None = option(None, description="User name, if the broker wants one.")
+    password: str | None = option(None, secret=True, description="Password for `username`.")
+    keep_alive: int = option(60, ge=0, description="Seconds between pings (broker cuts at 1.5x).")
+    client_id: str = option(
+        "", description="Client id; required for a persistent session (clean_session: false)."
+    )
+    clean_session: bool = option(
+        True,
+        description="False keeps subscriptions and queued QoS 1/2 messages across disconnects.",
+    )
+    protocol: Literal["3.1.1", "5"] = option("3.1.1", description="MQTT protocol version.")
+    session_expiry: int = option(
+        86400, ge=0, advanced=True, description="MQTT 5 persistent session lifetime in seconds."
+    )
+    tls: bool = option(False, description="Use TLS (implied by `ca_file`).")
+    ca_file: str | None = option(None, description="CA certificate (PEM) to verify the broker.")
+    certfile: str | None = option(None, description="Client certificate (PEM) for mutual TLS.")
+    keyfile: str | None = option(None, description="Private key (PEM) of `certfile`.")
+    insecure: bool = option(
+        False, advanced=True, description="Skip host name checks (test rigs only)."
+    )
+    connect_timeout: float = option(10.0, gt=0, advanced=True, description="Seconds for CONNACK.")
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: Any) -> Any:
+        return {"5.0": "5", 5: "5", 311: "3.1.1", "311": "3.1.1"}.get(value, value)
+
+    @model_validator(mode="after")
+    def _session_needs_id(self) -> MqttConnection:
+        if not self.clean_session and not self.client_id:
+            raise ValueError("clean_session: false needs a fixed client_id (the session's name)")
+        if self.keyfile and not self.certfile:
+            raise ValueError("keyfile given without certfile")
+        return self
+
+
+class MqttParsing(BaseModel):
+    """How payloads become rows of the long format (timestamp, sensor, value, ...)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str | list[str] = option(
+        "sensors/#", description="Topic filter(s) to subscribe; `+` and `#` wildcards."
+    )
+    topics: list[str] = option([], description="More topic filters (added to `topic`).")
+    qos: Literal[0, 1, 2] = option(1, description="Subscription QoS.")
+    sensor_from: str | int = option(
+        "sensor",
+        description="A payload field name (the topic when the field is absent), `topic` (whole "
+        "topic), or `topic[N]` / an int N (a topic level, -1 = last).",
+        examples=["topic[-1]", 2, "id"],
+    )
+    value_field: str = option("value", description="Payload field holding the reading.")
+    timestamp_field: str = option(
+        "timestamp", description="Payload field holding the time (receive time when absent)."
+    )
+    timestamp_format: Literal["auto", "iso", "epoch_s", "epoch_ms"] = option(
+        "auto", description="`auto`: strings as ISO 8601, numbers as epoch s or ms by size."
+    )
+
+    @field_validator("sensor_from")
+    @classmethod
+    def _sensor_from(cls, value: str | int) -> str | int:
+        if isinstance(value, str) and value.startswith("topic["):
+            try:
+                int(value[6:].rstrip("]"))
+            except ValueError:
+                raise ValueError("topic level must look like topic[2] or topic[-1]") from None
+        return value
+
+    def filters(self) -> list[str]:
+        """Every topic filter, in order, without duplicates."""
+        first = [self.topic] if isinstance(self.topic, str) else list(self.topic)
+        return list(dict.fromkeys(first + self.topics))

@@ -1,0 +1,98 @@
+"""OPC UA connection and subscription settings: plain pydantic models that node configs and
+the seed's connector compose (``class OpcuaInConfig(NodeConfig, OpcuaConfig)``).
+
+They forbid unknown keys and are frozen like ``NodeConfig``, so the seed's dict config is checked
+the same way as a node's.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from flowengine.node import option
+
+#: Monitored items created per CreateMonitoredItems request.
+SUBSCRIBE_BATCH = 500
+#: Subscription values held between two emits before the oldest are dropped.
+MAX_BUFFER = 100_000
+
+
+class Deadband(BaseModel):
+    """Report a change only when it exceeds ``value`` (absolute units, or percent of EURange)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["absolute", "percent"] = "absolute"
+    value: float = 0.0
+
+    @model_validator(mode="after")
+    def _in_range(self) -> Deadband:
+        if self.value < 0 or (self.type == "percent" and self.value > 100):
+            raise ValueError("deadband value must be >= 0 (and <= 100 for percent)")
+        return self
+
+
+class Security(BaseModel):
+    """A secured channel: a client certificate and key (see docs/connectors-opcua.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    policy: Literal["None", "Basic256Sha256"] = "Basic256Sha256"
+    mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    certificate: str | None = None
+    private_key: str | None = None
+    server_certificate: str | None = None
+
+
+class OpcuaConnection(BaseModel):
+    """How to reach the server: the seed's keys plus security (shared by source and sink)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    server_url: str = option(description="Endpoint URL.", examples=["opc.tcp://plc:4840"])
+    username: str | None = option(None, description="User name; anonymous when empty.")
+    password: str | None = option(None, secret=True, description="Password of `username`.")
+    security: Security | None = option(None, description="Basic256Sha256 Sign/SignAndEncrypt.")
+    timeout: float = option(4.0, gt=0, advanced=True, description="Seconds per request.")
+    nodes: list[str] | dict[str, str] = option(
+        default_factory=list,
+        description="Node ids or browse paths; a mapping `node_id: name` names them.",
+    )
+
+
+class OpcuaConfig(OpcuaConnection):
+    """The seed's keys unchanged, plus subscription settings."""
+
+    nodes: list[str] | dict[str, str] = option(
+        description="Node ids (`ns=2;i=1001`, `ns=2;s=Line3.Temp`) or browse paths "
+        "(`Objects/2:Line3/2:Temp`); a mapping `node_id: name` names the `sensor` column.",
+        examples=[["ns=2;i=1001", "ns=2;i=1002"], {"ns=2;i=1001": "furnace_temp"}],
+    )
+    sampling_interval: float = option(
+        1.0, gt=0, description="Seconds between polls, or the subscription's sampling interval."
+    )
+    mode: Literal["polling", "subscription"] = option(
+        "polling", description="One read request per cycle, or monitored items (push)."
+    )
+    queue_size: int = option(1, ge=1, advanced=True, description="Server queue per item.")
+    discard_oldest: bool = option(True, advanced=True, description="Drop oldest when full.")
+    deadband: Deadband | None = option(None, description="Suppress small changes.")
+    subscribe_batch: int = option(
+        SUBSCRIBE_BATCH, ge=1, advanced=True, description="Monitored items per create request."
+    )
+    batch_interval: float = option(
+        0.5, gt=0, description="Seconds of subscription data collected into one batch."
+    )
+    max_buffer: int = option(
+        MAX_BUFFER,
+        ge=1,
+        advanced=True,
+        description="Subscription values held between emits; when full the oldest are dropped "
+        "(counted as `dropped`).",
+    )
+
+    @field_validator("nodes")
+    @classmethod
+    def _not_empty(cls, v: list[str] | dict[str, str]) -> list[str] | dict[str, str]:
+        if not v:
+            raise ValueError("list at least one node")
+        return v

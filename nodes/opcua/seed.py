@@ -1,0 +1,36 @@
+"""The seed's ``OPCUAConnector`` over the nodes' ``OpcuaClient``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from flowengine.nodes.opcua.client import OpcuaClient
+from flowengine.nodes.opcua.config import OpcuaConfig
+
+from flowengine.connectors.base import BaseDataConnector
+
+
+class OPCUAConnector(BaseDataConnector):
+    """The seed's OPC UA connector: ``read_data`` polls every node in one request (or, with
+    ``mode: subscription``, returns what arrived since the last call)."""
+
+    label = "OPC UA"
+
+    def __init__(self, config: dict[str, Any], name: str | None = None) -> None:
+        super().__init__(config, name)
+        self.settings = OpcuaConfig.model_validate(self.config)
+        self.client = OpcuaClient(self.settings)
+
+    async def _connect(self) -> None:
+        await self.client.connect()
+        if self.settings.mode == "subscription":
+            await self.client.subscribe()
+
+    async def _read(self) -> pd.DataFrame | None:
+        if self.settings.mode == "subscription":
+            return await self.client.take(0)
+        return await self.client.read()
+
+    async def _disconnect(self) -> None:
+        await self.client.close()

@@ -1,0 +1,28 @@
+"""Settings shared by ``sql_in`` and ``sql_out``: the connection string field and the check of
+table and column names (values never need one: they only travel as bound parameters)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flowengine.node import option
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def identifier(name: str) -> str:
+    """``name`` if it is a plain SQL identifier; raises otherwise (it is never formatted in)."""
+    if not IDENTIFIER.match(name):
+        raise ValueError(f"'{name}' is not a valid table or column name (letters, digits, _)")
+    return name
+
+
+def connection_field(role: str) -> Any:
+    """The ``connection_string`` field; ``role`` names the example's database user."""
+    return option(
+        description="SQLAlchemy URL; put the password in ${VAR}. A relative SQLite path "
+        "(sqlite:///out/h.db) is beside the flow file.",
+        examples=[f"postgresql://{role}:${{PGPASSWORD}}@db:5432/plant"],
+        secret=True,
+    )
