@@ -1,1 +1,1 @@
-"""nodes/nodered."""
+"""Node-RED import: ``convert`` is the API, ``command`` the ``flowengine import`` command."""

@@ -33,6 +33,19 @@ def _problems(text: str, result: ImportResult, output: Path | None) -> list[str]
     return [str(p) for p in problems + more + checked.errors]
 
 
+def _report(result: ImportResult) -> None:
+    """What was not imported, the warnings and the variables to set, on stderr."""
+    for unmapped in result.unmapped:
+        name = f" '{unmapped.name}'" if unmapped.name else ""
+        click.echo(
+            f"not imported: {unmapped.type}{name} ({unmapped.id}): {unmapped.reason}", err=True
+        )
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for name, what in result.env.items():
+        click.echo(f"set {name}: {what}", err=True)
+
+
 @click.command("import")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -68,15 +81,7 @@ def import_cmd(source: Path, output: Path | None, tab: str | None) -> None:
             raise click.FileError(str(output), exc.strerror or str(exc)) from None
     else:
         click.echo(yaml_text, nl=False)
-    for unmapped in result.unmapped:
-        name = f" '{unmapped.name}'" if unmapped.name else ""
-        click.echo(
-            f"not imported: {unmapped.type}{name} ({unmapped.id}): {unmapped.reason}", err=True
-        )
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    for name, what in result.env.items():
-        click.echo(f"set {name}: {what}", err=True)
+    _report(result)
     errors = _problems(yaml_text, result, output)
     for error in errors:
         click.echo(f"invalid: {error}", err=True)
