@@ -12,6 +12,8 @@ The contract, written once:
 * A **sink** implements ``write(batch)`` (plain or ``async``) and optionally ``flush``.
 * Every node may return pending data from ``flush`` at shutdown (it is sent on like a result)
   and releases resources in ``close``. Inputs are read-only: never modify ``batch.frame`` in place.
+* A node that keeps state across batches names the attributes in ``state_attrs``: checkpoints
+  save them (``snapshot``) and a restart after a crash restores them (``restore``).
 
 Retries, metrics, status timing and logging context belong to the runtime, not to node code.
 """
@@ -98,6 +100,9 @@ class Node(Generic[C]):
     config: C
     #: The latest batches this node keeps for the editor's debug view; None keeps none.
     recent: deque[Batch] | None = None
+    #: Attributes that hold state across batches (open windows, held rows, last values): a
+    #: checkpoint saves them and a restart restores them, so they must pickle. Empty: stateless.
+    state_attrs: ClassVar[tuple[str, ...]] = ()
     category: ClassVar[str] = "function"
     inputs: ClassVar[tuple[str, ...]] = ("in",)
     outputs: ClassVar[tuple[str, ...]] = ("out",)
@@ -133,6 +138,23 @@ class Node(Generic[C]):
     async def start(self) -> None:
         """Open connections and files; called before any batch arrives (sources: connect)."""
 
+    def snapshot(self) -> Any:
+        """This node's state for a checkpoint, taken between batches (None when stateless).
+
+        The default saves the attributes named in ``state_attrs``; a node whose state is not
+        plain attributes overrides this and :meth:`restore`.
+        """
+        if not self.state_attrs:
+            return None
+        return {name: getattr(self, name) for name in self.state_attrs if hasattr(self, name)}
+
+    def restore(self, state: Any) -> None:
+        """Take back what :meth:`snapshot` returned; called after ``start``, before any batch."""
+        if isinstance(state, dict):
+            for name, value in state.items():
+                if name in self.state_attrs:
+                    setattr(self, name, value)
+
     async def flush(self) -> Result:
         """Return data still held when the stream ends; it is sent on like a result."""
         return None
@@ -151,6 +173,11 @@ class Source(Node[C]):
     async def read(self) -> Result:
         """Return the next batch (``None`` for nothing this time); raise :class:`Done` at the end."""
         raise NotImplementedError
+
+    async def acknowledge(self) -> None:
+        """What this source emitted so far is safe on local disk (its ingest journal): confirm
+        it upstream now (an MQTT source sends its held acknowledgements). The default does
+        nothing: a source whose upstream does not wait for confirmations needs nothing here."""
 
     async def run(self) -> None:
         """Emit what ``read`` returns until cancelled or :class:`Done`."""
