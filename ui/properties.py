@@ -8,138 +8,20 @@ problems from the validator shown under it. Edits go to the model on blur (one u
 
 from __future__ import annotations
 
-import io
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from flowengine.ui.fields import FieldSpec, field_errors, field_specs, from_yaml, to_yaml
 from flowengine.ui.model import EditorModel
 from flowengine.ui.palette import summary
 from nicegui import ui
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from flowengine.envsubst import has_reference
 from flowengine.model import NODE_KEYS
-from flowengine.problems import Problem
 
-_FIELD = re.compile(r"(?:field|required field) '([^'.]+)")
-
-
-@dataclass(frozen=True, slots=True)
-class FieldSpec:
-    """What the form needs to know about one config field."""
-
-    name: str
-    kind: str  # text | code | number | integer | bool | choice | list | dict | yaml
-    title: str
-    description: str
-    required: bool
-    default: Any
-    secret: bool = False
-    advanced: bool = False
-    nullable: bool = False
-    choices: tuple[Any, ...] = ()
-    item_type: str = "string"
-    minimum: float | None = None
-    maximum: float | None = None
-
-
-def _strip_null(prop: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    options = prop.get("anyOf")
-    if not options:
-        return prop, False
-    rest = [o for o in options if o.get("type") != "null"]
-    nullable = len(rest) < len(options)
-    if len(rest) == 1:
-        return {**prop, **rest[0], "anyOf": None}, nullable
-    return prop, nullable
-
-
-def field_kind(prop: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
-    """The control for a schema property, the property with ``null`` removed, nullable."""
-    inner, nullable = _strip_null(prop)
-    kind = inner.get("type")
-    described = f"{inner.get('description', '')}".lower()
-    if "enum" in inner:
-        return "choice", inner, nullable
-    if kind == "string":
-        if inner.get("widget") in ("code", "textarea") or "expression" in described:
-            return "code", inner, nullable
-        return "text", inner, nullable
-    if kind in ("integer", "number"):
-        return kind, inner, nullable
-    if kind == "boolean":
-        return "bool", inner, nullable
-    items = inner.get("items") or {}
-    if kind == "array" and items.get("type") in ("string", "integer", "number"):
-        return "list", inner, nullable
-    extra = inner.get("additionalProperties")
-    if kind == "object" and isinstance(extra, dict) and extra.get("type") in ("string", "number"):
-        return "dict", inner, nullable
-    return "yaml", inner, nullable
-
-
-def field_specs(schema: dict[str, Any]) -> list[FieldSpec]:
-    """The fields of a config schema in declaration order."""
-    required = set(schema.get("required", []))
-    specs = []
-    for name, prop in schema.get("properties", {}).items():
-        kind, inner, nullable = field_kind(prop)
-        items = inner.get("items") or {}
-        extra = inner.get("additionalProperties")
-        item_type = (
-            items.get("type", "string")
-            if kind == "list"
-            else extra.get("type", "string")
-            if kind == "dict" and isinstance(extra, dict)
-            else "string"
-        )
-        specs.append(
-            FieldSpec(
-                name=name,
-                kind=kind,
-                title=prop.get("title", name),
-                description=prop.get("description", ""),
-                required=name in required,
-                default=prop.get("default"),
-                secret=bool(prop.get("secret")),
-                advanced=bool(prop.get("advanced")),
-                nullable=nullable,
-                choices=tuple(inner.get("enum", ())),
-                item_type=item_type,
-                minimum=inner.get("minimum", inner.get("exclusiveMinimum")),
-                maximum=inner.get("maximum", inner.get("exclusiveMaximum")),
-            )
-        )
-    return specs
-
-
-def field_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[str]]:
-    """A node's error messages by field name, and those about the node as a whole."""
-    by_field: dict[str, list[str]] = {}
-    general: list[str] = []
-    for problem in problems:
-        match = _FIELD.search(problem.message)
-        text = problem.message if problem.is_error else f"warning: {problem.message}"
-        if match:
-            by_field.setdefault(match[1], []).append(text)
-        else:
-            general.append(text)
-    return by_field, general
-
-
-def to_yaml(value: Any) -> str:
-    if value is None:
-        return ""
-    out = io.StringIO()
-    YAML(typ="safe", pure=True).dump(value, out)
-    return out.getvalue()
-
-
-def from_yaml(text: str) -> Any:
-    return YAML(typ="safe", pure=True).load(text) if text.strip() else None
+#: Builds one field's control: (node id, spec, label, value).
+_Builder = Callable[[str, FieldSpec, str, Any], None]
 
 
 class PropertyPanel:
@@ -209,6 +91,7 @@ class PropertyPanel:
         return label
 
     def _field(self, node_id: str, spec: FieldSpec, values: dict[str, Any]) -> None:
+        """One field: its control (by kind), its hint with the default, its error line."""
         value = values.get(spec.name)
         label = spec.title + (" *" if spec.required else "")
         hint = spec.description
@@ -217,79 +100,93 @@ class PropertyPanel:
         kind = spec.kind
         if isinstance(value, str) and kind in ("number", "integer", "bool", "choice", "list"):
             kind = "text"  # a ${VAR} reference where a number or choice goes
+        builders: dict[str, _Builder] = {
+            "text": self._text_field,
+            "code": self._code_field,
+            "number": self._number_field,
+            "integer": self._number_field,
+            "bool": self._bool_field,
+            "choice": self._choice_field,
+            "list": self._list_field,
+            "dict": self._dict_field,
+        }
         box = ui.column().classes("w-full gap-0").mark(f"field-{spec.name}")
         with box.props(f"data-field={spec.name}"):
-            if kind == "text":
-                default = "" if spec.default is None else str(spec.default)
-                self._text(node_id, spec.name, label, value, spec.required, spec.secret, default)
-            elif kind == "code":
-                area = (
-                    ui.textarea(label, value=value or "")
-                    .props("dense autogrow input-class=font-mono")
-                    .classes("w-full")
-                    .mark(f"prop-{spec.name}")
-                )
-                area.on("blur", lambda: self._set_text(node_id, spec.name, area.value))
-            elif kind in ("number", "integer"):
-                num = (
-                    ui.number(
-                        label,
-                        value=value,
-                        min=spec.minimum,
-                        max=spec.maximum,
-                        placeholder=str(spec.default) if spec.default is not None else None,
-                    )
-                    .props("dense")
-                    .classes("w-full")
-                    .mark(f"prop-{spec.name}")
-                )
-                cast = int if kind == "integer" else float
-                num.on(
-                    "blur",
-                    lambda: self._set(
-                        node_id, spec.name, None if num.value is None else cast(num.value)
-                    ),
-                )
-            elif kind == "bool":
-                switch = ui.switch(label, value=bool(spec.default if value is None else value))
-                switch.mark(f"prop-{spec.name}")
-                switch.on_value_change(lambda e: self._set(node_id, spec.name, e.value))
-            elif kind == "choice":
-                options = list(spec.choices)
-                shown = value if value in options else spec.default  # the default, as Node-RED
-                select = (
-                    ui.select(options, label=label, value=shown if shown in options else None)
-                    .props("dense" + (" clearable" if not spec.required else ""))
-                    .classes("w-full")
-                    .mark(f"prop-{spec.name}")
-                )
-                select.on_value_change(lambda e: self._set(node_id, spec.name, e.value))
-            elif kind == "list":
-                chips = (
-                    ui.input_chips(label, value=[str(v) for v in value or []])
-                    .props("dense")
-                    .classes("w-full")
-                    .mark(f"prop-{spec.name}")
-                )
-                cast_item: Callable[[str], Any] = {"integer": int, "number": float}.get(
-                    spec.item_type, str
-                )
-                chips.on_value_change(
-                    lambda e: self._set_list(node_id, spec.name, e.value, cast_item)
-                )
-            elif kind == "dict":
-                self._mapping(node_id, spec, label, value if isinstance(value, dict) else {})
-            else:
-                area = (
-                    ui.textarea(f"{label} (YAML)", value=to_yaml(value))
-                    .props("dense autogrow input-class=font-mono")
-                    .classes("w-full")
-                    .mark(f"prop-{spec.name}")
-                )
-                area.on("blur", lambda: self._set_yaml(node_id, spec.name, area.value))
+            builders.get(kind, self._yaml_field)(node_id, spec, label, value)
             if hint:
                 ui.label(hint).classes("text-caption text-grey-7")
             self.error_labels[spec.name] = self._error_label()
+
+    def _text_field(self, node_id: str, spec: FieldSpec, label: str, value: Any) -> None:
+        default = "" if spec.default is None else str(spec.default)
+        self._text(node_id, spec.name, label, value, spec.required, spec.secret, default)
+
+    def _code_field(self, node_id: str, spec: FieldSpec, label: str, value: Any) -> None:
+        area = (
+            ui.textarea(label, value=value or "")
+            .props("dense autogrow input-class=font-mono")
+            .classes("w-full")
+            .mark(f"prop-{spec.name}")
+        )
+        area.on("blur", lambda: self._set_text(node_id, spec.name, area.value))
+
+    def _number_field(self, node_id: str, spec: FieldSpec, label: str, value: Any) -> None:
+        num = (
+            ui.number(
+                label,
+                value=value,
+                min=spec.minimum,
+                max=spec.maximum,
+                placeholder=str(spec.default) if spec.default is not None else None,
+            )
+            .props("dense")
+            .classes("w-full")
+            .mark(f"prop-{spec.name}")
+        )
+        cast = int if spec.kind == "integer" else float
+        num.on(
+            "blur",
+            lambda: self._set(node_id, spec.name, None if num.value is None else cast(num.value)),
+        )
+
+    def _bool_field(self, node_id: str, spec: FieldSpec, label: str, value: Any) -> None:
+        switch = ui.switch(label, value=bool(spec.default if value is None else value))
+        switch.mark(f"prop-{spec.name}")
+        switch.on_value_change(lambda e: self._set(node_id, spec.name, e.value))
+
+    def _choice_field(self, node_id: str, spec: FieldSpec, label: str, value: Any) -> None:
+        options = list(spec.choices)
+        shown = value if value in options else spec.default  # the default, as Node-RED
+        select = (
+            ui.select(options, label=label, value=shown if shown in options else None)
+            .props("dense" + (" clearable" if not spec.required else ""))
+            .classes("w-full")
+            .mark(f"prop-{spec.name}")
+        )
+        select.on_value_change(lambda e: self._set(node_id, spec.name, e.value))
+
+    def _list_field(self, node_id: str, spec: FieldSpec, label: str, value: Any) -> None:
+        chips = (
+            ui.input_chips(label, value=[str(v) for v in value or []])
+            .props("dense")
+            .classes("w-full")
+            .mark(f"prop-{spec.name}")
+        )
+        cast_item: Callable[[str], Any] = {"integer": int, "number": float}.get(spec.item_type, str)
+        chips.on_value_change(lambda e: self._set_list(node_id, spec.name, e.value, cast_item))
+
+    def _dict_field(self, node_id: str, spec: FieldSpec, label: str, value: Any) -> None:
+        self._mapping(node_id, spec, label, value if isinstance(value, dict) else {})
+
+    def _yaml_field(self, node_id: str, spec: FieldSpec, label: str, value: Any) -> None:
+        """Anything the other controls do not fit (nested values, unknown keys), as YAML."""
+        area = (
+            ui.textarea(f"{label} (YAML)", value=to_yaml(value))
+            .props("dense autogrow input-class=font-mono")
+            .classes("w-full")
+            .mark(f"prop-{spec.name}")
+        )
+        area.on("blur", lambda: self._set_yaml(node_id, spec.name, area.value))
 
     def _text(
         self,
