@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import re
 
+import pandas as pd
+
 _BACKTICKED = re.compile(r"`[^`]*`")
 #: The math functions pandas' expression engine supports.
 FUNCTIONS = frozenset(
@@ -78,3 +80,9 @@ def check_expressions(named: dict[str, str], what: str) -> dict[str, str]:
     for name, expr in named.items():
         check_expression(expr, f"{what} '{name}'")
     return named
+
+
+def evaluate(frame: pd.DataFrame, expr: str) -> pd.Series:
+    """``expr`` (checked by :func:`check_expression`) on ``frame`` as a column of it: pandas
+    returns a Series, or a scalar for a constant expression, which is broadcast."""
+    return pd.Series(frame.eval(expr), index=frame.index)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import pandas as pd
 from flowengine.nodes.analytics import alerts
-from flowengine.nodes.exprs import check_expression
+from flowengine.nodes.exprs import check_expression, evaluate
 from pydantic import field_validator, model_validator
 
 from flowengine.node import NodeConfig, Transform, option
@@ -106,7 +106,7 @@ class Alert(Transform[AlertConfig]):
             frame[value_col].astype(float) if value_col else pd.Series(float("nan"), frame.index)
         )
         if cfg.condition is not None:
-            hot = frame.eval(cfg.condition).astype(bool)
+            hot = evaluate(frame, cfg.condition).astype(bool)
             cool = ~hot
         else:
             hot, cool = values.map(self._threshold.hot), values.map(self._threshold.cool)

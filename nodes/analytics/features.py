@@ -76,7 +76,7 @@ class Features(StreamTransform[FeaturesConfig]):
     cheaper (see flowengine.nodes.analytics.featurize); state lives across batches, `flush` emits open windows.
     """
 
-    def __init__(self, config: NodeConfig, ctx: Context) -> None:
+    def __init__(self, config: FeaturesConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         cfg = self.config
         self.stream = Featurizer(

@@ -282,35 +282,9 @@ class Featurizer:
         d = (p[rows] - win) * (self.step / 1e9)  # pane start minus window start, seconds
         order, starts = _groups((st[:, _LSEQ], st[:, _LT], code, win), 2)
         st, lab, d = st[order], lab[order], d[order]
-        n = np.add.reduceat(st[:, _N], starts)
-        s1 = np.add.reduceat(st[:, _S1], starts)
-        s2 = np.add.reduceat(st[:, _S2], starts)
-        sx = np.add.reduceat(st[:, _SX] + st[:, _N] * d, starts)
-        sxx = np.add.reduceat(st[:, _SXX] + 2 * d * st[:, _SX] + st[:, _N] * d * d, starts)
-        sxy = np.add.reduceat(st[:, _SXY] + d * st[:, _S1], starts)
-        mn = np.minimum.reduceat(st[:, _MN], starts)
-        mx = np.maximum.reduceat(st[:, _MX], starts)
-        last = st[_ends(starts, len(st)), _LV]  # runs sorted by (last time, arrival)
-        out_code = code[order][starts]
-        out_win = win[order][starts]
+        out_code, out_win = code[order][starts], win[order][starts]
         ref = np.asarray(self._ref)[out_code]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = s1 / n
-            var = (s2 - s1 * s1 / n) / (n - 1)
-            var = np.where(n > 1, np.maximum(var, 0.0), np.nan)
-            den = sxx - sx * sx / n
-            flat = den <= 1e-12 * np.maximum(sxx, 1e-300)  # one distinct time: no trend
-            slope = np.where((n > 1) & ~flat, (sxy - sx * s1 / n) / den, np.nan)
-        aggs = {
-            "mean": mean + ref,
-            "std": np.sqrt(var),
-            "min": mn + ref,
-            "max": mx + ref,
-            "last": last + ref,
-            "count": n,
-            "range": mx - mn,
-            "slope": slope,
-        }
+        aggs = _aggregate(st, d, starts, _ends(starts, len(st)), ref)
         lab_out = (
             np.fmax.reduceat(lab, starts, axis=0) if lab.shape[1] else np.zeros((starts.size, 0))
         )
@@ -348,3 +322,36 @@ class Featurizer:
             body.insert(0, column, [groups[g][index] for g in pairs[:, 1]])
         body.insert(0, "timestamp", _times((pairs[:, 0] + self.panes) * self.step))
         return body
+
+
+def _aggregate(
+    st: np.ndarray, d: np.ndarray, starts: np.ndarray, ends: np.ndarray, ref: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every aggregation per window from its pane stats ``st`` (runs from ``starts``, last rows
+    at ``ends``), panes shifted by ``d`` seconds from the window start, values by ``ref``."""
+    n = np.add.reduceat(st[:, _N], starts)
+    s1 = np.add.reduceat(st[:, _S1], starts)
+    s2 = np.add.reduceat(st[:, _S2], starts)
+    sx = np.add.reduceat(st[:, _SX] + st[:, _N] * d, starts)
+    sxx = np.add.reduceat(st[:, _SXX] + 2 * d * st[:, _SX] + st[:, _N] * d * d, starts)
+    sxy = np.add.reduceat(st[:, _SXY] + d * st[:, _S1], starts)
+    mn = np.minimum.reduceat(st[:, _MN], starts)
+    mx = np.maximum.reduceat(st[:, _MX], starts)
+    last = st[ends, _LV]  # runs sorted by (last time, arrival)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        var = (s2 - s1 * s1 / n) / (n - 1)
+        var = np.where(n > 1, np.maximum(var, 0.0), np.nan)
+        den = sxx - sx * sx / n
+        flat = den <= 1e-12 * np.maximum(sxx, 1e-300)  # one distinct time: no trend
+        slope = np.where((n > 1) & ~flat, (sxy - sx * s1 / n) / den, np.nan)
+    return {
+        "mean": mean + ref,
+        "std": np.sqrt(var),
+        "min": mn + ref,
+        "max": mx + ref,
+        "last": last + ref,
+        "count": n,
+        "range": mx - mn,
+        "slope": slope,
+    }

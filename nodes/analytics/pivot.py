@@ -77,7 +77,7 @@ class Pivot(StreamTransform[PivotConfig]):
     the last values kept across batches; `flush` emits the grid up to the last row seen.
     """
 
-    def __init__(self, config: NodeConfig, ctx: Context) -> None:
+    def __init__(self, config: PivotConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         cfg = self.config
         self.stream = Pivoter(

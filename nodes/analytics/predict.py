@@ -113,7 +113,7 @@ class Predict(Transform[PredictConfig]):
         self._stamp = self._file_stamp()
         # scikit-learn's tree ensembles score with OpenMP; with the default of one thread per
         # core, a one-row batch on a busy box costs ~50x more than with one thread
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
         threadpool_limits(cfg.threads, user_api="openmp")
         self._model = await asyncio.to_thread(self._load)
@@ -180,5 +180,6 @@ class Predict(Transform[PredictConfig]):
         return frame.assign(**columns)
 
     async def close(self) -> None:
-        if getattr(self, "_loading", None) is not None:
-            self._loading.cancel()
+        loading = getattr(self, "_loading", None)
+        if loading is not None:
+            loading.cancel()

@@ -7,12 +7,12 @@ import math
 import time
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 from flowengine.nodes.analytics.steelsim import CHUNK, LineConfig, SteelLine
 from pydantic import model_validator
 
+from flowengine.context import Context
 from flowengine.node import Done, NodeConfig, Source, option
 
 #: Default start when not realtime, so that history runs are reproducible.
@@ -81,7 +81,7 @@ class Simulate(Source[SimulateConfig]):
     one slice whatever its size; the values do not depend on the batch size or the pacing.
     """
 
-    def __init__(self, config: NodeConfig, ctx: Any) -> None:
+    def __init__(self, config: SimulateConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         self._model: SteelLine | None = None
 

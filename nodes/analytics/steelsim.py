@@ -18,169 +18,52 @@ too, so it does not change with the rate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import IntEnum
-from fractions import Fraction
-
 import numpy as np
 import pandas as pd
+from flowengine.nodes.analytics.steelschedule import LineSchedule
+from flowengine.nodes.analytics.steelspec import (
+    CORE,
+    DEFECT_KINDS,
+    QUALITIES,
+    Episode,
+    LineConfig,
+    Phase,
+    Readings,
+    Sensor,
+    sensor_specs,
+)
+
+__all__ = [
+    "CHUNK",
+    "DEFECT_KINDS",
+    "QUALITIES",
+    "Episode",
+    "LineConfig",
+    "Phase",
+    "Readings",
+    "Sensor",
+    "SteelLine",
+    "sensor_specs",
+]
 
 #: Ticks per white-noise chunk: the unit that makes values independent of batch sizes.
 CHUNK = 1024
-DEFECT_KINDS = ("gauge_excursion", "cold_spot", "cooling_fault")
-QUALITIES = ("good", "uncertain", "bad")
 _QUALITIES = np.array(QUALITIES, dtype=object)
-#: Precursor weight of each effect per defect kind: temperature sag, force rise, force
-#: oscillation, cooling flow drop, gauge noise. Every kind shows all of them, in its own mix.
-KIND_WEIGHTS = np.array(
-    [
-        [0.4, 1.0, 1.0, 0.3, 1.0],  # gauge_excursion
-        [1.0, 0.7, 0.7, 0.3, 0.7],  # cold_spot
-        [0.3, 0.5, 0.7, 1.0, 0.7],  # cooling_fault
-    ]
-)
-COIL_SECONDS = 90.0  # mean time between coil changes
-GRADES_MM = np.array([2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0])
-EPISODE_GAP = 15.0  # seconds kept free at both ends of each episode slot
-RECOVERY = 20.0  # seconds after a defect while its effects fade (within the next gap)
 GRID = 0.5  # seconds between the points where the slow plant state is evaluated
 WEAR_SECONDS = 4 * 3600.0  # work-roll campaign: force creeps up, then the rolls are changed
-_GOLDEN = 0x9E3779B97F4A7C15
 _STAND_SHARE = np.array([1.2, 1.12, 1.05, 1.0, 0.93, 0.85, 0.78])
 _STAND_CHATTER = np.array([0.3, 0.5, 0.9, 1.0, 0.9, 0.6, 0.4])
-_FAMILIES = ("force", "motor_current", "vibration", "roll_temp")
 _EPOCH = pd.Timestamp(0, tz="UTC")
 
 
-class Phase(IntEnum):
-    """What the line is doing at a tick."""
-
-    NORMAL = 0
-    PRECURSOR = 1
-    DEFECT = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Sensor:
-    """One measured channel: a stable OPC UA style id, its unit and a plausible range."""
-
-    name: str
-    node_id: str
-    unit: str
-    low: float
-    high: float
-    noise: float  # standard deviation of the white measurement noise
-
-
-@dataclass(frozen=True, slots=True)
-class Episode:
-    """One scripted defect: the precursor runs from ``precursor_start`` to ``defect_start``."""
-
-    kind: str
-    precursor_start: float
-    defect_start: float
-    defect_end: float
-
-
-@dataclass(frozen=True, slots=True)
-class LineConfig:
-    """The settings of one simulated line; defaults are a typical hot-strip mill."""
-
-    seed: int = 0
-    rate: float = 10.0
-    sensors: int = 6
-    defect_interval: float = 300.0
-    precursor_duration: tuple[float, float] = (20.0, 60.0)
-    defect_duration: tuple[float, float] = (5.0, 20.0)
-    noise: float = 1.0
-    drift: float = 1.0
-    bad_quality: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.rate <= 100_000:
-            raise ValueError("rate must be in (0, 100000] Hz")
-        if self.sensors < 1:
-            raise ValueError("sensors must be at least 1")
-        for name in ("precursor_duration", "defect_duration"):
-            low, high = getattr(self, name)
-            if not 0 < low <= high:
-                raise ValueError(f"{name} must be (min, max) with 0 < min <= max")
-        need = self.precursor_duration[1] + self.defect_duration[1] + 2 * EPISODE_GAP
-        if self.defect_interval < need:
-            raise ValueError(f"defect_interval must be at least {need:g} s for these durations")
-        if self.noise < 0 or self.drift < 0 or not 0 <= self.bad_quality <= 1:
-            raise ValueError("noise and drift must be >= 0 and bad_quality in [0, 1]")
-
-
-@dataclass(frozen=True, slots=True)
-class Readings:
-    """``n`` consecutive ticks of the line, wide: one column per sensor."""
-
-    tick0: int
-    t: np.ndarray  # (n,) seconds since tick 0
-    values: np.ndarray  # (n, sensors) float64, a transposed view (rows are ticks)
-    phase: np.ndarray  # (n,) int8, a Phase
-    kind: np.ndarray  # (n,) int8 index into DEFECT_KINDS, -1 outside precursor and defect
-    quality: np.ndarray | None  # (n, sensors) int8 index into QUALITIES; None when all good
-
-    @property
-    def defect(self) -> np.ndarray:
-        """The ground-truth label: 1 while a defect is occurring."""
-        return (self.phase == Phase.DEFECT).astype(np.int8)
-
-
-_CORE = (
-    Sensor("furnace_temp", "ns=2;i=1001", "degC", 1100.0, 1300.0, 1.5),
-    Sensor("roll_force", "ns=2;i=1002", "MN", 10.0, 35.0, 0.12),
-    Sensor("cooling_water_flow", "ns=2;i=1003", "m3/h", 500.0, 1700.0, 6.0),
-    Sensor("strip_speed", "ns=2;i=1004", "m/s", 2.0, 18.0, 0.03),
-    Sensor("cooling_water_temp", "ns=2;i=1005", "degC", 10.0, 60.0, 0.12),
-    Sensor("strip_thickness", "ns=2;i=1006", "mm", 1.5, 6.5, 0.006),
-)
-_EXTRA = {  # family: unit, low, high, noise
-    "force": ("MN", 5.0, 45.0, 0.1),
-    "motor_current": ("kA", 1.0, 20.0, 0.04),
-    "vibration": ("mm/s", 0.0, 30.0, 0.08),
-    "roll_temp": ("degC", 20.0, 120.0, 0.3),
-}
-
-
-def sensor_specs(n: int) -> tuple[Sensor, ...]:
-    """The first ``n`` sensors: the six core ones, then per-stand channels of stands 1 to 7."""
-    specs = list(_CORE[:n])
-    for e in range(max(0, n - len(_CORE))):
-        family, stand, copy = _FAMILIES[e % 4], e // 4 % 7 + 1, e // 28
-        unit, low, high, noise = _EXTRA[family]
-        name = f"stand{stand}_{family}" + (f"_{copy + 1}" if copy else "")
-        specs.append(Sensor(name, f"ns=2;i={1007 + e}", unit, low, high, noise))
-    return tuple(specs)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser: a cheap, well-spread bijection of uint64 (wrapping on purpose)."""
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
-class SteelLine:
+class SteelLine(LineSchedule):
     """The plant model: ``generate`` any tick range; ``episodes``/``phase`` give the schedule."""
 
     def __init__(self, config: LineConfig | None = None) -> None:
-        self.config = config or LineConfig()
+        super().__init__(config)
         self.sensors = sensor_specs(self.config.sensors)
-        rate = Fraction(self.config.rate).limit_denominator(1000)
-        self._num, self._den = rate.numerator, rate.denominator
         self._sigma = np.array([s.noise for s in self.sensors]) * self.config.noise
-        extra = np.arange(max(0, len(self.sensors) - len(_CORE)))
+        extra = np.arange(max(0, len(self.sensors) - len(CORE)))
         self._family, self._stand = extra % 4, extra // 4 % 7
         offset = self._normal(90, extra) if extra.size else extra.astype(float)
         self._calibration = offset  # each extra sensor's own small static bias
@@ -190,35 +73,6 @@ class SteelLine:
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.sensors]
-
-    # ---- randomness keyed by (seed, stream, index) -----------------------------------------
-    def _uniform(self, stream: int | np.ndarray, index: np.ndarray) -> np.ndarray:
-        """Uniform (0, 1) numbers that depend only on (seed, stream, index): no state."""
-        seed = np.uint64((self.config.seed * _GOLDEN) & 0xFFFFFFFFFFFFFFFF)
-        with np.errstate(over="ignore"):
-            key = _mix(_mix(np.asarray(stream, dtype=np.uint64) + seed))
-            x = _mix(np.asarray(index).astype(np.uint64) * np.uint64(_GOLDEN) + key)
-        return ((x >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
-
-    def _normal(self, stream: int | np.ndarray, index: np.ndarray) -> np.ndarray:
-        index = np.asarray(index).astype(np.int64)
-        u1, u2 = self._uniform(stream, 2 * index), self._uniform(stream, 2 * index + 1)
-        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-
-    def _smooth(self, stream: int, t: np.ndarray, period: float, width: int = 0) -> np.ndarray:
-        """A smooth random signal of time (about unit scale), knots every ``period`` seconds.
-
-        One signal (n,) by default, or ``width`` independent ones (n, width) from stream on.
-        """
-        x = t / period
-        k = np.floor(x)
-        k0 = int(k[0])
-        streams = stream + np.arange(max(width, 1))
-        knots = self._normal(streams, np.arange(k0, int(k[-1]) + 2)[:, None])
-        i = (k - k0).astype(np.intp)
-        w = _smoothstep(x - k)[:, None]
-        out = knots[i] + (knots[i + 1] - knots[i]) * w
-        return out if width else out[:, 0]
 
     def _white(self, tick0: int, n: int) -> np.ndarray:
         """Standard normal noise (sensors, n), drawn per fixed chunk of ticks, sensor-major (so
@@ -242,114 +96,6 @@ class SteelLine:
         )
         self._cached = (chunk, noise)
         return noise
-
-    # ---- time ------------------------------------------------------------------------------
-    def seconds(self, tick0: int, n: int) -> np.ndarray:
-        """Simulated seconds since tick 0 of ticks ``tick0 .. tick0+n-1``."""
-        return (tick0 + np.arange(n, dtype=np.int64)) * (self._den / self._num)
-
-    def offsets_us(self, tick0: int, n: int) -> np.ndarray:
-        """Exact integer microseconds since tick 0 (no float drift over long runs)."""
-        ticks = tick0 + np.arange(n, dtype=np.int64)
-        per = 10**6 * self._den  # microseconds per `num` ticks
-        return (ticks // self._num) * per + (ticks % self._num) * per // self._num
-
-    def ticks_for(self, seconds: float) -> int:
-        """How many ticks cover ``seconds`` of simulated time."""
-        return int(np.ceil(seconds * self._num / self._den - 1e-9))
-
-    # ---- the schedule ----------------------------------------------------------------------
-    def _slots(self, first: int, last: int) -> dict[str, np.ndarray]:
-        """Episode parameters of slots ``first..last``: one episode per ``defect_interval``."""
-        cfg = self.config
-        j = np.arange(max(first, 0), max(last, 0) + 1)
-        (p0, p1), (d0, d1) = cfg.precursor_duration, cfg.defect_duration
-        pre = p0 + (p1 - p0) * self._uniform(10, j)
-        dur = d0 + (d1 - d0) * self._uniform(11, j)
-        room = cfg.defect_interval - 2 * EPISODE_GAP - pre - dur
-        onset = j * cfg.defect_interval + EPISODE_GAP + pre + room * self._uniform(12, j)
-        return {
-            "start": onset - pre,
-            "onset": onset,
-            "end": onset + dur,
-            "kind": (self._uniform(13, j) * len(DEFECT_KINDS)).astype(np.int8),
-            "freq": 1.1 + 0.9 * self._uniform(14, j),  # chatter frequency, Hz
-            "phi": 2 * np.pi * self._uniform(15, j),
-            "amp": 0.75 + 0.5 * self._uniform(16, j),
-            "sign": np.where(self._uniform(17, j) < 0.7, 1.0, -1.0),
-        }
-
-    def _slots_around(self, t: np.ndarray) -> list[dict[str, float]]:
-        """Episodes that may touch times ``t`` (sorted), their recovery included."""
-        size = self.config.defect_interval
-        s = self._slots(int((t[0] - RECOVERY) // size), int(t[-1] // size))
-        return [dict(zip(s, row, strict=True)) for row in zip(*s.values(), strict=True)]
-
-    def episodes(self, t0: float, t1: float) -> list[Episode]:
-        """Episodes whose precursor or defect overlaps ``[t0, t1)`` seconds, in order."""
-        size = self.config.defect_interval
-        s = self._slots(int(t0 // size), int(t1 // size))
-        return [
-            Episode(DEFECT_KINDS[k], float(a), float(b), float(c))
-            for a, b, c, k in zip(s["start"], s["onset"], s["end"], s["kind"], strict=True)
-            if c > t0 and a < t1
-        ]
-
-    def _labels(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Exact phase and kind per tick, and the chatter waveform (0 away from episodes)."""
-        phase = np.zeros(t.size, dtype=np.int8)
-        kind = np.full(t.size, -1, dtype=np.int8)
-        chatter = np.zeros(t.size)
-        for e in self._slots_around(t):
-            a, b, c, d = np.searchsorted(t, [e["start"], e["onset"], e["end"], e["end"] + RECOVERY])
-            phase[a:b], phase[b:c], kind[a:c] = Phase.PRECURSOR, Phase.DEFECT, e["kind"]
-            chatter[a:d] = np.sin(2 * np.pi * e["freq"] * (t[a:d] - e["start"]) + e["phi"])
-        return phase, kind, chatter
-
-    def _envelopes(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Precursor effect weights (m, 5), defect intensity per kind (m, 3), signed gauge shift."""
-        w, bad, shift = np.zeros((g.size, 5)), np.zeros((g.size, 3)), np.zeros(g.size)
-        for e in self._slots_around(g):
-            a, d = np.searchsorted(g, [e["start"], e["end"] + RECOVERY])
-            tt = g[a:d]
-            progress = np.clip((tt - e["start"]) / (e["onset"] - e["start"]), 0.0, 1.0)
-            fade = np.exp(-np.maximum(tt - e["end"], 0.0) / 3.0)
-            ramp = np.where(tt < e["end"], progress**0.8, fade) * e["amp"]
-            w[a:d] = ramp[:, None] * KIND_WEIGHTS[int(e["kind"])]
-            rise = np.minimum(1.0, np.maximum(tt - e["onset"], 0.0))
-            bad[a:d, int(e["kind"])] = np.where(tt < e["end"], rise, fade)
-            if e["kind"] == 0:
-                shift[a:d] = e["sign"] * bad[a:d, 0]
-        return w, bad, shift
-
-    def phase(self, tick0: int, n: int) -> np.ndarray:
-        """Phase per tick (int8 :class:`Phase`) without generating sensor values."""
-        return self._labels(self.seconds(tick0, n))[0]
-
-    def seconds_to_defect(self, tick0: int, n: int) -> np.ndarray:
-        """Seconds until the next defect starts (0 during one): for "defect within H" labels."""
-        t = self.seconds(tick0, n)
-        slot = (t // self.config.defect_interval).astype(np.int64)
-        s = self._slots(int(slot[0]), int(slot[-1]) + 1)
-        i = slot - slot[0]
-        onset = np.where(t < s["end"][i], s["onset"][i], s["onset"][i + 1])
-        return np.maximum(onset - t, 0.0)
-
-    def _coils(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Target gauge, slab temperature offset and threading dip (0..1) at times ``g``."""
-        slot = np.floor(g / COIL_SECONDS).astype(np.int64)
-        j = np.arange(int(slot[0]) - 2, int(slot[-1]) + 1)
-        bounds = j * COIL_SECONDS + 20.0 * (self._uniform(20, j) - 0.5)
-        gauge = GRADES_MM[(self._uniform(21, j) * len(GRADES_MM)).astype(np.intp)]
-        slab = 5.0 * self._normal(22, j)
-        i = slot - j[0]
-        i = np.where(g >= bounds[i], i, i - 1)  # the coil being rolled
-        since = g - bounds[i]
-        blend = _smoothstep((since - 2.0) / 6.0)
-        h = gauge[i - 1] + (gauge[i] - gauge[i - 1]) * blend
-        temp = slab[i - 1] + (slab[i] - slab[i - 1]) * blend
-        dip = np.where(since < 8.0, np.sin(np.pi * since / 8.0) ** 2, 0.0)
-        return h, temp, dip
 
     # ---- the plant -------------------------------------------------------------------------
     def _slow(self, g: np.ndarray) -> list[np.ndarray]:
@@ -399,10 +145,10 @@ class SteelLine:
         core[1] = core[1] + osc
         core[5] = core[5] + 0.03 * osc  # chatter shows in the gauge
         values = np.empty((k, n))  # sensor-major while building: whole rows are contiguous
-        values[: len(_CORE)] = core[:k]
-        if k > len(_CORE):
+        values[: len(CORE)] = core[:k]
+        if k > len(CORE):
             temp, force, flow, speed, *_ = slow
-            values[len(_CORE) :] = self._extras(t, force, osc, speed, temp, flow, slow[8]).T
+            values[len(CORE) :] = self._extras(t, force, osc, speed, temp, flow, slow[8]).T
 
         noise = self._white(tick0, n) * self._sigma[:, None]
         if k > 5:  # the gauge gets noisier as the precursor builds

@@ -63,7 +63,7 @@ class Window(StreamTransform[WindowConfig]):
     and one column per aggregation. State lives across batches; `flush` emits the open windows.
     """
 
-    def __init__(self, config: NodeConfig, ctx: Context) -> None:
+    def __init__(self, config: WindowConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         cfg = self.config
         self.stream = Windower(

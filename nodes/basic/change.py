@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from flowengine.nodes.exprs import check_expression
+from flowengine.nodes.exprs import check_expression, evaluate
 from pydantic import Field, field_validator, model_validator
 
 from flowengine.node import NodeConfig, Transform, option
@@ -94,12 +94,14 @@ class ChangeConfig(NodeConfig):
     )
 
 
+#: The pandas dtype of each `convert` target.
+_DTYPES = {"float": "float64", "int": "int64", "str": "string", "bool": "boolean"}
+
+
 def _convert(series: pd.Series, dtype: str) -> pd.Series:
     if dtype == "datetime":
         return pd.to_datetime(series, utc=True)
-    return series.astype(
-        {"float": "float64", "int": "int64", "str": "string", "bool": "boolean"}[dtype]
-    )
+    return series.astype(pd.api.types.pandas_dtype(_DTYPES[dtype]))
 
 
 class Change(Transform[ChangeConfig]):
@@ -109,7 +111,7 @@ class Change(Transform[ChangeConfig]):
         frame = batch.frame
         for op in self.config.operations:
             if isinstance(op, SetOp):
-                value = frame.eval(op.expr) if op.expr is not None else op.value
+                value: Any = evaluate(frame, op.expr) if op.expr is not None else op.value
                 frame = frame.assign(**{op.column: value})
             elif isinstance(op, DeleteOp):
                 frame = frame.drop(columns=op.columns, errors="ignore")

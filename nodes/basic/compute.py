@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowengine.nodes.exprs import check_expressions
+from flowengine.nodes.exprs import check_expressions, evaluate
 from pydantic import field_validator
 
 from flowengine.node import NodeConfig, Transform, option
@@ -28,5 +28,5 @@ class Compute(Transform[ComputeConfig]):
     def process(self, batch: Batch) -> Result:
         frame = batch.frame
         for name, expr in self.config.columns.items():
-            frame = frame.assign(**{name: frame.eval(expr)})
+            frame = frame.assign(**{name: evaluate(frame, expr)})
         return frame

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
 
+from flowengine.context import Context
 from flowengine.node import NodeConfig, Sink, option
 from flowengine.types import Batch
 
@@ -30,7 +31,7 @@ class Debug(Sink[DebugConfig]):
 
     category = "output"
 
-    def __init__(self, config: NodeConfig, ctx: Any) -> None:
+    def __init__(self, config: DebugConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         self.recent: deque[Batch] = deque(maxlen=self.config.keep or None)
 

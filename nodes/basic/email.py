@@ -13,6 +13,7 @@ import smtplib
 import ssl
 import time
 from collections import deque
+from collections.abc import Hashable
 from email.message import EmailMessage
 from typing import Any
 
@@ -46,10 +47,10 @@ class EmailConfig(NodeConfig):
     timeout: float = option(30.0, gt=0, description="Seconds to wait for the server.")
 
 
-class _Fields(dict[str, Any]):
+class _Fields(dict[Hashable, Any]):
     """Template fields that print a missing name as ``?`` instead of failing the send."""
 
-    def __missing__(self, key: str) -> str:
+    def __missing__(self, key: Hashable) -> str:
         return "?"
 
 

@@ -33,7 +33,9 @@ class FileSink(Sink[FileConfig]):
         self.path = path if path.is_absolute() else self.ctx.flow_dir / path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         suffix = self.path.suffix.lower()
-        self.kind = cfg.format if cfg.format != "auto" else ("csv" if suffix == ".csv" else "jsonl")
+        self.format = (
+            cfg.format if cfg.format != "auto" else ("csv" if suffix == ".csv" else "jsonl")
+        )
         if not cfg.append:
             self.path.write_text("")
 
@@ -51,7 +53,7 @@ class FileSink(Sink[FileConfig]):
             self._rotate()
         frame = batch.frame
         with self.path.open("a", encoding="utf-8", newline="") as out:
-            if self.kind == "csv":
+            if self.format == "csv":
                 frame.to_csv(out, header=out.tell() == 0, index=False)
             else:
                 text = frame.to_json(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowengine.nodes.exprs import check_expression
+from flowengine.nodes.exprs import check_expression, evaluate
 from pydantic import field_validator
 
 from flowengine.node import NodeConfig, Transform, option
@@ -28,7 +28,7 @@ class Filter(Transform[FilterConfig]):
 
     def process(self, batch: Batch) -> Result:
         frame = batch.frame
-        mask = frame.eval(self.config.query)
+        mask = evaluate(frame, self.config.query)
         if not self.ctx.wired("rejected"):
             return frame[mask]
         return {"out": frame[mask], "rejected": frame[~mask]}

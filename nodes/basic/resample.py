@@ -23,7 +23,8 @@ class ResampleConfig(NodeConfig):
     @classmethod
     def _valid(cls, freq: str) -> str:
         try:
-            pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+            # pandas-stubs take only Tick offsets; Timedelta checks any offset is fixed itself
+            pd.Timedelta(pd.tseries.frequencies.to_offset(freq))  # type: ignore[arg-type]
         except (ValueError, TypeError):
             raise ValueError(f"'{freq}' is not a fixed pandas frequency (e.g. 10s, 1min)") from None
         return freq

@@ -10,7 +10,7 @@ import re
 from typing import Literal
 
 import pandas as pd
-from flowengine.nodes.exprs import check_expressions
+from flowengine.nodes.exprs import check_expressions, evaluate
 from pydantic import field_validator
 
 from flowengine.node import NodeConfig, Transform, option
@@ -60,7 +60,7 @@ class Switch(Transform[SwitchConfig]):
         taken = pd.Series(False, index=frame.index)
         result: dict[str, pd.DataFrame] = {}
         for port, expr in self.config.rules.items():
-            mask = pd.Series(frame.eval(expr), index=frame.index).astype(bool)
+            mask = evaluate(frame, expr).astype(bool)
             if self.config.mode == "first":
                 mask &= ~taken
             taken |= mask

@@ -5,15 +5,19 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from flowengine.nodes.analytics import ml
+from flowengine.nodes.analytics.ml.data import driver_url
 from sklearn.metrics import roc_auc_score
 
 from tests.helpers.ml import history
+from tests.helpers.peers import port_open
 
 
 def test_horizon_label_marks_rows_before_and_during_a_defect_per_group() -> None:
@@ -124,3 +128,30 @@ def test_classes_follow_the_estimator_columns_not_text_order(tmp_path: Path) -> 
     x = model.matrix(rows.head(20))
     proba = model.probabilities(x)
     assert np.allclose(model.defect_probability(proba), 1 - proba[:, 0])
+
+
+def test_sql_history_quotes_table_names_and_refuses_odd_ones(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    engine = sa.create_engine(url)
+    pd.DataFrame({"x": [1, 2]}).to_sql("order", engine, index=False)  # a reserved word
+    engine.dispose()
+    assert ml.read_data(url, "order")["x"].tolist() == [1, 2]
+    assert ml.read_data(url, 'SELECT x FROM "order" WHERE x > 1')["x"].tolist() == [2]
+    with pytest.raises(ValueError, match="not a valid table"):
+        ml.read_data(url, "order;drop")
+
+
+def test_sql_history_reads_plain_postgres_urls_with_psycopg_3() -> None:
+    assert driver_url("postgresql://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert driver_url("mariadb://u@h/db") == "mysql+pymysql://u@h/db"
+    if not port_open(5432):
+        pytest.skip("PostgreSQL not running on 127.0.0.1:5432")
+    url, table = "postgresql://postgres@127.0.0.1:5432/test", f"History_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(driver_url(url))
+    try:
+        pd.DataFrame({"x": [1.5, 2.5]}).to_sql(table, engine, index=False)
+        assert ml.read_data(url, table)["x"].tolist() == [1.5, 2.5]  # mixed case: quoted
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+        engine.dispose()
