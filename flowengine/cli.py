@@ -15,6 +15,7 @@ import signal
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -27,6 +28,9 @@ from flowengine.logs import RedactFilter, setup_logging
 from flowengine.nodedocs import render
 from flowengine.registry import Registry, default_registry
 from flowengine.validate import CheckedFlow, load_flow
+
+if TYPE_CHECKING:
+    from flowengine.runtime import RunReport, Runtime
 
 log = logging.getLogger("flowengine")
 #: The entry point group of CLI subcommands contributed by node families and the editor.
@@ -160,43 +164,23 @@ async def _run(
     console: Console,
     status_interval: float,
 ) -> int:
-    from flowengine.live import log_status, show_live
+    """Run the flow until it ends or is stopped, with metrics and a display; the exit code."""
     from flowengine.metrics import MetricsServer
     from flowengine.runtime import Runtime
 
     runtime = Runtime(checked)
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    forced = False
-
-    def on_signal(signum: int) -> None:
-        nonlocal forced
-        if runtime.stopping:
-            log.warning("second %s: stopping now without draining", signal.Signals(signum).name)
-            forced = True
-            assert main_task is not None
-            main_task.cancel()
-        else:
-            log.info("%s received: draining (again to force)", signal.Signals(signum).name)
-            runtime.stop()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
+    signals = _Signals(runtime)
     server = (
         MetricsServer(runtime, metrics_port, metrics_host) if metrics_port is not None else None
     )
     if server:
         await server.start()
-    display = None
-    if live:
-        display = asyncio.create_task(show_live(runtime, console))
-    elif status_interval:
-        display = asyncio.create_task(log_status(runtime, status_interval))
+    display = _start_display(runtime, live, console, status_interval)
     log.info("running %s (%d nodes)", checked.flow.path, len(runtime.stats))
     try:
         report = await runtime.run(duration)
     except asyncio.CancelledError:
-        if forced:
+        if signals.forced:
             return EXIT_FORCED
         raise
     finally:
@@ -206,6 +190,46 @@ async def _run(
                 await display
         if server:
             await server.close()
+    return _summary(runtime, report)
+
+
+class _Signals:
+    """SIGINT/SIGTERM: the first drains the flow, a second cancels the running command."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.main_task = asyncio.current_task()
+        self.forced = False
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.on_signal, signum)
+
+    def on_signal(self, signum: int) -> None:
+        if self.runtime.stopping:
+            log.warning("second %s: stopping now without draining", signal.Signals(signum).name)
+            self.forced = True
+            assert self.main_task is not None
+            self.main_task.cancel()
+        else:
+            log.info("%s received: draining (again to force)", signal.Signals(signum).name)
+            self.runtime.stop()
+
+
+def _start_display(
+    runtime: Runtime, live: bool, console: Console, status_interval: float
+) -> asyncio.Task[None] | None:
+    """The live table (``--live``) or periodic status lines, as a task; None for neither."""
+    from flowengine.live import log_status, show_live
+
+    if live:
+        return asyncio.create_task(show_live(runtime, console))
+    if status_interval:
+        return asyncio.create_task(log_status(runtime, status_interval))
+    return None
+
+
+def _summary(runtime: Runtime, report: RunReport) -> int:
+    """Log how the run ended; the exit code (undrained queues: ``EXIT_UNDRAINED``)."""
     rows = sum(s.rows_out for s in runtime.stats.values() if s.kind == "source")
     log.info(
         "stopped after %.1fs: %d rows read, %d errors%s",

@@ -231,6 +231,7 @@ def styled(data: Mapping[str, Any]) -> CommentedMap:
     """Plain flow data as ruamel containers: wires, layout entries and rows in flow style."""
 
     def flow_style(value: Any) -> Any:
+        out: CommentedMap | CommentedSeq
         if isinstance(value, dict):
             out = CommentedMap(value)
         elif isinstance(value, list):

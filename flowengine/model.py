@@ -29,10 +29,10 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    initial: float = Field(1.0, gt=0, description="First delay in seconds.")
-    max: float = Field(30.0, gt=0, description="Longest delay in seconds.")
-    factor: float = Field(2.0, ge=1, description="Growth of the delay per failed attempt.")
-    jitter: float = Field(0.2, ge=0, le=1, description="Random +/- share of each delay.")
+    initial: float = Field(default=1.0, gt=0, description="First delay in seconds.")
+    max: float = Field(default=30.0, gt=0, description="Longest delay in seconds.")
+    factor: float = Field(default=2.0, ge=1, description="Growth of the delay per failed attempt.")
+    jitter: float = Field(default=0.2, ge=0, le=1, description="Random +/- share of each delay.")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 0)."""
@@ -49,11 +49,11 @@ class FlowSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    queue_size: int = Field(8, ge=1, description="Batches each input wire buffers.")
-    drain_timeout: float = Field(15.0, gt=0, description="Seconds shutdown may take.")
+    queue_size: int = Field(default=8, ge=1, description="Batches each input wire buffers.")
+    drain_timeout: float = Field(default=15.0, gt=0, description="Seconds shutdown may take.")
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     allow_code: bool = Field(
-        False, description="Let nodes that run Python from this file (`python`) load."
+        default=False, description="Let nodes that run Python from this file (`python`) load."
     )
 
 
@@ -147,6 +147,7 @@ def _parse_targets(
 def _parse_node(
     node_id: Any, raw: Any, nodes_map: Any, path: str
 ) -> tuple[NodeDef | None, list[Problem]]:
+    """One node of ``nodes``; None when its id or shape leaves nothing to read."""
     pos = key_pos(nodes_map, node_id)
     nid = str(node_id)
     if not isinstance(node_id, str):
@@ -165,41 +166,49 @@ def _parse_node(
     for key in raw:
         node.field_pos[str(key)] = key_pos(raw, key, pos)
     for key, value in raw.items():
-        k = str(key)
-        if k in ("type",):
-            continue
-        if k == "name":
-            node.name = None if value is None else str(value)
-        elif k == "description":
-            node.description = None if value is None else str(value)
-        elif k == "disabled":
-            if not isinstance(value, bool):
-                problems.append(
-                    Problem(path, node.field_pos[k], "'disabled' must be true or false", nid)
-                )
-            node.disabled = bool(value)
-        elif k == "queue_size":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                problems.append(
-                    Problem(path, node.field_pos[k], "'queue_size' must be an integer >= 1", nid)
-                )
-            else:
-                node.queue_size = int(value)
-        elif k == "retry":
-            try:
-                node.retry = RetryPolicy.model_validate(to_plain(value))
-            except ValidationError as exc:
-                problems += _pydantic_problems(exc, path, value, node.field_pos[k], nid, "retry ")
-        elif k == "wires":
-            ports = by_port(value)
-            for port, targets in ({OUT: value} if ports is None else ports).items():
-                where, at = (value, port) if isinstance(value, dict) else (raw, key)
-                parsed, probs = _parse_targets(targets, where, at, path, nid)
-                node.wires[port] = parsed
-                problems += probs
-        else:
-            node.config[k] = to_plain(value)
+        if str(key) != "type":
+            problems += _node_key(node, raw, key, value, path)
     return node, problems
+
+
+def _node_key(node: NodeDef, raw: Any, key: Any, value: Any, path: str) -> list[Problem]:
+    """Read one key of a node's mapping into ``node``: a runtime key, else config."""
+    k, nid = str(key), node.id
+    where = node.field_pos[k]
+    if k == "name":
+        node.name = None if value is None else str(value)
+    elif k == "description":
+        node.description = None if value is None else str(value)
+    elif k == "disabled":
+        node.disabled = bool(value)
+        if not isinstance(value, bool):
+            return [Problem(path, where, "'disabled' must be true or false", nid)]
+    elif k == "queue_size":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return [Problem(path, where, "'queue_size' must be an integer >= 1", nid)]
+        node.queue_size = int(value)
+    elif k == "retry":
+        try:
+            node.retry = RetryPolicy.model_validate(to_plain(value))
+        except ValidationError as exc:
+            return _pydantic_problems(exc, path, value, where, nid, "retry ")
+    elif k == "wires":
+        return _node_wires(node, raw, key, value, path)
+    else:
+        node.config[k] = to_plain(value)
+    return []
+
+
+def _node_wires(node: NodeDef, raw: Any, key: Any, value: Any, path: str) -> list[Problem]:
+    """Read a node's ``wires`` (a list for ``out``, or a mapping per port) into ``node``."""
+    problems: list[Problem] = []
+    ports = by_port(value)
+    for port, targets in ({OUT: value} if ports is None else ports).items():
+        where, at = (value, port) if isinstance(value, dict) else (raw, key)
+        parsed, probs = _parse_targets(targets, where, at, path, node.id)
+        node.wires[port] = parsed
+        problems += probs
+    return problems
 
 
 def parse_flow(doc: FlowDocument) -> tuple[Flow, list[Problem]]:
@@ -216,87 +225,95 @@ def parse_flow(doc: FlowDocument) -> tuple[Flow, list[Problem]]:
             problems.append(
                 Problem(path, key_pos(data, key), f"unknown top-level key '{key}'{hint}")
             )
+    problems += _parse_version(flow, data, path)
+    flow.name = data.get("name")
+    flow.description = data.get("description")
+    problems += _parse_settings(flow, data, path)
+    problems += _parse_nodes(flow, data, path)
+    problems += _parse_layout(flow, data, path)
+    return flow, problems
 
+
+def _parse_version(flow: Flow, data: dict[Any, Any], path: str) -> list[Problem]:
+    """``version``: missing means the current one (a warning); newer than ours is an error."""
     version = data.get("version")
     if version is None:
-        problems.append(
+        return [
             Problem(
                 path, Pos(1, 1), f"no 'version' key; assuming {FORMAT_VERSION}", severity="warning"
             )
-        )
-    elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        problems.append(
-            Problem(path, value_pos(data, "version"), "'version' must be a positive integer")
-        )
-    elif version > FORMAT_VERSION:
-        problems.append(
+        ]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return [Problem(path, value_pos(data, "version"), "'version' must be a positive integer")]
+    if version > FORMAT_VERSION:
+        return [
             Problem(
                 path,
                 value_pos(data, "version"),
                 f"flow format version {version} is newer than this flowengine reads "
                 f"({FORMAT_VERSION}); upgrade flowengine",
             )
-        )
-    else:
-        flow.version = version
-    flow.name = data.get("name")
-    flow.description = data.get("description")
+        ]
+    flow.version = version
+    return []
 
+
+def _parse_settings(flow: Flow, data: dict[Any, Any], path: str) -> list[Problem]:
+    """``settings``: validated by :class:`FlowSettings`; when invalid the defaults stay."""
     settings = data.get("settings")
-    if settings is not None and not isinstance(settings, dict):
-        problems.append(
+    if settings is None:
+        return []
+    if not isinstance(settings, dict):
+        return [
             Problem(
                 path, key_pos(data, "settings"), "'settings' must be a mapping (queue_size, ...)"
             )
-        )
-    elif settings is not None:
-        try:
-            flow.settings = FlowSettings.model_validate(to_plain(settings))
-        except ValidationError as exc:
-            problems += _pydantic_problems(
-                exc, path, settings, key_pos(data, "settings"), None, "settings "
-            )
+        ]
+    try:
+        flow.settings = FlowSettings.model_validate(to_plain(settings))
+    except ValidationError as exc:
+        return _pydantic_problems(exc, path, settings, key_pos(data, "settings"), None, "settings ")
+    return []
 
+
+def _parse_nodes(flow: Flow, data: dict[Any, Any], path: str) -> list[Problem]:
+    """``nodes``: each node read on its own, so one bad node hides no other problem."""
     nodes = data.get("nodes")
     if nodes is None:
-        problems.append(Problem(path, Pos(1, 1), "no 'nodes' section"))
-    elif not isinstance(nodes, dict):
-        problems.append(
-            Problem(path, key_pos(data, "nodes"), "'nodes' must be a mapping of id -> node")
-        )
-    else:
-        for node_id, raw in nodes.items():
-            node, probs = _parse_node(node_id, raw, nodes, path)
-            problems += probs
-            if node is not None and node.id not in flow.nodes:
-                flow.nodes[node.id] = node
+        return [Problem(path, Pos(1, 1), "no 'nodes' section")]
+    if not isinstance(nodes, dict):
+        return [Problem(path, key_pos(data, "nodes"), "'nodes' must be a mapping of id -> node")]
+    problems: list[Problem] = []
+    for node_id, raw in nodes.items():
+        node, probs = _parse_node(node_id, raw, nodes, path)
+        problems += probs
+        if node is not None and node.id not in flow.nodes:
+            flow.nodes[node.id] = node
+    return problems
 
+
+def _parse_layout(flow: Flow, data: dict[Any, Any], path: str) -> list[Problem]:
+    """Editor positions; read after the nodes, so an entry for no node is a warning."""
     layout = data.get("layout")
-    if isinstance(layout, dict):
-        for node_id, xy in layout.items():
-            try:
-                flow.layout[str(node_id)] = (float(xy["x"]), float(xy["y"]))
-            except (TypeError, KeyError, ValueError):
-                problems.append(
-                    Problem(
-                        path,
-                        key_pos(layout, node_id),
-                        "layout entries need numeric x and y",
-                        str(node_id),
-                    )
-                )
-            if str(node_id) not in flow.nodes:
-                problems.append(
-                    Problem(
-                        path,
-                        key_pos(layout, node_id),
-                        "layout for a node that does not exist",
-                        str(node_id),
-                        "warning",
-                    )
-                )
-    elif layout is not None:
-        problems.append(
+    if layout is None:
+        return []
+    if not isinstance(layout, dict):
+        return [
             Problem(path, key_pos(data, "layout"), "'layout' must be a mapping of id -> {x, y}")
-        )
-    return flow, problems
+        ]
+    problems: list[Problem] = []
+    for node_id, xy in layout.items():
+        where = key_pos(layout, node_id)
+        try:
+            flow.layout[str(node_id)] = (float(xy["x"]), float(xy["y"]))
+        except (TypeError, KeyError, ValueError):
+            problems.append(
+                Problem(path, where, "layout entries need numeric x and y", str(node_id))
+            )
+        if str(node_id) not in flow.nodes:
+            problems.append(
+                Problem(
+                    path, where, "layout for a node that does not exist", str(node_id), "warning"
+                )
+            )
+    return problems

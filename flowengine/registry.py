@@ -33,7 +33,7 @@ class Registry:
     """Node types by name; ``broken`` keeps the load error of plugins that failed to import."""
 
     def __init__(self) -> None:
-        self._types: dict[str, type[Node]] = {}
+        self._types: dict[str, type[Node[Any]]] = {}
         self.broken: dict[str, str] = {}
 
     @classmethod
@@ -49,7 +49,7 @@ class Registry:
             registry.register(ep.name, node_cls)
         return registry
 
-    def register(self, name: str, node_cls: type[Node]) -> None:
+    def register(self, name: str, node_cls: type[Node[Any]]) -> None:
         """Add a type under ``name`` (the name users write as ``type:`` in a flow)."""
         if not (inspect.isclass(node_cls) and issubclass(node_cls, Node)):
             self.broken[name] = f"{node_cls!r} is not a flowengine Node subclass"
@@ -57,7 +57,7 @@ class Registry:
         node_cls.type_name = name
         self._types[name] = node_cls
 
-    def get(self, name: str) -> type[Node]:
+    def get(self, name: str) -> type[Node[Any]]:
         """The class for ``name``; raises :class:`UnknownNodeType` with a suggestion."""
         try:
             return self._types[name]
@@ -89,7 +89,7 @@ class Registry:
         }
 
 
-def _masked_schema(cls: type[Node]) -> dict[str, Any]:
+def _masked_schema(cls: type[Node[Any]]) -> dict[str, Any]:
     """The config JSON Schema, with the defaults of secret fields masked."""
     schema = cls.Config.model_json_schema()
     for name in cls.Config.secret_fields():
@@ -99,7 +99,7 @@ def _masked_schema(cls: type[Node]) -> dict[str, Any]:
     return schema
 
 
-def missing_requirements(cls: type[Node]) -> list[str]:
+def missing_requirements(cls: type[Node[Any]]) -> list[str]:
     """Messages for each optional library of ``cls`` that is not installed."""
     return [missing_message(extra) for module, extra in cls.requires if not installed(module)]
 

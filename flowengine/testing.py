@@ -35,7 +35,7 @@ class Capture(Sink[CaptureConfig]):
 
     category = "test"
 
-    def __init__(self, config: NodeConfig, ctx: Any) -> None:
+    def __init__(self, config: CaptureConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
         self.batches: list[Batch] = []
 
@@ -67,7 +67,7 @@ class Frames(Source[FramesConfig]):
         return frame
 
 
-def registry_with(extra: Mapping[str, type[Node]] | None = None) -> Registry:
+def registry_with(extra: Mapping[str, type[Node[Any]]] | None = None) -> Registry:
     """The installed types plus ``capture``, ``frames`` and any ``extra`` types."""
     base = default_registry()
     registry = Registry()
@@ -84,7 +84,7 @@ def registry_with(extra: Mapping[str, type[Node]] | None = None) -> Registry:
 def check_text(
     flow: Mapping[str, Any] | str,
     *,
-    types: Mapping[str, type[Node]] | None = None,
+    types: Mapping[str, type[Node[Any]]] | None = None,
     path: str | Path = "test-flow.yaml",
     env: Mapping[str, str] | None = None,
 ) -> CheckedFlow:
@@ -108,7 +108,7 @@ class FlowResult:
     runtime: Runtime
     report: RunReport
 
-    def node(self, node_id: str) -> Node:
+    def node(self, node_id: str) -> Node[Any]:
         """The instance that ran as ``node_id`` (to look at its state after the run)."""
         return self.runtime.node(node_id)
 
@@ -129,7 +129,7 @@ class FlowResult:
 def run_flow(
     flow: Mapping[str, Any] | str,
     *,
-    types: Mapping[str, type[Node]] | None = None,
+    types: Mapping[str, type[Node[Any]]] | None = None,
     duration: float | None = None,
     path: str | Path = "test-flow.yaml",
     env: Mapping[str, str] | None = None,

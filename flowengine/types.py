@@ -59,7 +59,7 @@ def long_frame(
     """Build a frame in the long format with a tz-aware UTC ``timestamp`` column."""
     frame = pd.DataFrame(
         {
-            "timestamp": pd.to_datetime(timestamp, utc=True),
+            "timestamp": pd.to_datetime(timestamp, utc=True),  # type: ignore[call-overload]  # stubs lack object
             "sensor": sensor,
             "value": value,
             "quality": quality,

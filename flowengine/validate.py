@@ -10,13 +10,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 from pydantic import ValidationError
 
 from flowengine.envsubst import EnvError, load_env, substitute
 from flowengine.flowfile import FlowDocument
-from flowengine.model import Flow, NodeDef, parse_flow
+from flowengine.model import Flow, NodeDef, Target, parse_flow
 from flowengine.node import Node, NodeConfig
 from flowengine.problems import Pos, Problem, did_you_mean
 from flowengine.registry import Registry, UnknownNodeType, missing_requirements
@@ -30,7 +31,7 @@ class BuiltNode:
     """A node whose type is known and whose config passed its spec."""
 
     defn: NodeDef
-    cls: type[Node]
+    cls: type[Node[Any]]
     config: NodeConfig
 
 
@@ -53,7 +54,7 @@ class CheckedFlow:
 
 
 def build_config(
-    node: NodeDef, cls: type[Node], env: Mapping[str, str], path: str
+    node: NodeDef, cls: type[Node[Any]], env: Mapping[str, str], path: str
 ) -> tuple[NodeConfig | None, list[Problem]]:
     """Apply ``${VAR}`` substitution and the type's config model to a node's raw config."""
     problems: list[Problem] = []
@@ -106,34 +107,52 @@ def check_flow(
     ``allow_code`` (the CLI's ``--allow-code``) admits nodes that run Python from the file, as
     does ``settings: allow_code: true`` in the flow itself.
     """
-    path = str(flow.path)
     checked = CheckedFlow(flow)
-    problems = checked.problems
     if env is None:
-        try:
-            env = load_env(flow.path)
-        except (OSError, UnicodeDecodeError) as exc:
-            dotenv = flow.path.parent / ".env"
-            problems.append(Problem(str(dotenv), Pos(1, 1), f"cannot read .env: {exc}"))
-            env = dict(os.environ)
+        env = _read_env(flow, checked.problems)
+    classes = _build_nodes(checked, registry, env, allow_code or flow.settings.allow_code)
+    _build_graph(checked, classes)
+    _check_cycles(checked)
+    _check_reach(checked, classes)
+    checked.problems.sort(key=lambda p: (p.pos.line, p.pos.col))
+    return checked
 
-    classes: dict[str, type[Node]] = {}
+
+def _read_env(flow: Flow, problems: list[Problem]) -> Mapping[str, str]:
+    """The ``.env`` beside the flow over the process environment; the latter alone if unreadable."""
+    try:
+        return load_env(flow.path)
+    except (OSError, UnicodeDecodeError) as exc:
+        dotenv = flow.path.parent / ".env"
+        problems.append(Problem(str(dotenv), Pos(1, 1), f"cannot read .env: {exc}"))
+        return dict(os.environ)
+
+
+def _build_nodes(
+    checked: CheckedFlow, registry: Registry, env: Mapping[str, str], allow_code: bool
+) -> dict[str, type[Node[Any]]]:
+    """Find each node's type and apply its config model; returns the classes found by node id
+    (a node with a bad config has a class but is not in ``checked.nodes``)."""
+    flow, problems = checked.flow, checked.problems
+    path = str(flow.path)
+    classes: dict[str, type[Node[Any]]] = {}
     for node in flow.nodes.values():
+        type_pos = node.field_pos.get("type", node.pos)
         try:
             cls = classes[node.id] = registry.get(node.type)
         except UnknownNodeType as exc:
             if node.type:
                 reason = registry.broken.get(node.type)
                 msg = f"node type '{node.type}' failed to load: {reason}" if reason else str(exc)
-                problems.append(Problem(path, node.field_pos.get("type", node.pos), msg, node.id))
+                problems.append(Problem(path, type_pos, msg, node.id))
             continue
         for missing in missing_requirements(cls):
-            problems.append(Problem(path, node.field_pos.get("type", node.pos), missing, node.id))
-        if cls.runs_code and not (allow_code or flow.settings.allow_code):
+            problems.append(Problem(path, type_pos, missing, node.id))
+        if cls.runs_code and not allow_code:
             problems.append(
                 Problem(
                     path,
-                    node.field_pos.get("type", node.pos),
+                    type_pos,
                     f"type '{node.type}' runs Python code from the flow file: refused unless the "
                     "flow sets 'settings: {allow_code: true}' or you pass --allow-code",
                     node.id,
@@ -143,8 +162,12 @@ def check_flow(
         problems += probs
         if config is not None:
             checked.nodes[node.id] = BuiltNode(node, cls, config)
+    return classes
 
-    graph = checked.graph
+
+def _build_graph(checked: CheckedFlow, classes: Mapping[str, type[Node[Any]]]) -> None:
+    """Add every enabled node and every valid wire between enabled nodes to the graph."""
+    flow, graph = checked.flow, checked.graph
     for node in flow.nodes.values():
         if not node.disabled:
             graph.add_node(node.id)
@@ -152,67 +175,84 @@ def check_flow(
         cls = classes.get(node.id)
         built = checked.nodes.get(node.id)
         for port, targets in node.wires.items():
-            ports = cls.output_ports(built and built.config) if cls else None
-            outs = (*(ports or ()), ERROR_PORT)
-            if ports is not None and port not in outs:
-                problems.append(
-                    Problem(
-                        path,
-                        node.field_pos.get("wires", node.pos),
-                        f"no output port '{port}' on type '{node.type}' "
-                        f"(ports: {', '.join(outs)}){did_you_mean(port, outs)}",
-                        node.id,
-                    )
-                )
+            ports = cls.output_ports(built.config if built else None) if cls else None
+            problem = _port_problem(checked.flow, node, port, ports)
+            if problem is not None:
+                checked.problems.append(problem)
                 continue
             for target in targets:
-                dest = flow.nodes.get(target.node)
-                if dest is None:
-                    problems.append(
-                        Problem(
-                            path,
-                            target.pos,
-                            f"wire to missing node '{target.node}'{did_you_mean(target.node, flow.nodes)}",
-                            node.id,
-                        )
-                    )
-                    continue
-                dest_cls = classes.get(target.node)
-                if dest_cls is not None and target.port not in dest_cls.inputs:
-                    ins = dest_cls.inputs
-                    what = f"(ports: {', '.join(ins)})" if ins else "(a source takes no input)"
-                    problems.append(
-                        Problem(
-                            path,
-                            target.pos,
-                            f"wire to missing input port '{target.port}' of '{target.node}' {what}",
-                            node.id,
-                        )
-                    )
-                    continue
-                if not node.disabled and not dest.disabled:
+                problem = _target_problem(checked.flow, node, target, classes)
+                if problem is not None:
+                    checked.problems.append(problem)
+                elif not node.disabled and not flow.nodes[target.node].disabled:
                     graph.add_edge(node.id, target.node, port=port, dest_port=target.port)
 
-    simple = nx.DiGraph(graph)
+
+def _port_problem(
+    flow: Flow, node: NodeDef, port: str, ports: tuple[str, ...] | None
+) -> Problem | None:
+    """Why ``node`` cannot send on ``port`` (None: it can, or its ports are not known)."""
+    outs = (*(ports or ()), ERROR_PORT)
+    if ports is None or port in outs:
+        return None
+    return Problem(
+        str(flow.path),
+        node.field_pos.get("wires", node.pos),
+        f"no output port '{port}' on type '{node.type}' "
+        f"(ports: {', '.join(outs)}){did_you_mean(port, outs)}",
+        node.id,
+    )
+
+
+def _target_problem(
+    flow: Flow, node: NodeDef, target: Target, classes: Mapping[str, type[Node[Any]]]
+) -> Problem | None:
+    """Why a wire from ``node`` cannot reach ``target`` (None: it can)."""
+    path = str(flow.path)
+    if target.node not in flow.nodes:
+        hint = did_you_mean(target.node, flow.nodes)
+        return Problem(path, target.pos, f"wire to missing node '{target.node}'{hint}", node.id)
+    dest_cls = classes.get(target.node)
+    if dest_cls is None or target.port in dest_cls.inputs:
+        return None
+    ins = dest_cls.inputs
+    what = f"(ports: {', '.join(ins)})" if ins else "(a source takes no input)"
+    return Problem(
+        path,
+        target.pos,
+        f"wire to missing input port '{target.port}' of '{target.node}' {what}",
+        node.id,
+    )
+
+
+def _check_cycles(checked: CheckedFlow) -> None:
+    """Report the first few cycles: flows must be acyclic."""
+    flow = checked.flow
+    simple = nx.DiGraph(checked.graph)
     for cycle in itertools.islice(nx.simple_cycles(simple), MAX_CYCLES_REPORTED):
         first = flow.nodes[cycle[0]]
         ring = " -> ".join([*cycle, cycle[0]])
-        problems.append(
-            Problem(path, first.pos, f"cycle: {ring} (flows must be acyclic)", first.id)
+        checked.problems.append(
+            Problem(str(flow.path), first.pos, f"cycle: {ring} (flows must be acyclic)", first.id)
         )
 
+
+def _check_reach(checked: CheckedFlow, classes: Mapping[str, type[Node[Any]]]) -> None:
+    """Warn about sources wired to nothing and nodes no source feeds."""
+    flow, graph = checked.flow, checked.graph
+    path = str(flow.path)
     # A node whose type is unknown may be a source: do not pile warnings on top of its error.
     roots = [n for n in graph if n not in classes or classes[n].kind == "source"]
     fed = set(roots)
     for src in roots:
         fed |= nx.descendants(graph, src)
         if src in classes and graph.out_degree(src) == 0:
-            problems.append(
+            checked.problems.append(
                 Problem(path, flow.nodes[src].pos, "source is wired to nothing", src, "warning")
             )
     for node_id in graph.nodes:
         if node_id not in fed and node_id in classes:
-            problems.append(
+            checked.problems.append(
                 Problem(
                     path,
                     flow.nodes[node_id].pos,
@@ -221,8 +261,6 @@ def check_flow(
                     "warning",
                 )
             )
-    problems.sort(key=lambda p: (p.pos.line, p.pos.col))
-    return checked
 
 
 def load_flow(

@@ -7,11 +7,12 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 log = logging.getLogger("flowengine.connectors")
+T = TypeVar("T")
 
 
 class BaseDataConnector(ABC):
@@ -98,7 +99,8 @@ class BaseDataConnector(ABC):
     async def _disconnect(self) -> None: ...
 
     # ---- the background loop -------------------------------------------------------------------
-    def _run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on this connector's own loop thread (started on first use); its result."""
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(

@@ -7,7 +7,7 @@ import json
 import logging
 
 from flowengine.logs import add_secrets, setup_logging
-from flowengine.runtime import NodeLogAdapter
+from flowengine.noderun import NodeLogAdapter
 
 
 def test_json_lines_with_node_and_masked_secret():

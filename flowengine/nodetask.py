@@ -1,0 +1,209 @@
+"""The task of one node: start with retries, read or consume until the stream ends, drain, close.
+
+A source runs until ``stop`` (or a deploy halting it) cancels it; every other node reads its
+inbox until all its wires have closed, then flushes, closes and lets go of its own wires, so the
+end of stream travels down the graph and nothing already read is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+
+from flowengine.logs import redact
+from flowengine.node import Source, Transform
+from flowengine.noderun import NodeRun
+from flowengine.sending import send
+from flowengine.types import ERROR_PORT, Batch
+from flowengine.wiring import release_all
+
+#: Seconds a node's ``close`` may take after a hard stop.
+CLOSE_TIMEOUT = 5.0
+
+
+class NodeTasks:
+    """Runs node tasks for one runtime: ``stop`` is its stop signal (set by ``Runtime.stop``),
+    ``dropped`` counts batches lost by nodes removed before they could start."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.stop: asyncio.Event | None = None
+        self.dropped = 0
+
+    async def main(self, run: NodeRun) -> None:
+        """One node's task; a hard stop still closes the node (files, connections)."""
+        try:
+            if run.after is not None:  # the instance this one replaces closes first
+                await asyncio.wait({run.after})
+            if isinstance(run.node, Source):
+                await self._source_main(run)
+            else:
+                await self._consume_main(run)
+        except asyncio.CancelledError:
+            run.ended = True
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.close_node(run), CLOSE_TIMEOUT)
+            if not run.retired:
+                run.stats.set_state("stopped", "stopped before draining")
+            raise
+        finally:
+            run.ready.set()
+
+    # ---- starting -------------------------------------------------------------------------
+    async def try_start(self, run: NodeRun) -> None:
+        """One call of the node's ``start``; a failure schedules the next attempt."""
+        try:
+            await run.node.start()
+        except Exception as exc:
+            await self._failed(run, exc, "start failed")
+            return
+        finally:
+            run.ready.set()
+        run.started = True
+        run.stats.set_state("ok", "")
+
+    async def _open(self, run: NodeRun) -> bool:
+        """Call ``start`` until it succeeds, backing off between attempts. A node a deploy
+        removed gets one more attempt, then gives up: False."""
+        while not run.started:
+            if run.next_delay is not None:
+                if run.halt.is_set():
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(run.halt.wait(), run.next_delay)
+                run.next_delay = None
+            await self.try_start(run)
+        return True
+
+    async def _failed(self, run: NodeRun, exc: BaseException, what: str) -> None:
+        """Record a failed connect or run, close the node, and schedule the next attempt."""
+        delay = run.retry.delay(run.attempt, self.rng)
+        run.attempt += 1
+        run.next_delay = delay
+        run.started = False
+        stats = run.stats
+        stats.errors += 1
+        stats.retries += 1
+        stats.last_error = redact(f"{type(exc).__name__}: {exc}")
+        stats.set_state("retrying", redact(f"{exc} (retry in {delay:.1f}s)"))
+        run.log.warning("%s: %s; retrying in %.1fs", what, stats.last_error, delay)
+        await self.close_node(run)
+
+    @staticmethod
+    async def close_node(run: NodeRun) -> None:
+        """The node's ``close``; its errors are logged, never raised."""
+        try:
+            await run.node.close()
+        except Exception as exc:
+            run.log.error("close failed: %s: %s", type(exc).__name__, exc)
+
+    async def unless_stopped(self, task: asyncio.Task[None], run: NodeRun | None = None) -> bool:
+        """Wait for ``task`` unless ``stop`` (or a deploy halting ``run``) comes first, then
+        cancel it; True if it finished."""
+        assert self.stop is not None
+        stoppers = {asyncio.create_task(self.stop.wait())}
+        if run is not None:
+            stoppers.add(asyncio.create_task(run.halt.wait()))
+        try:
+            await asyncio.wait({task, *stoppers}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for stopper in stoppers:
+                stopper.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.wait({task})
+        return not task.cancelled()
+
+    # ---- sources --------------------------------------------------------------------------
+    async def _source_main(self, run: NodeRun) -> None:
+        """Supervise the source until it ends, ``stop`` or a deploy halts it; then finish it."""
+        task = asyncio.create_task(self._supervise_source(run), name=f"source:{run.id}")
+        if await self.unless_stopped(task, run) and (exc := task.exception()) is not None:
+            run.log.error("source crashed: %s: %s", type(exc).__name__, exc)  # a bug, not data
+        await self._finish(run)
+
+    async def _supervise_source(self, run: NodeRun) -> None:
+        """Run a source; on failure close it, back off and connect again."""
+        assert isinstance(run.node, Source)
+        for consumer in run.gate:  # deployed with new consumers downstream: they start first
+            await consumer.wait()
+        while True:
+            if not await self._open(run):
+                return
+            sent_before = run.stats.batches_out
+            try:
+                await run.node.run()
+                return
+            except Exception as exc:
+                if run.stats.batches_out > sent_before:
+                    run.attempt = 0  # it worked for a while: start the backoff over
+                await self._failed(run, exc, "source failed")
+
+    # ---- transforms and sinks -------------------------------------------------------------
+    async def _consume_main(self, run: NodeRun) -> None:
+        """Start, then call the handler per batch until every input wire has closed; finish."""
+        if not await self._open(run):  # removed by a deploy before it could ever start
+            await self._drop_queued(run)
+            return
+        assert run.inbox is not None and run.handler is not None
+        stats = run.stats
+        is_transform = isinstance(run.node, Transform)
+        handler, is_async = run.handler, run.handler_is_async
+        while (batch := await run.inbox.get()) is not None:
+            stats.batches_in += 1
+            stats.rows_in += len(batch.frame.index)
+            stats.last_data = time.time()
+            try:
+                result = handler(batch)
+                if is_async:
+                    result = await result
+                if is_transform and result is not None:
+                    await send(run, result, "out", batch)
+            except Exception as exc:
+                await self._node_error(run, exc, batch)
+                continue
+            if stats.state == "error":
+                stats.set_state("ok", "")
+        await self._finish(run)
+
+    async def _drop_queued(self, run: NodeRun) -> None:
+        """Count and drop what was queued for a node that never started, then end it."""
+        assert run.inbox is not None
+        lost = 0
+        while await run.inbox.get() is not None:  # its wires are detached: none blocks
+            lost += 1
+        if lost:
+            self.dropped += lost
+            run.log.error("removed before it could start: %d queued batches dropped", lost)
+        await self._finish(run)
+
+    async def _node_error(self, run: NodeRun, exc: Exception, batch: Batch) -> None:
+        """Log, count, show on the node, and send the batch to the ``error`` port if wired."""
+        stats = run.stats
+        stats.errors += 1
+        message = redact(f"{type(exc).__name__}: {exc}")
+        stats.last_error = message
+        stats.set_state("error", message[:200])
+        rows = len(batch.frame)
+        run.error_log.log(run.log, logging.ERROR, lambda: f"{message} (batch of {rows} rows)")
+        if run.outputs.get(ERROR_PORT):
+            failed = Batch(batch.frame, batch.topic, run.id, batch.created, error=message)
+            await send(run, failed, ERROR_PORT, None)
+
+    async def _finish(self, run: NodeRun) -> None:
+        """Flush, close, and let go of every outgoing wire (the end of stream, unless a
+        successor of this node still sends on it)."""
+        run.ended = True
+        try:
+            pending = await run.node.flush()
+            await send(run, pending, "out", None)
+        except Exception as exc:
+            run.log.error("flush failed: %s: %s", type(exc).__name__, exc)
+            run.stats.errors += 1
+        await self.close_node(run)
+        if run.stats.state != "error" and not run.retired:
+            run.stats.set_state("stopped")
+        release_all(run)

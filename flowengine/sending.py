@@ -1,0 +1,120 @@
+"""Sending: what a node returns or sends, turned into batches and put on its outgoing wires.
+
+This runs for every batch, so the common case (one frame to one port) takes the shortest path.
+A fan-out shares the frame: the first wire gets it, the others shallow copy-on-write copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Mapping
+
+import pandas as pd
+
+from flowengine.inbox import Wire
+from flowengine.noderun import NodeRun
+from flowengine.types import ERROR_PORT, Batch, Result
+from flowengine.wiring import release
+
+
+async def send(run: NodeRun, result: Result, port: str, parent: Batch | None) -> None:
+    """Send ``result`` from ``run`` on ``port``; a new frame inherits ``parent``'s topic and age."""
+    if type(result) is pd.DataFrame:  # the common case, without the generator
+        await deliver(run, port, _wrap(run, result, parent))
+    elif type(result) is Batch:
+        await deliver(run, port, result)
+    else:
+        for out_port, batch in _batches(run, result, port, parent):
+            await deliver(run, out_port, batch)
+
+
+def _wrap(run: NodeRun, frame: pd.DataFrame, parent: Batch | None) -> Batch:
+    """A frame from ``run`` as a batch: the topic and age of the batch it came from, if any."""
+    topic, created = (parent.topic, parent.created) if parent else (None, time.time())
+    return Batch(frame, topic, run.id, created)
+
+
+def _batches(
+    run: NodeRun, result: object, port: str, parent: Batch | None
+) -> Iterator[tuple[str, Batch]]:
+    """Flatten a result (frame, batch, per-port mapping of one or several) into sends."""
+    if result is None:
+        return
+    if isinstance(result, Mapping):
+        for out_port, value in result.items():
+            values = value if isinstance(value, list | tuple) else [value]
+            for item in values:
+                yield from _batches(run, item, str(out_port), parent)
+        return
+    if isinstance(result, pd.DataFrame):
+        yield port, _wrap(run, result, parent)
+    elif isinstance(result, Batch):
+        yield port, result
+    else:
+        raise TypeError(
+            f"returned {type(result).__name__}; expected a DataFrame, Batch, mapping or None"
+        )
+
+
+async def deliver(run: NodeRun, port: str, batch: Batch) -> None:
+    """Put ``batch`` on every wire of ``port``: the frame itself to the first, shallow
+    copy-on-write copies to the others, so no recipient sees another's changes."""
+    wires = run.outputs.get(port)
+    if not wires:
+        if (
+            port != ERROR_PORT  # the cheap test first: this runs on every unwired send
+            and port not in (run.built.cls.output_ports(run.built.config) or ())
+        ):
+            raise ValueError(
+                f"sent to port '{port}', which type '{run.built.defn.type}' does not declare"
+            )
+        return  # an unwired port drops (and does not count as output)
+    rows = len(batch.frame.index)
+    if not rows and batch.error is None:
+        return  # an empty frame means filtered
+    stats = run.stats
+    stats.batches_out += 1
+    stats.rows_out += rows
+    stats.last_data = time.time()
+    for i, wire in enumerate(wires):
+        inbox = wire.inbox
+        assert inbox is not None
+        item = _copy_for(run, wire, batch, i == 0)
+        if len(wire.items) < wire.capacity:
+            inbox.put_nowait(wire, item)
+            continue
+        await _deliver_waiting(run, wires, i, item)
+        return
+
+
+def _copy_for(run: NodeRun, wire: Wire, batch: Batch, first: bool) -> Batch:
+    """``batch`` as ``wire`` receives it: the frame itself for the first wire, else a copy."""
+    frame = batch.frame if first else batch.frame.copy(deep=False)
+    return Batch(frame, batch.topic, run.id, batch.created, wire.dest_port, batch.error)
+
+
+async def _deliver_waiting(run: NodeRun, wires: list[Wire], i: int, item: Batch) -> None:
+    """The rest of a fan-out from ``wires[i]`` (full): wait for room wire by wire. A deploy
+    that takes wires away meanwhile lets go of them only after this batch is on them all."""
+    first = item
+    run.delivering += 1
+    try:
+        for j in range(i, len(wires)):
+            wire = wires[j]
+            if j > i:
+                item = _copy_for(run, wire, first, first=False)
+            assert wire.inbox is not None
+            try:
+                await wire.inbox.put(wire, item)
+            except asyncio.CancelledError:  # finish the fan-out: nothing read is lost
+                for rest in wires[j + 1 :]:
+                    assert rest.inbox is not None
+                    rest.inbox.put_nowait(rest, _copy_for(run, rest, first, first=False))
+                raise
+    finally:
+        run.delivering -= 1
+        if not run.delivering and run.dropped:
+            for gone in run.dropped:
+                release(gone)
+            run.dropped.clear()
