@@ -9,9 +9,9 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flowengine.flowfile import FlowDocument, key_pos, to_plain, value_pos
 from flowengine.problems import Pos, Problem, did_you_mean
@@ -55,6 +55,52 @@ class FlowSettings(BaseModel):
     allow_code: bool = Field(
         default=False, description="Let nodes that run Python from this file (`python`) load."
     )
+    checkpoint: float | None = Field(
+        default=None,
+        description=(
+            "Take a consistent checkpoint this often (`1s`, `500ms`, or seconds); sources "
+            "journal what they read to disk first. Off when unset; see docs/delivery.md."
+        ),
+    )
+    state_dir: str | None = Field(
+        default=None,
+        description="Folder for checkpoints and journals (default `.flowengine/<flow>` beside "
+        "the flow file; relative paths are beside the flow file).",
+    )
+    journal_sync: Literal["full", "normal"] = Field(
+        default="full",
+        description="`full`: every journal commit survives power loss; `normal`: survives a "
+        "crash of the process, may lose the last commits on power loss, several times faster.",
+    )
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> float | None:
+        return None if value in (None, 0, "0", "off", False) else parse_seconds(value)
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_seconds(value: Any) -> float:
+    """``1.5``, ``"500ms"``, ``"2s"``, ``"1m"`` as seconds (> 0); ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("a duration: seconds or a string like 500ms, 1s, 2m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        number = text.rstrip("mhs")
+        unit = text[len(number) :] or "s"
+        if unit not in _UNITS:
+            raise ValueError(f"unknown unit in {value!r}: use ms, s, m or h")
+        try:
+            seconds = float(number) * _UNITS[unit]
+        except ValueError:
+            raise ValueError(f"{value!r} is not a duration like 500ms, 1s, 2m") from None
+    if not (seconds > 0 and seconds < float("inf")):
+        raise ValueError(f"{value!r}: a duration must be positive and finite")
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
