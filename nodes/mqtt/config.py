@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from flowengine.node import option
 
+#: What a source does with NaN, +/-Infinity or an overflowing number (see ``non_finite``).
+NonFinite = Literal["bad", "error", "keep"]
+
 
 class MqttConnection(BaseModel):
     """Broker connection settings shared by ``mqtt_in`` and ``mqtt_out`` (seed keys kept)."""
@@ -80,6 +83,19 @@ class MqttParsing(BaseModel):
     )
     timestamp_format: Literal["auto", "iso", "epoch_s", "epoch_ms"] = option(
         "auto", description="`auto`: strings as ISO 8601, numbers as epoch s or ms by size."
+    )
+    non_finite: NonFinite = option(
+        "bad",
+        description="NaN, +/-Infinity and numbers too large for a float (1e400): `bad` keeps "
+        "the reading with quality `bad`, `error` sends the payload to the error port, `keep` "
+        "marks it `good` (the old behaviour). A null timestamp is stamped with the receive "
+        "time and quality `bad`.",
+    )
+    max_payload_bytes: int = option(
+        1_048_576,
+        ge=1,
+        advanced=True,
+        description="Larger payloads are not parsed: they go to the error port (a preview).",
     )
 
     @field_validator("sensor_from")

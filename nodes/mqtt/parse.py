@@ -3,15 +3,50 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
+from functools import partial
+from logging import WARNING, Logger, LoggerAdapter
 from typing import Any
 
 import pandas as pd
 from flowengine.nodes.mqtt.config import MqttParsing
 
+from flowengine.logs import RateLimiter
+
 
 class PayloadError(ValueError):
     """A payload that is not JSON, or JSON of a shape without readings."""
+
+
+#: Characters of an unparseable payload kept in its error row.
+PREVIEW = 1000
+
+
+def preview(payload: bytes) -> str:
+    """The start of a payload as text (invalid UTF-8 replaced), for the error port."""
+    text = payload[: PREVIEW * 4].decode("utf-8", errors="replace")
+    return text if len(text) <= PREVIEW else text[:PREVIEW] + "..."
+
+
+def to_number(value: Any) -> float | None:
+    """A JSON value as a float: numbers and numeric strings (an int too large for a float
+    becomes +/-inf, so the ``non_finite`` policy sees it); None when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 class Parser:
@@ -44,14 +79,31 @@ class Parser:
         return topic
 
     def add(self, topic: str, payload: bytes, received: int) -> bool:
-        """Parse one message into ``rows`` (or ``bad``); False when it was unparseable."""
+        """Parse one message into ``rows`` (or ``bad``); False when it was unparseable.
+
+        Any exception is this payload's alone (a 2,000-deep nesting raises ``RecursionError``,
+        a 5,000-digit number ``ValueError``): it never escapes to restart the source, which
+        would drop what is buffered.
+        """
         try:
+            if len(payload) > self.cfg.max_payload_bytes:
+                raise PayloadError(
+                    f"payload of {len(payload)} bytes exceeds max_payload_bytes "
+                    f"({self.cfg.max_payload_bytes})"
+                )
             data = json.loads(payload)
             rows = list(self._readings(topic, data, received))
-        except (ValueError, TypeError, OverflowError) as exc:
-            text = payload.decode("utf-8", errors="replace")
+        except Exception as exc:  # any failure is this payload's: see the docstring
+            reason = str(exc) or type(exc).__name__
+            if isinstance(exc, RecursionError):
+                reason = "JSON nested too deeply"
             self.bad.append(
-                {"timestamp": received, "topic": topic, "payload": text, "error": str(exc)}
+                {
+                    "timestamp": received,
+                    "topic": topic,
+                    "payload": preview(payload),
+                    "error": reason,
+                }
             )
             return False
         self.rows.extend(rows)
@@ -100,18 +152,20 @@ class Parser:
         return row
 
     def _stamped(self, topic: str, sensor: Any, value: Any, stamp: Any, received: int) -> Any:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise PayloadError(f"value is not a number: {value!r}") from None
-        elif not isinstance(value, int | float) or isinstance(value, bool):
+        number = to_number(value)
+        if number is None:
             raise PayloadError(f"value is not a number: {value!r}")
+        finite = math.isfinite(number)
+        if not finite and self.cfg.non_finite == "error":
+            raise PayloadError(f"value is not finite: {value!r}")
+        trusted = finite or self.cfg.non_finite == "keep"
+        if stamp is None:  # the device sent no time: ours, and the reading is not trusted
+            stamp, trusted = received, False
         return {
             "timestamp": self._time(stamp, received),
             "sensor": sensor,
-            "value": float(value),
-            "quality": "good",
+            "value": number,
+            "quality": "good" if trusted else "bad",
             "source": self.source,
             "topic": topic,
         }
@@ -160,7 +214,13 @@ class Parser:
         return frame.assign(timestamp=pd.to_datetime(frame["timestamp"], unit="ns", utc=True))
 
 
-def parse_warning(bad: pd.DataFrame) -> str:
-    """The seed's warning for a batch of unparseable messages (it names the first)."""
-    first = bad.iloc[0]
-    return f"Could not parse JSON payload on topic {first['topic']}: {first['error']}"
+def parse_warning(topic: str, error: str) -> str:
+    """The seed's warning for one unparseable message."""
+    return f"Could not parse JSON payload on topic {topic}: {error}"
+
+
+def log_bad(limiter: RateLimiter, logger: Logger | LoggerAdapter[Any], bad: pd.DataFrame) -> None:
+    """Offer each unparseable message to the rate limiter, so the line that goes out names one
+    and the next says how many messages (not batches) were held back."""
+    for topic, error in zip(bad["topic"], bad["error"], strict=True):
+        limiter.log(logger, WARNING, partial(parse_warning, topic, error))

@@ -9,7 +9,7 @@ import pandas as pd
 from flowengine.nodes.mqtt.client import MqttClient
 from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
 from flowengine.nodes.mqtt.handoff import Lost
-from flowengine.nodes.mqtt.parse import Parser, parse_warning
+from flowengine.nodes.mqtt.parse import Parser, log_bad
 
 from flowengine.connectors.base import BaseDataConnector
 from flowengine.logs import RateLimiter
@@ -53,7 +53,7 @@ class MQTTConnector(BaseDataConnector):
             self._parser.add(*item)
         bad = self._parser.take_bad()
         if bad is not None:
-            self._limiter.log(log, logging.WARNING, lambda: parse_warning(bad))
+            log_bad(self._limiter, log, bad)
         return self._parser.take_rows()
 
     async def _disconnect(self) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 import pandas as pd
 from flowengine.nodes.mqtt.client import MqttClient
 from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
 from flowengine.nodes.mqtt.handoff import Lost
-from flowengine.nodes.mqtt.parse import Parser, parse_warning
+from flowengine.nodes.mqtt.parse import Parser, log_bad
 
 from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
@@ -65,8 +64,8 @@ class MqttIn(Source[MqttInConfig]):
             for item in await handoff.wait(wait):
                 if isinstance(item, Lost):
                     lost = item
-                elif not parser.add(*item):
-                    self.ctx.count("parse_errors")
+                else:
+                    parser.add(*item)
             if first is None and parser.rows:
                 first = time.monotonic()
             if parser.bad:
@@ -85,10 +84,15 @@ class MqttIn(Source[MqttInConfig]):
             await self.ctx.send(frame)
 
     async def _send_bad(self) -> None:
+        """Unparseable payloads to the error port, each counted as an error of this node (the
+        run summary and ``flowengine_node_errors_total``) and as a ``parse_errors`` counter."""
         bad = self.parser.take_bad()
         if bad is None:
             return
-        self.limiter.log(self.ctx.log, logging.WARNING, lambda: parse_warning(bad))
+        self.ctx.stats.errors += len(bad)
+        self.ctx.stats.last_error = f"PayloadError: {bad['error'].iloc[-1]}"[:500]
+        self.ctx.count("parse_errors", len(bad))
+        log_bad(self.limiter, self.ctx.log, bad)
         await self.ctx.send(
             Batch(bad, origin=self.ctx.node_id, error="Could not parse JSON payload"), "error"
         )
@@ -101,6 +105,7 @@ class MqttIn(Source[MqttInConfig]):
         for item in self.client.handoff.take() if self.client.handoff else []:
             if not isinstance(item, Lost):
                 self.parser.add(*item)
+        await self._send_bad()
         frame = self.parser.take_rows()
         return None if frame is None else Batch(frame, origin=self.ctx.node_id)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
-from flowengine.nodes.rest.parse import RecordMap, RestError, parse_response
+from flowengine.nodes.rest.parse import PREVIEW, RecordMap, RestError, parse_response
 
 
 @dataclass(slots=True)
@@ -49,16 +49,23 @@ def make_client(settings: RestSettings, base_url: str = "") -> httpx.AsyncClient
 
 
 async def request(
-    client: httpx.AsyncClient, settings: RestSettings, method: str, url: str, **kwargs: Any
+    client: httpx.AsyncClient,
+    settings: RestSettings,
+    method: str,
+    url: str,
+    max_bytes: int | None = None,
+    **kwargs: Any,
 ) -> httpx.Response:
     """Send with bounded retries and exponential backoff on 5xx and timeouts.
 
-    A refused connection raises ``httpx.ConnectError`` at once; the last 5xx is returned.
+    A refused connection raises ``httpx.ConnectError`` at once; the last 5xx is returned. With
+    ``max_bytes``, a (decompressed) body larger than that raises :class:`RestError` after
+    reading no more than that: an endless or gzip-bombed response cannot exhaust memory.
     """
     attempt = 0
     while True:
         try:
-            response = await client.request(method, url, **kwargs)
+            response = await _send(client, method, url, max_bytes, **kwargs)
         except httpx.TimeoutException:
             if attempt >= settings.retries:
                 raise
@@ -69,16 +76,46 @@ async def request(
         attempt += 1
 
 
+async def _send(
+    client: httpx.AsyncClient, method: str, url: str, max_bytes: int | None, **kwargs: Any
+) -> httpx.Response:
+    if max_bytes is None:
+        return await client.request(method, url, **kwargs)
+    sent = client.build_request(method, url, **kwargs)
+    streamed = await client.send(sent, stream=True)
+    body = bytearray()
+    try:
+        async for chunk in streamed.aiter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise RestError(
+                    f"{url}: HTTP {streamed.status_code}: response larger than "
+                    f"max_response_bytes ({max_bytes})",
+                    streamed.status_code,
+                    body[:PREVIEW].decode("utf-8", errors="replace"),
+                )
+    finally:
+        await streamed.aclose()
+    headers = [(k, v) for k, v in streamed.headers.items() if k.lower() != "content-encoding"]
+    return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=sent)
+
+
 class RestPoller:
     """GETs each endpoint and turns the JSON into long frames; bad responses become errors."""
 
     def __init__(
-        self, base_url: str, endpoints: Sequence[str], settings: RestSettings, mapping: RecordMap
+        self,
+        base_url: str,
+        endpoints: Sequence[str],
+        settings: RestSettings,
+        mapping: RecordMap,
+        max_bytes: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/" if base_url else ""
         self.endpoints = list(endpoints) or [""]
         self.settings = settings
         self.mapping = mapping
+        self.max_bytes = max_bytes
         self.client: httpx.AsyncClient | None = None
 
     async def open(self) -> None:
@@ -92,16 +129,22 @@ class RestPoller:
             self.client = None
 
     async def poll(self) -> tuple[pd.DataFrame | None, list[RestError]]:
-        """One cycle over all endpoints: the readings, plus one error per unusable response."""
+        """One cycle over all endpoints: the readings, plus one error per unusable response or
+        record."""
         assert self.client is not None, "open() first"
         frames: list[pd.DataFrame] = []
         errors: list[RestError] = []
         for endpoint in self.endpoints:
-            response = await request(self.client, self.settings, "GET", endpoint.lstrip("/"))
             try:
-                frames.append(parse_response(response, endpoint, self.base_url, self.mapping))
+                response = await request(
+                    self.client, self.settings, "GET", endpoint.lstrip("/"), self.max_bytes
+                )
+                frame, bad = parse_response(response, endpoint, self.base_url, self.mapping)
             except RestError as exc:
                 errors.append(exc)
+                continue
+            frames.append(frame)
+            errors.extend(bad)
         frames = [f for f in frames if not f.empty]
         return (pd.concat(frames, ignore_index=True) if frames else None), errors
 

@@ -9,16 +9,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
+from flowengine.nodes.rest.rows import NonFinite, RowErrors, TimeUnit, numbers, quality, times
 
 if TYPE_CHECKING:
     import httpx
 
+#: Characters of a response body or record kept in an error row.
+PREVIEW = 500
 Shape = Literal["auto", "long", "wide"]
-EpochUnit = Literal["s", "ms", "us", "ns"]
-TimeUnit = Literal["auto", "s", "ms", "us", "ns"]
-#: ``auto``: the largest magnitude of an epoch column picks its unit (seconds stay below 1e11
-#: until the year 5138, so plain epoch seconds are never misread).
-AUTO_UNITS: tuple[tuple[float, EpochUnit], ...] = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"))
 
 
 class RestError(Exception):
@@ -40,6 +38,7 @@ class RecordMap:
     timestamp_field: str = "timestamp"
     shape: Shape = "auto"
     timestamp_unit: TimeUnit = "auto"
+    non_finite: NonFinite = "bad"
 
 
 def dig(payload: Any, path: str) -> Any:
@@ -54,10 +53,11 @@ def dig(payload: Any, path: str) -> Any:
     return payload
 
 
-def to_long(payload: Any, mapping: RecordMap, sensor: str = "") -> pd.DataFrame:
-    """Records (or one record) as a long frame; wide records are melted, one row per field.
+def to_long(payload: Any, mapping: RecordMap, sensor: str = "") -> tuple[pd.DataFrame, RowErrors]:
+    """Records (or one record) as a long frame, and the records that are no reading (by index).
 
-    ``sensor`` names readings whose record has no sensor field (the endpoint's name).
+    Wide records are melted, one row per numeric field. ``sensor`` names readings whose record
+    has no sensor field (the endpoint's name).
     """
     records = dig(payload, mapping.records_path)
     if isinstance(records, Mapping):
@@ -65,69 +65,81 @@ def to_long(payload: Any, mapping: RecordMap, sensor: str = "") -> pd.DataFrame:
     if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
         raise RestError(f"expected a list of JSON objects, got {type(records).__name__}")
     frame = pd.DataFrame.from_records(records)
-    if frame.empty:
-        return pd.DataFrame(columns=["timestamp", "sensor", "value"])
+    if not records:
+        return pd.DataFrame(columns=["timestamp", "sensor", "value", "quality"]), {}
     ts_field, value_field = mapping.timestamp_field, mapping.value_field
     now = pd.Timestamp.now(tz="UTC")
-    times = (
-        _times(frame.pop(ts_field), now, mapping.timestamp_unit)
-        if ts_field in frame
-        else pd.Series(now, index=frame.index)
-    )
-    long = mapping.shape == "long" or (mapping.shape == "auto" and value_field in frame)
-    if long:
+    untimed = pd.Series(False, index=frame.index)
+    stamps, errors = pd.Series(now, index=frame.index), RowErrors()
+    if ts_field in frame:
+        column = frame.pop(ts_field)
+        untimed = column.isna()
+        stamps, errors = times(column, now, mapping.timestamp_unit)
+    if mapping.shape == "long" or (mapping.shape == "auto" and value_field in frame):
         if value_field not in frame:
             raise RestError(f"records have no '{value_field}' field")
         sensors = frame.pop(mapping.sensor_field) if mapping.sensor_field in frame else sensor
-        out = pd.DataFrame({"timestamp": times, "sensor": sensors, "value": frame.pop(value_field)})
-        return pd.concat([out, frame], axis=1)
-    values = frame.select_dtypes("number")
-    if values.empty:
-        raise RestError("records have no numeric fields to read as values")
-    wide = values.assign(timestamp=times)
-    out = wide.melt(id_vars="timestamp", var_name="sensor", value_name="value")
-    return out.dropna(subset=["value"]).reset_index(drop=True)
-
-
-def epoch_unit(values: pd.Series, unit: TimeUnit) -> EpochUnit:
-    """The epoch unit of a numeric column: ``unit`` itself, or for ``auto`` by magnitude."""
-    if unit != "auto":
-        return unit
-    largest = values.abs().max()
-    for bound, name in AUTO_UNITS:
-        if largest >= bound:
-            return name
-    return "s"
-
-
-def _times(values: pd.Series, now: pd.Timestamp, unit: TimeUnit = "auto") -> pd.Series:
-    """ISO 8601 text or epoch numbers (``unit``) as UTC timestamps; missing ones become ``now``."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        times = pd.to_datetime(values, unit=epoch_unit(values, unit), utc=True)
-        # nanoseconds, like every other timestamp column; a wrong unit (ms read as s: the year
-        # 57971) is out of that range and raises, so the response goes to the error port
-        return times.dt.as_unit("ns").fillna(now)
-    return pd.to_datetime(values.astype(object).fillna(now), utc=True, format="ISO8601")
+        values, bad_values = numbers(frame.pop(value_field))
+        out = pd.DataFrame({"timestamp": stamps, "sensor": sensors, "value": values})
+        out = pd.concat([out, frame], axis=1)
+        errors = {**bad_values, **errors}
+    else:
+        numeric = frame.select_dtypes("number")
+        if numeric.empty:
+            raise RestError("records have no numeric fields to read as values")
+        wide = numeric.assign(timestamp=stamps, _untimed=untimed, _record=frame.index)
+        out = wide.melt(id_vars=["timestamp", "_untimed", "_record"], var_name="sensor")
+        out = out.dropna(subset=["value"]).reset_index(drop=True)
+        untimed = out.pop("_untimed").astype(bool)
+        out.index = pd.Index(out.pop("_record"))
+    quality_of, not_finite = quality(
+        out["value"].astype(float), untimed.reindex(out.index), mapping.non_finite
+    )
+    if "quality" in out:  # the API's own quality column: ours can only make it worse
+        out["quality"] = out["quality"].where(quality_of == "good", "bad")
+    else:
+        out.insert(3, "quality", quality_of)
+    errors = {**not_finite, **errors}
+    return out[~out.index.isin(list(errors))].reset_index(drop=True), errors
 
 
 def parse_response(
     response: httpx.Response, endpoint: str, base_url: str, mapping: RecordMap
-) -> pd.DataFrame:
-    """One GET response as a long frame; raises :class:`RestError` with the status and the
-    start of the body when it is an HTTP error, not JSON, or JSON without readings."""
+) -> tuple[pd.DataFrame, list[RestError]]:
+    """One GET response as a long frame, plus one :class:`RestError` per record that is no
+    reading. A whole response that is an HTTP error, not JSON, or JSON without readings raises
+    :class:`RestError` with the status and the start of the body; nothing else escapes (a
+    2,000-deep nesting is an error of that response, not of the source)."""
     where = f"{endpoint or base_url}: HTTP {response.status_code}"
-    body = response.text[:500]
+    body = response.text[:PREVIEW]
     if response.status_code >= 400:
         raise RestError(where, response.status_code, body)
     try:
         payload = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except RecursionError:
+        raise RestError(f"{where}: JSON nested too deeply", response.status_code, body) from None
+    except ValueError:  # not JSON, invalid UTF-8, a 5,000-digit number
         raise RestError(f"{where}: not JSON", response.status_code, body) from None
     sensor = endpoint.strip("/").rsplit("/", 1)[-1]
     try:
-        return to_long(payload, mapping, sensor)
-    except (RestError, ValueError, TypeError) as exc:
+        frame, bad = to_long(payload, mapping, sensor)
+    except RestError as exc:
         raise RestError(f"{where}: {exc}", response.status_code, body) from None
+    except Exception as exc:  # any other failure is this response's, never the source's
+        raise RestError(
+            f"{where}: {type(exc).__name__}: {exc}", response.status_code, body
+        ) from None
+    records = dig(payload, mapping.records_path)
+    records = [records] if isinstance(records, Mapping) else records
+    errors = [
+        RestError(f"{where}: record {i}: {reason}", response.status_code, _preview(records[i]))
+        for i, reason in sorted(bad.items())
+    ]
+    return frame, errors
+
+
+def _preview(record: Any) -> str:
+    return json.dumps(record, default=str)[:PREVIEW]
 
 
 def error_frame(errors: Sequence[RestError]) -> pd.DataFrame:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from flowengine.nodes.rest.client import RestPoller, RestSettings
 from flowengine.nodes.rest.config import HttpConfig
-from flowengine.nodes.rest.parse import RecordMap, Shape, TimeUnit, error_frame
+from flowengine.nodes.rest.parse import RecordMap, Shape, error_frame
+from flowengine.nodes.rest.rows import NonFinite, TimeUnit
 
+from flowengine.logs import RateLimiter
 from flowengine.node import Done, NodeConfig, Source, option
 from flowengine.types import Batch, Result
 
@@ -35,6 +38,18 @@ class RestInConfig(NodeConfig, HttpConfig):
         "long when records have the value field.",
     )
     polls: int | None = option(None, ge=1, description="Polls before the source ends.")
+    non_finite: NonFinite = option(
+        "bad",
+        description="NaN, +/-Infinity, null or overflowing values: `bad` keeps the reading with "
+        "quality `bad`, `error` sends the record to the error port, `keep` marks it `good`. "
+        "A null timestamp is the poll time with quality `bad`.",
+    )
+    max_response_bytes: int = option(
+        10_485_760,
+        ge=1,
+        advanced=True,
+        description="A larger response body is not read on: it goes to the error port (a preview).",
+    )
 
 
 class RestIn(Source[RestInConfig]):
@@ -43,9 +58,11 @@ class RestIn(Source[RestInConfig]):
     poller: RestPoller | None = None
     #: Polls made so far; kept across restarts so `polls` counts them all.
     _done: int = 0
+    limiter: RateLimiter
 
     async def start(self) -> None:
         cfg = self.config
+        self.limiter = RateLimiter(5.0)
         settings = RestSettings(**cfg.model_dump(include=RestSettings.fields()))
         mapping = RecordMap(
             cfg.records_path,
@@ -54,8 +71,11 @@ class RestIn(Source[RestInConfig]):
             cfg.timestamp_field,
             cfg.shape,
             cfg.timestamp_unit,
+            cfg.non_finite,
         )
-        self.poller = RestPoller(cfg.base_url, cfg.endpoints, settings, mapping)
+        self.poller = RestPoller(
+            cfg.base_url, cfg.endpoints, settings, mapping, cfg.max_response_bytes
+        )
         await self.poller.open()
 
     async def read(self) -> Result:
@@ -71,9 +91,12 @@ class RestIn(Source[RestInConfig]):
         result: dict[str, object] = {}
         if frame is not None:
             result["out"] = frame.assign(source=self.ctx.node_id)
-        if errors:
+        if errors:  # each counts as an error (run summary, flowengine_node_errors_total)
             self.ctx.count("bad_responses", len(errors))
-            self.ctx.log.warning("%s", errors[0])
+            self.ctx.stats.errors += len(errors)
+            self.ctx.stats.last_error = f"RestError: {errors[-1]}"[:500]
+            for error in errors:  # the limiter's "+N more" counts responses and records
+                self.limiter.log(self.ctx.log, logging.WARNING, error.__str__)
             result["error"] = Batch(error_frame(errors), error=str(errors[0]))
         return result or None  # type: ignore[return-value]
 
