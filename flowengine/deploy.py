@@ -26,6 +26,7 @@ from flowengine.validate import BuiltNode, CheckedFlow
 from flowengine.wiring import graph_wires, wire_up
 
 if TYPE_CHECKING:
+    from flowengine.durable import Durability
     from flowengine.inbox import Wire
     from flowengine.nodetask import NodeTasks
     from flowengine.problems import Problem
@@ -59,6 +60,7 @@ class Deploying:
         checked: CheckedFlow
         stats: dict[str, NodeStats]
         _nodes: NodeTasks
+        _durable: Durability | None
         _runs: dict[str, NodeRun]
         _wires: dict[WireKey, Wire]
         _tasks: list[asyncio.Task[None]]
@@ -113,6 +115,9 @@ class Deploying:
         touched = {n for key in new_keys ^ old_keys for n in (key[0], key[2])}
         report.rewired = [n for n in report.kept if n in touched]
         self._start_fresh(checked, fresh, self._group)
+        if self._durable is not None:  # open checkpoints spanned the old graph
+            self._durable.runs = self._runs
+            self._durable.abort()
         log.info(
             "deployed: %d added, %d removed, %d restarted, %d kept (%d rewired)",
             *map(len, (report.added, report.removed, report.restarted, report.kept)),

@@ -4,6 +4,11 @@ A full buffer makes the sender wait, so a slow sink slows its sources instead of
 A sender cancelled while waiting still leaves its batch in the buffer: nothing already read is
 lost at shutdown (the buffer may then exceed its capacity by that one batch).
 
+A checkpoint :class:`~flowengine.checkpoint.Barrier` travels in band like a batch. The inbox
+*aligns* it: a wire that delivered barrier *n* is held back until every other open wire has
+delivered it too; only then does the reader get the barrier, so what the node has processed at
+that moment is exactly everything before barrier *n* on all its inputs.
+
 A deploy changes wires under a running flow: a wire leaving the flow is *detached* (its senders
 no longer wait on it; its reader drains it and forgets it once closed and empty), and a
 restarted node's new inbox takes over the old one's wires with what they hold.
@@ -15,7 +20,11 @@ import asyncio
 import sys
 from collections import deque
 
+from flowengine.checkpoint import Barrier
 from flowengine.types import Batch
+
+#: What travels on a wire: batches, and now and then a checkpoint barrier.
+Item = Batch | Barrier
 
 
 class Wire:
@@ -41,7 +50,7 @@ class Wire:
         self.dest = dest
         self.dest_port = dest_port
         self.capacity = capacity
-        self.items: deque[Batch] = deque()
+        self.items: deque[Item] = deque()
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.closed = False
         self.detached = False
@@ -82,6 +91,9 @@ class Inbox:
         self.wires: list[Wire] = []
         self._getter: asyncio.Future[None] | None = None
         self._next = 0
+        #: The barrier being aligned, and the wires that delivered it (held back meanwhile).
+        self._aligning: Barrier | None = None
+        self._held: set[Wire] = set()
 
     def _wake(self) -> None:
         """Resume the reader if it waits (like ``asyncio.Queue``: no event churn per put)."""
@@ -95,7 +107,7 @@ class Inbox:
         wire.inbox = self
         self.wires.append(wire)
 
-    async def put(self, wire: Wire, batch: Batch) -> None:
+    async def put(self, wire: Wire, batch: Item) -> None:
         """Append to ``wire``'s buffer, waiting while it is full."""
         items = wire.items
         while len(items) >= wire.capacity:
@@ -110,7 +122,7 @@ class Inbox:
         items.append(batch)
         _reader_of(wire)._wake()  # a restart may have moved the wire to a new inbox meanwhile
 
-    def put_nowait(self, wire: Wire, batch: Batch) -> None:
+    def put_nowait(self, wire: Wire, batch: Item) -> None:
         """Append without waiting: when the wire has room, or to finish a cancelled fan-out."""
         wire.items.append(batch)
         self._wake()
@@ -140,24 +152,72 @@ class Inbox:
         if wire.detached and wire.closed and not wire.items and wire in self.wires:
             self.wires.remove(wire)
 
-    async def get(self) -> Batch | None:
-        """The next batch from any wire, or ``None`` once every wire is closed and empty."""
+    async def get(self) -> Item | None:
+        """The next batch from any wire, or an aligned barrier, or ``None`` once every wire is
+        closed and empty."""
         while True:
-            wires = self.wires
-            n = len(wires)
-            for i in range(n):
-                wire = wires[(self._next + i) % n]
-                if wire.items:
-                    self._next = (self._next + i + 1) % n
-                    batch = wire.items.popleft()
-                    wire._wake_senders(1)
-                    if wire.detached:
-                        self._forget_if_done(wire)
-                    return batch
-            if all(w.closed for w in wires):
+            wire = self._ready_wire()
+            if wire is not None:
+                item = wire.items.popleft()
+                wire._wake_senders(1)
+                if wire.detached:
+                    self._forget_if_done(wire)
+                if type(item) is not Barrier:
+                    return item
+                if self._arrive(wire, item):
+                    return item
+                continue
+            if self._aligning is not None and self._aligned():
+                return self._release()
+            if all(w.closed for w in self.wires):
+                self._held.clear()
                 return None
             self._getter = asyncio.get_running_loop().create_future()
             await self._getter
+
+    def _ready_wire(self) -> Wire | None:
+        """The next wire in round-robin order that has an item and is not held back."""
+        wires = self.wires
+        n = len(wires)
+        held = self._held
+        for i in range(n):
+            wire = wires[(self._next + i) % n]
+            if wire.items and (not held or wire not in held):
+                self._next = (self._next + i + 1) % n
+                return wire
+        return None
+
+    def _arrive(self, wire: Wire, barrier: Barrier) -> bool:
+        """``wire`` delivered ``barrier``: hold the wire back; True when now aligned."""
+        current = self._aligning
+        if current is not None and barrier.id < current.id:
+            return False  # an abandoned checkpoint's barrier (a later one is aligning)
+        if current is None or barrier.id > current.id:
+            self._held.clear()  # a later checkpoint supersedes one that never aligned
+            self._aligning = barrier
+        self._held.add(wire)
+        if self._aligned():
+            self._release()
+            return True
+        return False
+
+    def _aligned(self) -> bool:
+        """Every wire has delivered the barrier, or has ended and holds nothing more."""
+        held = self._held
+        return all(w in held or (w.closed and not w.items) for w in self.wires)
+
+    def _release(self) -> Barrier:
+        barrier = self._aligning
+        assert barrier is not None
+        self._aligning = None
+        self._held.clear()
+        return barrier
+
+    def reset_alignment(self) -> None:
+        """Forget a barrier being aligned (a deploy changed the wires under it)."""
+        self._aligning = None
+        self._held.clear()
+        self._wake()
 
     @property
     def depth(self) -> int:

@@ -12,13 +12,18 @@ import contextlib
 import logging
 import random
 import time
+from typing import TYPE_CHECKING
 
+from flowengine.checkpoint import Barrier
 from flowengine.logs import redact
 from flowengine.node import Source, Transform
 from flowengine.noderun import NodeRun
 from flowengine.sending import send
 from flowengine.types import ERROR_PORT, Batch
 from flowengine.wiring import release_all
+
+if TYPE_CHECKING:
+    from flowengine.durable import Durability
 
 #: Seconds a node's ``close`` may take after a hard stop.
 CLOSE_TIMEOUT = 5.0
@@ -32,6 +37,8 @@ class NodeTasks:
         self.rng = rng
         self.stop: asyncio.Event | None = None
         self.dropped = 0
+        #: Checkpoints and journals, when the flow has ``settings.checkpoint``.
+        self.durable: Durability | None = None
 
     async def main(self, run: NodeRun) -> None:
         """One node's task; a hard stop still closes the node (files, connections)."""
@@ -64,6 +71,8 @@ class NodeTasks:
             run.ready.set()
         run.started = True
         run.stats.set_state("ok", "")
+        if self.durable is not None:
+            self.durable.restore(run)
 
     async def _open(self, run: NodeRun) -> bool:
         """Call ``start`` until it succeeds, backing off between attempts. A node a deploy
@@ -135,6 +144,8 @@ class NodeTasks:
                 return
             sent_before = run.stats.batches_out
             try:
+                if self.durable is not None:
+                    await self.durable.replay(run)
                 await run.node.run()
                 return
             except Exception as exc:
@@ -153,6 +164,10 @@ class NodeTasks:
         is_transform = isinstance(run.node, Transform)
         handler, is_async = run.handler, run.handler_is_async
         while (batch := await run.inbox.get()) is not None:
+            if isinstance(batch, Barrier):
+                assert self.durable is not None  # barriers come only with checkpoints
+                await self.durable.on_barrier(run, batch)
+                continue
             stats.batches_in += 1
             stats.rows_in += len(batch.frame.index)
             stats.last_data = time.time()
@@ -173,8 +188,8 @@ class NodeTasks:
         """Count and drop what was queued for a node that never started, then end it."""
         assert run.inbox is not None
         lost = 0
-        while await run.inbox.get() is not None:  # its wires are detached: none blocks
-            lost += 1
+        while (item := await run.inbox.get()) is not None:  # its wires are detached: none blocks
+            lost += not isinstance(item, Barrier)
         if lost:
             self.dropped += lost
             run.log.error("removed before it could start: %d queued batches dropped", lost)
@@ -207,3 +222,5 @@ class NodeTasks:
         if run.stats.state != "error" and not run.retired:
             run.stats.set_state("stopped")
         release_all(run)
+        if self.durable is not None:
+            self.durable.ended(run)

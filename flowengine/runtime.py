@@ -23,9 +23,10 @@ import networkx as nx
 
 from flowengine.context import Context
 from flowengine.deploy import Deploying, DeployReport, NotRunning
+from flowengine.durable import Durability
 from flowengine.inbox import Inbox, Wire
 from flowengine.logs import add_secrets, redact
-from flowengine.node import Node, Sink, Transform
+from flowengine.node import Node, Sink, Source, Transform
 from flowengine.noderun import KIND_ORDER, NodeLogAdapter, NodeRun, WireKey, active_nodes
 from flowengine.nodetask import NodeTasks
 from flowengine.problems import FlowError, Problem
@@ -70,6 +71,8 @@ class Runtime(Deploying):
         self._deploying = asyncio.Lock()
         self.stats: dict[str, NodeStats] = {}
         self._adopt(checked)
+        self._durable = Durability(self.flow, self._runs) if self.settings.checkpoint else None
+        self._nodes.durable = self._durable
         self._build()
 
     # ---- building -------------------------------------------------------------------------
@@ -104,11 +107,16 @@ class Runtime(Deploying):
             logging.getLogger(f"flowengine.node.{built.defn.type}"), {"node": node_id}
         )
         outputs: dict[str, list[Wire]] = {}
+        durable = self._durable if issubclass(built.cls, Source) else None
         ctx = Context(
             node_id,
             stats=stats,
             outputs=outputs,
-            sender=lambda result, port: send(run, result, port, None),
+            sender=(
+                (lambda result, port: durable.send(run, result, port))
+                if durable is not None
+                else (lambda result, port: send(run, result, port, None))
+            ),
             log=adapter,
             flow_dir=self.flow.path.parent,
         )
@@ -152,12 +160,17 @@ class Runtime(Deploying):
             if not await self._start_phase(order):
                 await self._abandon_start()
                 return RunReport(True, time.monotonic() - began)
+            ticker = self._checkpoints()
             # A child cancelled by the watchdog ends quietly; TaskGroup ignores cancelled children.
-            async with asyncio.TaskGroup() as group:
-                for node_id in order:
-                    self._spawn(group, self._runs[node_id])
-                self._group = group
-                self._live.set()
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for node_id in order:
+                        self._spawn(group, self._runs[node_id])
+                    self._group = group
+                    self._live.set()
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
         finally:
             self._group = None
             self._ended.set()
@@ -206,7 +219,15 @@ class Runtime(Deploying):
         if lost:
             log.error("%d batches were still queued when the flow stopped", lost)
         errors = sum(s.errors for s in self.stats.values())
+        if self._durable is not None:
+            self._durable.finish(self._drained and not lost)
         return RunReport(self._drained and not lost, time.monotonic() - began, lost, errors)
+
+    def _checkpoints(self) -> asyncio.Task[None] | None:
+        """The checkpoint ticker, when ``settings.checkpoint`` is set (see flowengine.durable)."""
+        if self._durable is None:
+            return None
+        return asyncio.create_task(self._durable.run_checkpoints(), name="checkpoints")
 
     def _spawn(self, group: asyncio.TaskGroup, run: NodeRun) -> None:
         """Start ``run``'s task in ``group``; ``_tasks`` is what a hard stop cancels."""

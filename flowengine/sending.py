@@ -25,7 +25,7 @@ async def send(run: NodeRun, result: Result, port: str, parent: Batch | None) ->
     elif type(result) is Batch:
         await deliver(run, port, result)
     else:
-        for out_port, batch in _batches(run, result, port, parent):
+        for out_port, batch in batches_of(run, result, port, parent):
             await deliver(run, out_port, batch)
 
 
@@ -35,7 +35,7 @@ def _wrap(run: NodeRun, frame: pd.DataFrame, parent: Batch | None) -> Batch:
     return Batch(frame, topic, run.id, created)
 
 
-def _batches(
+def batches_of(
     run: NodeRun, result: object, port: str, parent: Batch | None
 ) -> Iterator[tuple[str, Batch]]:
     """Flatten a result (frame, batch, per-port mapping of one or several) into sends."""
@@ -45,7 +45,7 @@ def _batches(
         for out_port, value in result.items():
             values = value if isinstance(value, list | tuple) else [value]
             for item in values:
-                yield from _batches(run, item, str(out_port), parent)
+                yield from batches_of(run, item, str(out_port), parent)
         return
     if isinstance(result, pd.DataFrame):
         yield port, _wrap(run, result, parent)

@@ -39,10 +39,11 @@ class TickConfig(NodeConfig):
 
 
 class Tick(Source):
-    """Numbered rows, as fast as downstream takes them."""
+    """Numbered rows, as fast as downstream takes them; a restart goes on from its position."""
 
     Config = TickConfig
     category = "plugin"
+    state_attrs = ("n",)
 
     async def start(self) -> None:
         self.n = 0
