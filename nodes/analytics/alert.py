@@ -82,7 +82,12 @@ class AlertConfig(NodeConfig):
 
 
 class Alert(Transform[AlertConfig]):
-    """Emit an alert record (`event` raise/escalate/clear) per state change, per key."""
+    """Emit an alert record (`event` raise/escalate/clear) per state change, per key.
+
+    A checkpoint keeps each key's alert state (active, pending `for`, cooldown, last row
+    time) and its feature statistics. The `for` and `cooldown` times are row timestamps, not
+    timers, so there is nothing to re-arm: a restored alert goes on as if never stopped.
+    """
 
     async def start(self) -> None:
         cfg = self.config
@@ -95,6 +100,14 @@ class Alert(Transform[AlertConfig]):
             alerts.Rules(cfg.hold * second, cfg.cooldown * second, ranking)
         )
         self._stats: dict[tuple[object, ...], alerts.Deviations] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Per key: the machine's state and the deviations (the rules follow from the config)."""
+        return {"keys": self._machine.states, "stats": self._stats}
+
+    def restore(self, state: Any) -> None:
+        self._machine.states = dict(state["keys"])
+        self._stats = dict(state["stats"])
 
     def process(self, batch: Batch) -> Result:
         cfg = self.config

@@ -102,6 +102,9 @@ class Predict(Transform[PredictConfig]):
     delays a batch. A file that fails to load leaves the old model running and says so in the
     node's status. A batch without the model's feature columns goes to the error port with the
     missing columns named.
+
+    Nothing is checkpointed: the model, its reload task and the file stamp are not data, and
+    a restart loads the file as it is then, the version the running node would have reloaded.
     """
 
     async def start(self) -> None:

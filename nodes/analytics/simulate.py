@@ -7,6 +7,7 @@ import math
 import time
 from dataclasses import fields
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from flowengine.nodes.analytics.steelsim import CHUNK, LineConfig, SteelLine
@@ -79,6 +80,11 @@ class Simulate(Source[SimulateConfig]):
 
     Blocks of ticks are generated at once and emitted as ``iloc`` slices, so a batch costs
     one slice whatever its size; the values do not depend on the batch size or the pacing.
+
+    The series is a pure function of the seed and the tick number, so a checkpoint keeps only
+    the position (the next row) and the time of tick 0: a restored source goes on with the
+    same series where the checkpoint left it, with the same timestamps (in realtime, a restart
+    after a pause catches up at full speed). It replays itself and so needs no journal.
     """
 
     def __init__(self, config: SimulateConfig, ctx: Context) -> None:
@@ -106,17 +112,36 @@ class Simulate(Source[SimulateConfig]):
         self._row0 = 0  # stream row number of the frame's first row
         self._next = 0  # next tick to generate
 
+    def snapshot(self) -> dict[str, Any]:
+        """The next row of the series and the time of tick 0: all a restore needs."""
+        return {"row": self._row0 + self._pos, "start": self._start}
+
+    def restore(self, state: Any) -> None:
+        """Go on at the saved row, regenerating its block when it stopped inside one."""
+        self._start = pd.Timestamp(state["start"])
+        self._epoch = self._start.timestamp()
+        row = int(state["row"])
+        self._next = row // self._k // self._block * self._block
+        self._frame, self._pos, self._row0 = pd.DataFrame(), 0, self._next * self._k
+        if row > self._row0:
+            self._generate()
+            self._pos = row - self._row0
+
+    def _generate(self) -> None:
+        """The next block of ticks, as the frame batches are sliced from."""
+        assert self._model is not None
+        n = self._block if self._end is None else min(self._block, self._end - self._next)
+        self._frame = self._model.long_frame(
+            self._next, n, self._start, self.ctx.node_id, self.config.line
+        )
+        self._row0, self._next, self._pos = self._next * self._k, self._next + n, 0
+
     async def read(self) -> pd.DataFrame:
-        pos = self._pos
-        if pos >= len(self._frame):
+        if self._pos >= len(self._frame):
             if self._end is not None and self._next >= self._end:
                 raise Done
-            assert self._model is not None
-            n = self._block if self._end is None else min(self._block, self._end - self._next)
-            self._frame = self._model.long_frame(
-                self._next, n, self._start, self.ctx.node_id, self.config.line
-            )
-            self._row0, self._next, pos = self._next * self._k, self._next + n, 0
+            self._generate()
+        pos = self._pos
         end = self._pos = min(pos + self._batch, len(self._frame))
         if self.config.realtime:  # wait until the batch's last tick is due
             due = self._epoch + ((self._row0 + end - 1) // self._k) / self.config.rate

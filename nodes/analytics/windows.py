@@ -336,9 +336,14 @@ class Stream(Protocol):
 
 class StreamTransform(Transform[C]):
     """A transform over a watermarked stream: accepted rows go to its state, late rows to the
-    ``error`` port (counted as ``late_rows``), and ``flush`` emits what is still open."""
+    ``error`` port (counted as ``late_rows``), and ``flush`` emits what is still open.
+
+    The stream object (buffer, watermark, emitted marks) is plain numpy and pandas data, so it
+    is the checkpointed state as it is; its settings come from the unchanged config.
+    """
 
     stream: Stream
+    state_attrs = ("stream",)
 
     def process(self, batch: Batch) -> Result:
         out, late = self.stream.push(batch.frame)

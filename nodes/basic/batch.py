@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import pandas as pd
 from pydantic import model_validator
@@ -32,7 +33,9 @@ class BatchNode(Transform[BatchConfig]):
     """Hold rows until `count` rows (sent in chunks of exactly `count`) or `interval` seconds.
 
     The interval is checked when batches arrive and by a timer task, so a quiet input still
-    gets its rows out on time. What is held at the end of the stream is flushed.
+    gets its rows out on time. What is held at the end of the stream is flushed. A checkpoint
+    keeps the held rows and their age, so after a restart they go out at the same count, or
+    when the rest of their interval has passed.
     """
 
     async def start(self) -> None:
@@ -41,6 +44,19 @@ class BatchNode(Transform[BatchConfig]):
         self._first = 0.0
         self._arrived = asyncio.Event()
         self._timer = asyncio.create_task(self._tick()) if self.config.interval else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The held rows and the age of the first (a monotonic time means nothing after a
+        restart; an age does)."""
+        age = time.monotonic() - self._first if self._frames else 0.0
+        return {"frames": list(self._frames), "rows": self._rows, "age": age}
+
+    def restore(self, state: Any) -> None:
+        """Hold the rows again and re-arm the timer for what is left of their interval."""
+        self._frames, self._rows = list(state["frames"]), int(state["rows"])
+        if self._frames:
+            self._first = time.monotonic() - float(state["age"])
+            self._arrived.set()
 
     def _take(self) -> pd.DataFrame:
         frame = pd.concat(self._frames, ignore_index=True)

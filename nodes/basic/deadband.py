@@ -40,8 +40,10 @@ class Deadband(Transform[DeadbandConfig]):
     """Pass a row only when its value moved beyond the band from the last reported one.
 
     The first row of each series always passes; the last reported value and time per series
-    are kept across batches. Rows are compared in arrival order.
+    are kept across batches (the checkpointed state). Rows are compared in arrival order.
     """
+
+    state_attrs = ("_last",)
 
     async def start(self) -> None:
         self._last: dict[Any, tuple[float, pd.Timestamp | None]] = {}

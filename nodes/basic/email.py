@@ -64,7 +64,13 @@ def body(frame: pd.DataFrame) -> str:
 
 
 class EmailSink(Sink[EmailConfig]):
-    """Send each batch (alert records) as one email to `to`."""
+    """Send each batch (alert records) as one email to `to`.
+
+    The records held back by the rate limit are the checkpointed state, so a crash does not
+    lose them; the send times are not (the limit starts afresh after a restart).
+    """
+
+    state_attrs = ("_held",)
 
     async def start(self) -> None:
         self._sent: deque[float] = deque()

@@ -66,7 +66,14 @@ def _parse_times(values: pd.Series, now: pd.Timestamp) -> pd.Series:
 
 
 class Inject(Source[InjectConfig]):
-    """Emit fixed rows once, every `interval` seconds, or on a `cron` schedule."""
+    """Emit fixed rows once, every `interval` seconds, or on a `cron` schedule.
+
+    A checkpoint keeps the firings left and whether the first one is still due, so a restored
+    inject goes on counting instead of firing its `count` again; the schedule itself follows
+    the clock (an interval restarts, a cron fires at its next time).
+    """
+
+    state_attrs = ("_left", "_first")
 
     async def start(self) -> None:
         cfg = self.config

@@ -24,7 +24,10 @@ class Join(Transform[JoinConfig]):
     Right batches only update the state (the last `tolerance` seconds of right rows, by right
     time); left batches are joined against it and sent, in their own row order. A left row
     whose right partner has not arrived yet gets empty right columns: the join never waits.
+    The right rows kept are the checkpointed state.
     """
+
+    state_attrs = ("_right",)
 
     inputs = ("left", "right")
 

@@ -37,7 +37,8 @@ class Python(Transform[PythonConfig]):
     """Run a `process(df)` function written in the flow file.
 
     This runs arbitrary code from the file, so the type loads only when the flow sets
-    `settings: {allow_code: true}` or `flowengine run --allow-code` is given.
+    `settings: {allow_code: true}` or `flowengine run --allow-code` is given. Whatever the code
+    keeps between calls (globals) is its own: checkpoints do not see it, a restart loses it.
     """
 
     runs_code = True

@@ -35,8 +35,11 @@ class Resample(Transform[ResampleConfig]):
 
     The newest bucket of each series stays open (rows may still arrive for it) and is sent at
     the end of the stream. Rows for a bucket already sent are late: counted and dropped.
-    Buckets are stamped with their start; empty buckets produce no row.
+    Buckets are stamped with their start; empty buckets produce no row. The open buckets and
+    the newest bucket sent per series are the checkpointed state.
     """
+
+    state_attrs = ("_held", "_sent")
 
     async def start(self) -> None:
         self._held = pd.DataFrame()
