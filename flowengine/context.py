@@ -24,8 +24,12 @@ class Context:
         sender: Sender,
         log: logging.LoggerAdapter[logging.Logger],
         flow_dir: Path,
+        journaled: bool = False,
     ) -> None:
         self.node_id = node_id
+        #: A source's sends go to its ingest journal first (the flow checkpoints): a source
+        #: whose upstream waits for confirmations may hold them until ``acknowledge``.
+        self.journaled = journaled
         self.stats = stats
         self.log = log
         self.flow_dir = flow_dir
@@ -39,6 +43,12 @@ class Context:
     async def send(self, result: Result, port: str = "out") -> None:
         """Send a frame, batch or per-port mapping; waits while downstream queues are full."""
         await self._sender(result, port)
+
+    def error(self, message: str, count: int = 1) -> None:
+        """Count ``count`` errors of this node (bad input it sent to ``error``, say): they show
+        in the run summary, the node's status and ``flowengine_node_errors_total``."""
+        self.stats.errors += count
+        self.stats.last_error = message[:500]
 
     def status(self, text: str, state: NodeState | None = None) -> None:
         """Show a short status text (and optionally a state) on the node."""

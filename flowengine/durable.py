@@ -75,6 +75,9 @@ class Durability:
         self._locks: dict[str, asyncio.Lock] = {}
         self._restored: set[str] = set()
         self._replayed: set[str] = set()
+        #: Each source's state as of its last journaled batch (encoded): what a checkpoint
+        #: records for it, since its live state may be ahead (a read not yet journaled).
+        self.source_states: dict[str, str | None] = {}
 
     # ---- journals --------------------------------------------------------------------------
     def journal(self, run: NodeRun) -> Journal:
@@ -93,7 +96,19 @@ class Durability:
         return self._locks.setdefault(run.id, asyncio.Lock())
 
     async def send(self, run: NodeRun, result: Result, port: str) -> None:
-        """A source's send: journal first, confirm upstream, then deliver downstream."""
+        """A source's send: journal first, confirm upstream, then deliver downstream.
+
+        Once a source has read something it is out of the device: a stop that cancels the
+        source meanwhile waits for this send to finish (journal and wires), then goes on.
+        """
+        task = asyncio.ensure_future(self._send(run, result, port))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task  # a second cancel (the drain watchdog) ends this wait
+            raise
+
+    async def _send(self, run: NodeRun, result: Result, port: str) -> None:
         sends = list(batches_of(run, result, port, None))
         if not sends:
             return
@@ -106,6 +121,7 @@ class Durability:
         async with self.lock(run):
             seqs = await self._append(run, journal, records)
             self.positions[run.id] = seqs[-1]
+            self.source_states[run.id] = state
             if isinstance(run.node, Source):
                 await run.node.acknowledge()
             for out_port, batch in sends:
@@ -197,7 +213,12 @@ class Durability:
 
     def _record(self, run: NodeRun, cid: int, position: int | None = None) -> None:
         fp = fingerprint(run.built.defn.type, run.built.defn.config)
-        state = run.node.snapshot()
+        if isinstance(run.node, Source):
+            if run.id not in self.source_states:  # sent nothing yet: what it was restored to
+                self.source_states[run.id] = _encode_state(run.node.snapshot())
+            state = _decode_state(self.source_states[run.id])
+        else:
+            state = run.node.snapshot()
         self.coordinator.record(cid, run.id, state, fp, position)
 
     async def _pass_on(self, run: NodeRun, barrier: Barrier) -> None:

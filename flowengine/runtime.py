@@ -16,6 +16,7 @@ import inspect
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,9 @@ from flowengine.node import Node, Sink, Source, Transform
 from flowengine.noderun import KIND_ORDER, NodeLogAdapter, NodeRun, WireKey, active_nodes
 from flowengine.nodetask import NodeTasks
 from flowengine.problems import FlowError, Problem
-from flowengine.sending import send
+from flowengine.sending import send_acknowledged, send_plain
 from flowengine.status import NodeStats
+from flowengine.types import Result
 from flowengine.validate import BuiltNode, CheckedFlow
 from flowengine.wiring import wire_up
 
@@ -107,19 +109,16 @@ class Runtime(Deploying):
             logging.getLogger(f"flowengine.node.{built.defn.type}"), {"node": node_id}
         )
         outputs: dict[str, list[Wire]] = {}
-        durable = self._durable if issubclass(built.cls, Source) else None
         ctx = Context(
             node_id,
             stats=stats,
             outputs=outputs,
-            sender=(
-                (lambda result, port: durable.send(run, result, port))
-                if durable is not None
-                else (lambda result, port: send(run, result, port, None))
-            ),
+            sender=lambda result, port: sender(run, result, port),
             log=adapter,
             flow_dir=self.flow.path.parent,
+            journaled=self._durable is not None and issubclass(built.cls, Source),
         )
+        sender = self._sender_for(built)
         run = NodeRun(
             built=built,
             node=built.cls(built.config, ctx),
@@ -137,6 +136,17 @@ class Runtime(Deploying):
         if built.cls.inputs:
             run.inbox = Inbox()
         return run
+
+    def _sender_for(self, built: BuiltNode) -> Callable[[NodeRun, Result, str], Awaitable[None]]:
+        """How ``built``'s sends travel: a source's through its journal when the flow
+        checkpoints; a source that confirms upstream (``acknowledge``) confirms after each
+        send; everything else straight onto its wires."""
+        if issubclass(built.cls, Source):
+            if self._durable is not None:
+                return self._durable.send
+            if built.cls.acknowledge is not Source.acknowledge:
+                return send_acknowledged
+        return send_plain
 
     def start_order(self) -> list[str]:
         """Node ids in start order: sinks, then transforms, then sources; downstream first."""

@@ -29,6 +29,19 @@ async def send(run: NodeRun, result: Result, port: str, parent: Batch | None) ->
             await deliver(run, out_port, batch)
 
 
+async def send_plain(run: NodeRun, result: Result, port: str) -> None:
+    """A node's own send (``ctx.send``): no parent batch."""
+    await send(run, result, port, None)
+
+
+async def send_acknowledged(run: NodeRun, result: Result, port: str) -> None:
+    """A source's send, then its ``acknowledge``: what it sent is on its wires now."""
+    await send(run, result, port, None)
+    acknowledge = getattr(run.node, "acknowledge", None)
+    if acknowledge is not None:
+        await acknowledge()
+
+
 def _wrap(run: NodeRun, frame: pd.DataFrame, parent: Batch | None) -> Batch:
     """A frame from ``run`` as a batch: the topic and age of the batch it came from, if any."""
     topic, created = (parent.topic, parent.created) if parent else (None, time.time())

@@ -15,6 +15,7 @@ import asyncio
 import ssl
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,9 +41,16 @@ ACK_WINDOW = 500
 class MqttClient:
     """One paho client: connect (awaiting CONNACK), subscribe, publish with acks, disconnect."""
 
-    def __init__(self, cfg: MqttConnection, *, reconnect: bool = False) -> None:
+    def __init__(
+        self, cfg: MqttConnection, *, reconnect: bool = False, manual_ack: bool = False
+    ) -> None:
         self.cfg = cfg
         self.reconnect = reconnect
+        #: Received QoS 1/2 messages are confirmed only by :meth:`ack`, when the flow has
+        #: them safe; until then the broker redelivers them after a crash.
+        self.manual_ack = manual_ack
+        #: ``(mid, qos)`` of received messages, in order, for :meth:`ack` (manual mode).
+        self.received: deque[tuple[int, int]] = deque()
         self.handoff: Handoff | None = None
         self._client: Any = None
         self._connack: asyncio.Future[None] | None = None
@@ -60,6 +68,7 @@ class MqttClient:
             clean_session=None if v5 else cfg.clean_session,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             reconnect_on_failure=self.reconnect,
+            manual_ack=self.manual_ack,
         )
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password)
@@ -146,7 +155,18 @@ class MqttClient:
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         assert self.handoff is not None
+        if self.manual_ack:  # before the put: the flow never takes a message not listed here
+            self.received.append((msg.mid, msg.qos))
         self.handoff.put((msg.topic, msg.payload, time.time_ns()))
+
+    def ack(self, count: int) -> None:
+        """Confirm the first ``count`` received messages not confirmed yet (manual mode);
+        QoS 0 ones need nothing. Messages of a lost connection are the broker's to resend."""
+        client = self._client
+        for _ in range(min(count, len(self.received))):
+            mid, qos = self.received.popleft()
+            if qos and client is not None and self.connected:
+                client.ack(mid, qos)
 
     def _resolve(self, error: Exception | None) -> None:
         fut = self._connack

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import pandas as pd
 from flowengine.nodes.mqtt.client import MqttClient
@@ -13,6 +14,10 @@ from flowengine.nodes.mqtt.parse import Parser, log_bad
 from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
 from flowengine.types import Batch
+
+#: Unconfirmed messages a journaled source holds at most before it journals what it has and
+#: confirms them: below Mosquitto's default max_inflight_messages (20), which would stall it.
+ACK_WINDOW = 10
 
 
 class MqttInConfig(NodeConfig, MqttConnection, MqttParsing):
@@ -33,16 +38,29 @@ class MqttInConfig(NodeConfig, MqttConnection, MqttParsing):
 
 class MqttIn(Source[MqttInConfig]):
     """Subscribe to MQTT topics (wildcards, QoS 0-2, TLS, MQTT 3.1.1/5) and emit DataFrames of
-    readings in the long format plus a `topic` column. Unparseable payloads go to `error`."""
+    readings in the long format plus a `topic` column. Unparseable payloads go to `error`.
+
+    QoS 1/2 messages are acknowledged to the broker only once the flow has them safe: in the
+    ingest journal when the flow checkpoints, else once they are on their wires. So a crash
+    before that makes the broker send them again (with a persistent session, also those
+    published meanwhile) instead of losing them.
+    """
 
     requires = (("paho.mqtt.client", "mqtt"),)
     client: MqttClient | None = None
     parser: Parser
     limiter: RateLimiter
+    #: Per message taken, in order: the rows taken so far up to and including it.
+    _marks: deque[int]
+    _taken = 0
+    _sent = 0
 
     async def start(self) -> None:
         cfg = self.config
-        self.client = client = MqttClient(cfg)
+        self._marks, self._taken, self._sent = deque(), 0, 0
+        # confirmations wait for the journal only when there is one; else paho confirms on
+        # receipt (holding them longer would stall: brokers allow ~20 unconfirmed messages)
+        self.client = client = MqttClient(cfg, manual_ack=self.ctx.journaled and cfg.qos > 0)
         self.parser = Parser(cfg, self.ctx.node_id)
         self.limiter = RateLimiter(5.0)
         await client.connect([(t, cfg.qos) for t in cfg.filters()], cfg.buffer)
@@ -65,11 +83,14 @@ class MqttIn(Source[MqttInConfig]):
                 if isinstance(item, Lost):
                     lost = item
                 else:
-                    parser.add(*item)
+                    self._take(item)
             if first is None and parser.rows:
                 first = time.monotonic()
             if parser.bad:
                 await self._send_bad()
+            if self.client.manual_ack and len(self._marks) >= ACK_WINDOW and parser.rows:
+                await self._send(parser.take_rows())  # journal now, so the acks go out
+                first = None
             while len(parser.rows) >= cfg.batch_size:  # full batches; a remainder waits
                 await self._send(parser.take_rows(cfg.batch_size))
                 first = time.monotonic() if parser.rows else None
@@ -79,9 +100,27 @@ class MqttIn(Source[MqttInConfig]):
             if lost:
                 raise ConnectionError(lost.reason)
 
+    def _take(self, item: tuple[str, bytes, int]) -> None:
+        """Parse one message and remember how many rows were taken up to it (for its ack)."""
+        before = len(self.parser.rows)
+        self.parser.add(*item)
+        self._taken += len(self.parser.rows) - before
+        self._marks.append(self._taken)
+
     async def _send(self, frame: pd.DataFrame | None) -> None:
         if frame is not None:
+            self._sent += len(frame)
             await self.ctx.send(frame)
+
+    async def acknowledge(self) -> None:
+        """Confirm to the broker every message whose rows have all been sent (the runtime
+        calls this once they are safe: journaled, or on their wires)."""
+        marks, sent, n = self._marks, self._sent, 0
+        while marks and marks[0] <= sent:
+            marks.popleft()
+            n += 1
+        if n and self.client is not None:
+            self.client.ack(n)
 
     async def _send_bad(self) -> None:
         """Unparseable payloads to the error port, each counted as an error of this node (the
@@ -89,8 +128,7 @@ class MqttIn(Source[MqttInConfig]):
         bad = self.parser.take_bad()
         if bad is None:
             return
-        self.ctx.stats.errors += len(bad)
-        self.ctx.stats.last_error = f"PayloadError: {bad['error'].iloc[-1]}"[:500]
+        self.ctx.error(f"PayloadError: {bad['error'].iloc[-1]}", len(bad))
         self.ctx.count("parse_errors", len(bad))
         log_bad(self.limiter, self.ctx.log, bad)
         await self.ctx.send(
@@ -98,16 +136,20 @@ class MqttIn(Source[MqttInConfig]):
         )
 
     async def flush(self) -> Batch | None:
-        """Stop receiving first, then hand on everything already received: nothing is lost."""
+        """Hand on everything already received; the connection stays open until ``close``, so
+        its acknowledgements still go out. What arrives after this is not acknowledged: the
+        broker sends it again next time (a persistent session), nothing is lost."""
         if self.client is None:
             return None
-        await self.client.disconnect()
         for item in self.client.handoff.take() if self.client.handoff else []:
             if not isinstance(item, Lost):
-                self.parser.add(*item)
+                self._take(item)
         await self._send_bad()
         frame = self.parser.take_rows()
-        return None if frame is None else Batch(frame, origin=self.ctx.node_id)
+        if frame is None:
+            return None
+        self._sent += len(frame)
+        return Batch(frame, origin=self.ctx.node_id)
 
     async def close(self) -> None:
         if self.client is not None:
