@@ -13,6 +13,7 @@ import logging
 import math
 import signal
 import sys
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ log = logging.getLogger("flowengine")
 #: The entry point group of CLI subcommands contributed by node families and the editor.
 COMMANDS = "flowengine.commands"
 EXIT_INVALID, EXIT_UNDRAINED, EXIT_FORCED = 1, 3, 130
+#: Seconds within which a repeated stop signal is the same request, not a second one.
+SIGNAL_DEBOUNCE = 1.0
 FLOW_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 ALLOW_CODE = click.option(
     "--allow-code",
@@ -194,25 +197,35 @@ async def _run(
 
 
 class _Signals:
-    """SIGINT/SIGTERM: the first drains the flow, a second cancels the running command."""
+    """SIGINT/SIGTERM: the first drains the flow, a second cancels the running command.
+
+    Signals less than :data:`SIGNAL_DEBOUNCE` seconds after the first count as the same one: a
+    process-group signal (``timeout``, some init systems) can deliver two at once.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.main_task = asyncio.current_task()
         self.forced = False
+        self.first: float | None = None
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.on_signal, signum)
 
     def on_signal(self, signum: int) -> None:
-        if self.runtime.stopping:
-            log.warning("second %s: stopping now without draining", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        now = time.monotonic()
+        if self.first is None or not self.runtime.stopping:
+            self.first = now
+            log.info("%s received: draining (again to force)", name)
+            self.runtime.stop()
+        elif now - self.first < SIGNAL_DEBOUNCE:
+            log.debug("%s within %.0fs of the first: same stop request", name, SIGNAL_DEBOUNCE)
+        else:
+            log.warning("second %s: stopping now without draining", name)
             self.forced = True
             assert self.main_task is not None
             self.main_task.cancel()
-        else:
-            log.info("%s received: draining (again to force)", signal.Signals(signum).name)
-            self.runtime.stop()
 
 
 def _start_display(
@@ -260,10 +273,7 @@ def validate(flows: tuple[Path, ...], quiet: bool, allow_code: bool) -> None:
         failed |= errors > 0
         if not quiet:
             verdict = "ok" if not errors else f"{errors} error(s)"
-            click.echo(
-                f"{path}: {verdict}, {warnings} warning(s), {len(checked.flow.nodes)} nodes",
-                err=True,
-            )
+            click.echo(f"{path}: {verdict}, {warnings} warning(s), {len(checked.flow.nodes)} nodes")
     sys.exit(EXIT_INVALID if failed else 0)
 
 

@@ -14,9 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 # ``$$``, a well-formed reference, or any other ``${`` (which is an error, not literal text).
 _REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$]*))?\}|\$\{")
+
+_WHOLE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}$]*)?\}")
+_SCALAR_MAX = 100
 
 
 class EnvError(ValueError):
@@ -94,3 +99,20 @@ def substitute(value: Any, env: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [substitute(v, env) for v in value]
     return value
+
+
+def is_whole_reference(value: Any) -> bool:
+    """True when a string is one ``${VAR}`` reference and nothing else (``qos: ${QOS:-0}``)."""
+    return isinstance(value, str) and _WHOLE.fullmatch(value) is not None
+
+
+def yaml_scalar(text: str) -> Any:
+    """``text`` read as a YAML scalar, as if written in the file: ``"1"`` -> 1, ``"true"`` ->
+    True, ``""`` -> None; text that is not a number, boolean or null comes back unchanged."""
+    if len(text) > _SCALAR_MAX or "\n" in text:
+        return text
+    try:
+        value = YAML(typ="safe", pure=True).load(text)
+    except (YAMLError, ValueError):
+        return text
+    return value if value is None or isinstance(value, bool | int | float) else text

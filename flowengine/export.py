@@ -8,7 +8,7 @@ from typing import Any
 
 from flowengine.envsubst import has_reference
 from flowengine.flowfile import FlowDocument, to_plain
-from flowengine.logs import MASK
+from flowengine.masking import MASK, is_secret_key, mask_url_password, url_password
 from flowengine.model import Flow
 from flowengine.registry import Registry, UnknownNodeType
 
@@ -16,24 +16,46 @@ FORMATS = ("yaml", "json", "mermaid", "dot")
 
 
 def masked_data(flow: Flow, registry: Registry) -> Any:
-    """A copy of the document with literal secret values masked; references stay as written."""
+    """A copy of the document with literal secrets masked; ``${VAR}`` references stay as written.
+
+    Masked: a secret field's value (of a connection URL only its password, so the export still
+    shows where it connects), the password of any URL, and credential-keyed values at any depth
+    (``headers: {Authorization: ...}``).
+    """
     assert flow.doc is not None
     data = copy.deepcopy(flow.doc.data)
     nodes = data.get("nodes") if isinstance(data, dict) else None
     if not isinstance(nodes, dict):
         return data
-    for node_id, raw in nodes.items():
+    for raw in nodes.values():
         if not isinstance(raw, dict):
             continue
         try:
             secrets = registry.get(str(raw.get("type"))).Config.secret_fields()
         except UnknownNodeType:
-            continue
-        for key in secrets:
-            if key in raw and raw[key] is not None and not has_reference(raw[key]):
-                raw[key] = MASK
-        nodes[node_id] = raw
+            secrets = set()
+        for key, value in raw.items():
+            raw[key] = _masked(value, key in secrets or is_secret_key(key))
     return data
+
+
+def _masked(value: Any, secret: bool) -> Any:
+    """``value`` with its literal secrets masked, in place for containers (keeps comments)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = _masked(item, secret or is_secret_key(key))
+        return value
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            value[index] = _masked(item, secret)
+        return value
+    if not isinstance(value, str):
+        return MASK if secret and value is not None else value
+    if url_password(value) is not None:
+        return type(value)(mask_url_password(value, keep=has_reference))
+    if secret and not has_reference(value):
+        return MASK
+    return value
 
 
 def _kind(flow: Flow, registry: Registry, node_id: str) -> str:

@@ -18,15 +18,18 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from flowengine.problems import Pos, Problem
+from flowengine.yamlguard import MAX_CHARS, NESTED, GuardedComposer, too_deep
 
 _TOP = Pos(1, 1)
 
 
 def _yaml(layout: tuple[int, int, int] = (2, 2, 0)) -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Composer = GuardedComposer
     yaml.preserve_quotes = True
     yaml.allow_duplicate_keys = True
     yaml.width = 4096
@@ -35,28 +38,45 @@ def _yaml(layout: tuple[int, int, int] = (2, 2, 0)) -> YAML:
     return yaml
 
 
-def _duplicate_keys(node: Node, path: str) -> list[Problem]:
-    """Every duplicate mapping key in a composed YAML tree, at the position of the repeat."""
+def _duplicate_keys(root: Node, path: str) -> list[Problem]:
+    """Every duplicate mapping key in a composed YAML tree, at the position of the repeat.
+
+    Walks each node once (an alias shares its anchor's node), without recursion.
+    """
     problems: list[Problem] = []
-    if isinstance(node, MappingNode):
-        seen: dict[Any, int] = {}
-        for key, value in node.value:
-            name = getattr(key, "value", None)
-            if name in seen:
-                mark = key.start_mark
-                problems.append(
-                    Problem(
-                        path,
-                        Pos(mark.line + 1, mark.column + 1),
-                        f"duplicate key '{name}' (first at line {seen[name]})",
-                    )
+    todo, seen_nodes = [root], set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, MappingNode):
+            problems += _repeats(node, path)
+            todo.extend(value for _key, value in node.value)
+        elif isinstance(node, SequenceNode):
+            todo.extend(node.value)
+    return sorted(problems, key=lambda p: (p.pos.line, p.pos.col))
+
+
+def _repeats(node: MappingNode, path: str) -> list[Problem]:
+    """The keys of one mapping that repeat an earlier key."""
+    problems: list[Problem] = []
+    seen: dict[Any, int] = {}
+    for key, _value in node.value:
+        name = getattr(key, "value", None)
+        if not isinstance(name, str):
+            continue  # the guard allows only scalar keys; be safe anyway
+        if name in seen:
+            mark = key.start_mark
+            problems.append(
+                Problem(
+                    path,
+                    Pos(mark.line + 1, mark.column + 1),
+                    f"duplicate key '{name}' (first at line {seen[name]})",
                 )
-            else:
-                seen[name] = key.start_mark.line + 1
-            problems.extend(_duplicate_keys(value, path))
-    elif isinstance(node, SequenceNode):
-        for item in node.value:
-            problems.extend(_duplicate_keys(item, path))
+            )
+        else:
+            seen[name] = key.start_mark.line + 1
     return problems
 
 
@@ -84,6 +104,42 @@ def _guess_indent(text: str) -> tuple[int, int, int]:
     if offset < 0:
         offset, sequence = 0, mapping
     return mapping, max(sequence, offset + 2), offset
+
+
+def _precheck(text: str, name: str, is_json: bool) -> Problem | None:
+    """What is wrong before parsing: too large, nested too deep, or (for JSON) not strict JSON
+    (YAML would accept trailing commas and single quotes)."""
+    if len(text) > MAX_CHARS:
+        return Problem(name, Pos(1, 1), f"flow file too large (over {MAX_CHARS} characters)")
+    deep = too_deep(text)
+    if deep is not None:
+        return Problem(name, Pos(*deep), f"invalid {'JSON' if is_json else 'YAML'}: {NESTED}")
+    if is_json:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return Problem(name, Pos(exc.lineno, exc.colno), f"invalid JSON: {exc.msg}")
+        except RecursionError:  # deep nesting in braces the bracket count does not see
+            return Problem(name, Pos(1, 1), f"invalid JSON: {NESTED}")
+    return None
+
+
+def _yaml_problem(exc: BaseException, text: str, name: str) -> Problem:
+    """A YAML error as a located problem (a bad character at its real line and column)."""
+    if isinstance(exc, MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        pos = Pos(mark.line + 1, mark.column + 1) if mark else Pos(1, 1)
+        what = " ".join(filter(None, [exc.context, exc.problem]))
+        return Problem(name, pos, f"invalid YAML: {what}")
+    if isinstance(exc, ReaderError) and isinstance(exc.position, int):
+        before = text[: exc.position]
+        pos = Pos(before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        char = exc.character
+        shown = f"#x{char:04x}" if isinstance(char, int) else repr(char)
+        return Problem(name, pos, f"invalid YAML: unacceptable character {shown}: {exc.reason}")
+    if isinstance(exc, RecursionError):
+        return Problem(name, Pos(1, 1), f"invalid YAML: {NESTED}")
+    return Problem(name, Pos(1, 1), f"invalid YAML: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,23 +186,16 @@ class FlowDocument:
         bom = text.startswith("\ufeff")
         newline = "\r\n" if "\r\n" in text else "\n"
         text = text.removeprefix("\ufeff").replace("\r\n", "\n")
-        if path.suffix.lower() == ".json":
-            try:  # strict JSON first: YAML would accept trailing commas and single quotes
-                json.loads(text)
-            except json.JSONDecodeError as exc:
-                return None, [Problem(name, Pos(exc.lineno, exc.colno), f"invalid JSON: {exc.msg}")]
+        problem = _precheck(text, name, path.suffix.lower() == ".json")
+        if problem is not None:
+            return None, [problem]
         try:
             composed = _yaml().compose(io.StringIO(text))
             problems = _duplicate_keys(composed, name) if composed is not None else []
             style = dataclasses.replace(TextStyle.of(text), bom=bom, newline=newline)
             data = _yaml(style.layout).load(text)
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            pos = Pos(mark.line + 1, mark.column + 1) if mark else Pos(1, 1)
-            what = " ".join(filter(None, [exc.context, exc.problem]))
-            return None, [Problem(name, pos, f"invalid YAML: {what}")]
-        except YAMLError as exc:
-            return None, [Problem(name, Pos(1, 1), f"invalid YAML: {exc}")]
+        except (YAMLError, RecursionError) as exc:
+            return None, [_yaml_problem(exc, text, name)]
         if data is None:
             data = CommentedMap()
         return cls(data, path, style), problems
@@ -157,7 +206,7 @@ class FlowDocument:
         path = Path(path)
         try:
             with path.open(encoding="utf-8", newline="") as file:
-                text = file.read()
+                text = file.read(MAX_CHARS + 1)
         except (OSError, UnicodeDecodeError) as exc:
             return None, [Problem(str(path), Pos(1, 1), f"cannot read flow file: {exc}")]
         return cls.parse(text, path)

@@ -4,28 +4,42 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-MASK = "******"
-_secrets: set[str] = set()
+from flowengine.masking import MASK, distinctive, mask_credentials, secret_texts, token_pattern
+
+__all__ = [
+    "MASK",
+    "JsonFormatter",
+    "RateLimiter",
+    "RedactFilter",
+    "add_secrets",
+    "redact",
+    "setup_logging",
+]
+
+_secrets: dict[str, re.Pattern[str]] = {}
 
 
 def add_secrets(values: Iterable[Any]) -> None:
-    """Register resolved secret values (passwords, tokens) to be masked in all log output."""
+    """Register resolved secret values (passwords, tokens, connection URLs, header maps) to be
+    masked in all log output; see :mod:`flowengine.masking` for what is masked where."""
     for value in values:
-        text = str(value)
-        if len(text) >= 3:
-            _secrets.add(text)
+        for text in secret_texts(value):
+            if distinctive(text) and text not in _secrets:
+                _secrets[text] = token_pattern(text)
 
 
 def redact(text: str) -> str:
-    """Replace every registered secret in ``text`` with the mask."""
-    for secret in _secrets:
+    """``text`` with credential positions and registered distinctive secrets masked."""
+    text = mask_credentials(text)
+    for secret, pattern in _secrets.items():
         if secret in text:
-            text = text.replace(secret, MASK)
+            text = pattern.sub(MASK, text)
     return text
 
 
@@ -33,11 +47,12 @@ class RedactFilter(logging.Filter):
     """Renders the message once and masks secrets in it (and in exception text)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            record.msg = redact(record.getMessage())
-            record.args = ()
-            if record.exc_info and not record.exc_text:
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

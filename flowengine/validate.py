@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-from pydantic import ValidationError
 
+from flowengine.configcheck import build_config
 from flowengine.envsubst import EnvError, load_env, substitute
-from flowengine.flowfile import FlowDocument
+from flowengine.flowfile import FlowDocument, value_pos
 from flowengine.model import Flow, NodeDef, Target, parse_flow
 from flowengine.node import Node, NodeConfig
 from flowengine.problems import Pos, Problem, did_you_mean
@@ -24,6 +24,7 @@ from flowengine.registry import Registry, UnknownNodeType, missing_requirements
 from flowengine.types import ERROR_PORT
 
 MAX_CYCLES_REPORTED = 5
+__all__ = ["BuiltNode", "CheckedFlow", "build_config", "check_flow", "load_flow"]
 
 
 @dataclass(slots=True)
@@ -53,48 +54,6 @@ class CheckedFlow:
         return not self.errors
 
 
-def build_config(
-    node: NodeDef, cls: type[Node[Any]], env: Mapping[str, str], path: str
-) -> tuple[NodeConfig | None, list[Problem]]:
-    """Apply ``${VAR}`` substitution and the type's config model to a node's raw config."""
-    problems: list[Problem] = []
-    values = {}
-    unresolved = set()
-    for key, raw in node.config.items():
-        try:
-            values[key] = substitute(raw, env)
-        except EnvError as exc:
-            unresolved.add(key)
-            problems.append(
-                Problem(path, node.field_pos.get(key, node.pos), f"field '{key}': {exc}", node.id)
-            )
-    try:
-        # the flow's folder, for fields naming files beside the flow (a model, say)
-        context = {"flow_dir": Path(path).parent}
-        config = cls.Config.model_validate(values, context=context)
-        return (None, problems) if problems else (config, [])
-    except ValidationError as exc:
-        fields = list(cls.Config.model_fields)
-        for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else ""
-            if name in unresolved:
-                continue  # already reported: its variable is not set
-            loc = ".".join(str(p) for p in err["loc"])
-            pos = node.field_pos.get(name, node.pos)
-            text = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "missing":
-                msg = f"missing required field '{loc}'"
-                pos = node.pos
-            elif err["type"] == "extra_forbidden":
-                msg = f"unknown field '{loc}'{did_you_mean(name, fields)}"
-            elif not loc:
-                msg = text
-            else:
-                msg = f"field '{loc}': {text}"
-            problems.append(Problem(path, pos, msg, node.id))
-        return None, problems
-
-
 def check_flow(
     flow: Flow,
     registry: Registry,
@@ -110,6 +69,7 @@ def check_flow(
     checked = CheckedFlow(flow)
     if env is None:
         env = _read_env(flow, checked.problems)
+    _check_names(checked, env)
     classes = _build_nodes(checked, registry, env, allow_code or flow.settings.allow_code)
     _build_graph(checked, classes)
     _check_cycles(checked)
@@ -126,6 +86,22 @@ def _read_env(flow: Flow, problems: list[Problem]) -> Mapping[str, str]:
         dotenv = flow.path.parent / ".env"
         problems.append(Problem(str(dotenv), Pos(1, 1), f"cannot read .env: {exc}"))
         return dict(os.environ)
+
+
+def _check_names(checked: CheckedFlow, env: Mapping[str, str]) -> None:
+    """``${VAR}`` in the flow's and the nodes' ``name`` must resolve, as in every other field."""
+    flow = checked.flow
+    path = str(flow.path)
+    data = flow.doc.data if flow.doc is not None else None
+    named: list[tuple[object, Pos, str | None]] = [(flow.name, value_pos(data, "name"), None)]
+    named += [(n.name, n.field_pos.get("name", n.pos), n.id) for n in flow.nodes.values()]
+    for name, pos, node_id in named:
+        if not isinstance(name, str) or "$" not in name:
+            continue
+        try:
+            substitute(name, env)
+        except EnvError as exc:
+            checked.problems.append(Problem(path, pos, f"field 'name': {exc}", node_id))
 
 
 def _build_nodes(

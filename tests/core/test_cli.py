@@ -51,7 +51,7 @@ def test_validate_exit_codes(cli_env, tmp_path):
     bad.write_text("version: 1\nnodes:\n  a: {type: inject, wires: [gone]}\n")
     ok = flowengine("validate", str(good), env=cli_env)
     assert ok.returncode == 0, ok.stderr
-    assert f"{good}: ok" in ok.stderr
+    assert f"{good}: ok" in ok.stdout and f"{good}: ok" not in ok.stderr
     both = flowengine("validate", str(good), str(bad), env=cli_env)
     assert both.returncode == 1
     assert f"{bad}:3:29: node 'a': wire to missing node 'gone'" in both.stderr

@@ -40,3 +40,32 @@ def test_text_format_is_one_line_per_record():
         logging.getLogger().handlers.clear()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].endswith("WARNING shown 3")
+
+
+def test_masking_rule_credentials_and_whole_tokens(monkeypatch):
+    from flowengine import logs
+
+    monkeypatch.setattr(logs, "_secrets", {})
+    add_secrets(["line", "postgresql://u:Pw0rd-x@db/plant", "hunter2-literal", None])
+    add_secrets([{"Authorization": "Bearer tok3n-abc", "Accept": "text/csv"}])
+    redact = logs.redact
+    # an ordinary word equal to a weak secret stays; the credential position is masked
+    assert redact("line 3 failed in the pipeline") == "line 3 failed in the pipeline"
+    assert redact("password=line user=u") == "password=****** user=u"
+    # a URL: only its password
+    assert redact("cannot reach postgresql://u:Pw0rd-x@db/plant") == (
+        "cannot reach postgresql://u:******@db/plant"
+    )
+    assert redact("mysql://root:other@h/x") == "mysql://root:******@h/x"
+    # distinctive secrets: as whole tokens anywhere, not inside longer tokens
+    assert redact("login operator:hunter2-literal refused") == "login operator:****** refused"
+    assert redact("got Pw0rd-x back") == "got ****** back"
+    assert redact("xhunter2-literalx") == "xhunter2-literalx"
+    # header-like values
+    assert redact("Authorization: Bearer anything") == "Authorization: Bearer ******"
+    assert (
+        redact('{"X-API-Key": "k9", "api_key": "z"}')
+        == '{"X-API-Key": "******", "api_key": "******"}'
+    )
+    assert redact("sent tok3n-abc") == "sent ******"
+    assert redact("Accept text/csv") == "Accept text/csv"
