@@ -109,6 +109,9 @@ class Durability:
             raise
 
     async def _send(self, run: NodeRun, result: Result, port: str) -> None:
+        if isinstance(run.node, Source) and run.node.replayable:
+            await self._send_replayable(run, result, port)
+            return
         sends = list(batches_of(run, result, port, None))
         if not sends:
             return
@@ -127,6 +130,14 @@ class Durability:
             for out_port, batch in sends:
                 await deliver(run, out_port, batch)
         self._show(run, journal)
+
+    async def _send_replayable(self, run: NodeRun, result: Result, port: str) -> None:
+        """A source that replays itself from its state: deliver, then note that state (what
+        the next checkpoint keeps for it, as of the batches it has sent)."""
+        async with self.lock(run):
+            for out_port, batch in batches_of(run, result, port, None):
+                await deliver(run, out_port, batch)
+            self.source_states[run.id] = _encode_state(run.node.snapshot())
 
     async def _append(
         self, run: NodeRun, journal: Journal, records: list[tuple[Any, dict[str, Any]]]
@@ -152,7 +163,8 @@ class Durability:
         if run.id in self._restored:
             return
         self._restored.add(run.id)
-        state = self._source_state(run) if isinstance(run.node, Source) else None
+        journaled = isinstance(run.node, Source) and not run.node.replayable
+        state = self._source_state(run) if journaled else None
         if state is None and self.restored_from is not None:
             fp = fingerprint(run.built.defn.type, run.built.defn.config)
             state = self.restored_from.state_of(run.id, fp)
@@ -171,7 +183,7 @@ class Durability:
     async def replay(self, run: NodeRun) -> None:
         """Send again what ``run``'s journal holds after the last checkpoint's position (once
         per run, before the source reads anew)."""
-        if run.id in self._replayed:
+        if run.id in self._replayed or (isinstance(run.node, Source) and run.node.replayable):
             return
         self._replayed.add(run.id)
         journal = self.journal(run)

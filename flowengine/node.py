@@ -169,6 +169,10 @@ class Source(Node[C]):
     kind = "source"
     category = "input"
     inputs = ()
+    #: True when what this source emits after ``restore(state)`` is what it would have
+    #: emitted anyway (a simulator, a file or table read from a saved position): checkpoints
+    #: keep its state and it needs no ingest journal (a journal costs a disk write per batch).
+    replayable: ClassVar[bool] = False
 
     async def read(self) -> Result:
         """Return the next batch (``None`` for nothing this time); raise :class:`Done` at the end."""

@@ -116,7 +116,11 @@ class Runtime(Deploying):
             sender=lambda result, port: sender(run, result, port),
             log=adapter,
             flow_dir=self.flow.path.parent,
-            journaled=self._durable is not None and issubclass(built.cls, Source),
+            journaled=(
+                self._durable is not None
+                and issubclass(built.cls, Source)
+                and not built.cls.replayable
+            ),
         )
         sender = self._sender_for(built)
         run = NodeRun(

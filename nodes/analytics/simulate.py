@@ -87,6 +87,8 @@ class Simulate(Source[SimulateConfig]):
     after a pause catches up at full speed). It replays itself and so needs no journal.
     """
 
+    replayable = True
+
     def __init__(self, config: SimulateConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         self._model: SteelLine | None = None

@@ -74,6 +74,7 @@ class Inject(Source[InjectConfig]):
     """
 
     state_attrs = ("_left", "_first")
+    replayable = True  # its rows are in the flow file: the restored count is all it needs
 
     async def start(self) -> None:
         cfg = self.config

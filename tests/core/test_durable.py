@@ -175,3 +175,20 @@ def test_sigterm_and_restart_neither_loses_nor_duplicates(
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     assert _lines(out) == list(range(15_000))  # each once, in order
+
+
+class Replay(Count):
+    """The same numbered rows, declared able to replay itself from its position."""
+
+    replayable = True
+
+
+def test_a_replayable_source_keeps_no_journal_and_goes_on_after_a_stop(tmp_path: Path) -> None:
+    path = tmp_path / "sim.yaml"
+    text = flow_text(40, pause=0.01).replace("type: count", "type: replay")
+    types = {**TYPES, "replay": Replay}
+    first = run_flow(text, types=types, path=path, duration=0.15)
+    second = run_flow(text, types=types, path=path)
+    seqs = [s for r in (first, second) for b in r.batches("cap") for s in b.frame["seq"]]
+    assert seqs == list(range(200))
+    assert not list((tmp_path / ".flowengine" / "sim").glob("journal-*"))
