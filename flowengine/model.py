@@ -20,7 +20,7 @@ from flowengine.wires import OUT, as_list, by_port, split_target
 FORMAT_VERSION = 1
 TOP_KEYS = ("version", "name", "description", "settings", "nodes", "layout")
 #: Node keys that belong to the runtime; every other key is the node type's config.
-NODE_KEYS = ("type", "name", "description", "disabled", "wires", "queue_size", "retry")
+NODE_KEYS = ("type", "name", "description", "disabled", "wires", "queue_size", "retry", "buffer")
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -42,6 +42,43 @@ class RetryPolicy(BaseModel):
             base = self.max
         spread = base * self.jitter
         return max(0.0, base + (rng or random).uniform(-spread, spread))
+
+
+class BufferPolicy(BaseModel):
+    """A sink's store-and-forward buffer (the node key ``buffer``): batches wait on local disk
+    while the sink cannot take them, and go on in order when it can."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_bytes: int = Field(
+        default=1 << 30, gt=0, description="Disk the buffer may use (`10GB`, `500MB` or bytes)."
+    )
+    when_full: Literal["block", "drop_oldest"] = Field(
+        default="block",
+        description="`block`: hold the flow back (nothing lost); `drop_oldest`: make room by "
+        "dropping the oldest batches (counted and logged).",
+    )
+    sync: Literal["full", "normal"] = Field(
+        default="full", description="Like `settings.journal_sync`, for this buffer."
+    )
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_bytes(value) if isinstance(value, str) else value
+
+
+_SIZES = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}  # fmt: skip
+
+
+def parse_bytes(text: str) -> int:
+    """``"10GB"``, ``"512MiB"``, ``"1000"`` as a number of bytes."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _SIZES:
+        raise ValueError(f"{text!r} is not a size like 10GB, 500MB or 1000000")
+    return int(float(match.group(1)) * _SIZES[unit])
 
 
 class FlowSettings(BaseModel):
@@ -128,6 +165,7 @@ class NodeDef:
     disabled: bool = False
     queue_size: int | None = None
     retry: RetryPolicy | None = None
+    buffer: BufferPolicy | None = None
     pos: Pos = field(default_factory=Pos)
     field_pos: dict[str, Pos] = field(default_factory=dict)
 
@@ -238,6 +276,11 @@ def _node_key(node: NodeDef, raw: Any, key: Any, value: Any, path: str) -> list[
             node.retry = RetryPolicy.model_validate(to_plain(value))
         except ValidationError as exc:
             return _pydantic_problems(exc, path, value, where, nid, "retry ")
+    elif k == "buffer":
+        try:
+            node.buffer = BufferPolicy.model_validate({} if value is True else to_plain(value))
+        except ValidationError as exc:
+            return _pydantic_problems(exc, path, value, where, nid, "buffer ")
     elif k == "wires":
         return _node_wires(node, raw, key, value, path)
     else:

@@ -218,3 +218,9 @@ class Sink(Node[C]):
     def write(self, batch: Batch) -> Awaitable[None] | None:
         """Write one batch (may be ``async def`` in subclasses)."""
         raise NotImplementedError
+
+    def is_transient(self, exc: Exception) -> bool:
+        """True when ``write`` failed because the destination is unavailable (retry later),
+        not because of the batch: a ``buffer``ed sink keeps the batch and retries it. The
+        default: connection errors and timeouts; a sink adds its library's own."""
+        return isinstance(exc, OSError | TimeoutError)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from flowengine.inbox import Inbox, Wire
 from flowengine.logs import RateLimiter
@@ -19,6 +19,9 @@ from flowengine.node import Node
 from flowengine.status import NodeStats
 from flowengine.types import Batch
 from flowengine.validate import BuiltNode, CheckedFlow
+
+if TYPE_CHECKING:
+    from flowengine.buffer import SinkBuffer
 
 #: A wire as (source node, output port, destination node, input port).
 WireKey: TypeAlias = tuple[str, str, str, str]
@@ -72,6 +75,8 @@ class NodeRun:
     #: Deliveries waiting on a full wire, and wires a deploy took away meanwhile.
     delivering: int = 0
     dropped: list[Wire] = field(default_factory=list)
+    #: The store-and-forward buffer of a sink with ``buffer:`` (see flowengine.buffer).
+    buffer: SinkBuffer | None = None
 
     @property
     def id(self) -> str:

@@ -39,6 +39,8 @@ class NodeTasks:
         self.dropped = 0
         #: Checkpoints and journals, when the flow has ``settings.checkpoint``.
         self.durable: Durability | None = None
+        #: Seconds a stop gives buffered sinks to forward what they hold (then it stays on disk).
+        self.drain_timeout = 15.0
 
     async def main(self, run: NodeRun) -> None:
         """One node's task; a hard stop still closes the node (files, connections)."""
@@ -160,6 +162,44 @@ class NodeTasks:
             await self._drop_queued(run)
             return
         assert run.inbox is not None and run.handler is not None
+        forwarder = self._forward(run)
+        try:
+            await self._consume(run)
+        finally:
+            if forwarder is not None:
+                await self._stop_forwarding(run, forwarder)
+        await self._finish(run)
+
+    def _forward(self, run: NodeRun) -> asyncio.Task[None] | None:
+        """A buffered sink's forwarder: buffered batches to the sink's ``write``."""
+        if run.buffer is None:
+            return None
+        write = run.node.write  # type: ignore[attr-defined]
+        return asyncio.create_task(run.buffer.forward(write, self._node_error))
+
+    async def _stop_forwarding(self, run: NodeRun, forwarder: asyncio.Task[None]) -> None:
+        """Give the forwarder the drain time to empty the buffer; what is left stays on disk
+        for the next start (not lost)."""
+        assert run.buffer is not None
+        if not forwarder.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                drained = await run.buffer.drain(self.drain_timeout * 0.8)
+                if not drained:
+                    left = run.buffer.journal.stats
+                    run.log.warning(
+                        "sink still unavailable: %d batches (%d rows) stay buffered on disk for "
+                        "the next start",
+                        left.batches,
+                        left.rows,
+                    )
+        forwarder.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await forwarder
+        run.buffer.close()
+
+    async def _consume(self, run: NodeRun) -> None:
+        """Call the handler per batch until every input wire has closed."""
+        assert run.inbox is not None and run.handler is not None
         stats = run.stats
         is_transform = isinstance(run.node, Transform)
         handler, is_async = run.handler, run.handler_is_async
@@ -182,7 +222,6 @@ class NodeTasks:
                 continue
             if stats.state == "error":
                 stats.set_state("ok", "")
-        await self._finish(run)
 
     async def _drop_queued(self, run: NodeRun) -> None:
         """Count and drop what was queued for a node that never started, then end it."""

@@ -22,9 +22,10 @@ from typing import Any
 
 import networkx as nx
 
+from flowengine.buffer import SinkBuffer
 from flowengine.context import Context
 from flowengine.deploy import Deploying, DeployReport, NotRunning
-from flowengine.durable import Durability
+from flowengine.durable import Durability, state_folder
 from flowengine.inbox import Inbox, Wire
 from flowengine.logs import add_secrets, redact
 from flowengine.node import Node, Sink, Source, Transform
@@ -60,6 +61,7 @@ class Runtime(Deploying):
         if not checked.ok:
             raise FlowError(checked.problems)
         self._nodes = NodeTasks(random.Random(seed))
+        self._nodes.drain_timeout = checked.flow.settings.drain_timeout
         self._stopping = False
         self._drained = True
         self._watchdog: asyncio.TimerHandle | None = None
@@ -136,6 +138,9 @@ class Runtime(Deploying):
             run.handler = run.node.process
         elif isinstance(run.node, Sink):
             run.handler = run.node.write
+            if built.defn.buffer is not None:  # store-and-forward: the inbox drains to disk
+                run.buffer = SinkBuffer(run, built.defn.buffer, state_folder(self.flow))
+                run.handler = run.buffer.put
         run.handler_is_async = inspect.iscoroutinefunction(run.handler)
         if built.cls.inputs:
             run.inbox = Inbox()

@@ -134,6 +134,10 @@ def _build_nodes(
                     node.id,
                 )
             )
+        if node.buffer is not None and cls.kind != "sink":
+            where = node.field_pos.get("buffer", node.pos)
+            msg = f"'buffer' is for sinks (store-and-forward); '{node.type}' is a {cls.kind}"
+            problems.append(Problem(path, where, msg, node.id))
         config, probs = build_config(node, cls, env, path)
         problems += probs
         if config is not None:
