@@ -32,6 +32,16 @@ class RestOut(Sink[RestOutConfig]):
         sent = await post_frame(self.client, self.settings, cfg.url, batch.frame, cfg.max_rows)
         self.ctx.count("requests", sent)
 
+    def is_transient(self, exc: Exception) -> bool:
+        """Unreachable, timed out, a 5xx after retries, 408 or 429: the service, not the batch
+        (a ``buffer``ed sink keeps the batch and tries again). Another 4xx is the batch's own."""
+        if isinstance(exc, httpx.TransportError):
+            return True
+        status = getattr(exc, "status", None)
+        if isinstance(status, int):
+            return status >= 500 or status in (408, 429)
+        return super().is_transient(exc)
+
     async def close(self) -> None:
         if self.client is not None:
             await self.client.aclose()
