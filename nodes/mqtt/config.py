@@ -7,11 +7,13 @@ the same way as a node's.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from flowengine.node import option
+from flowengine.sqlurl import split_host_port
 
 #: What a source does with NaN, +/-Infinity or an overflowing number (see ``non_finite``).
 NonFinite = Literal["bad", "error", "keep"]
@@ -46,6 +48,25 @@ class MqttConnection(BaseModel):
         False, advanced=True, description="Skip host name checks (test rigs only)."
     )
     connect_timeout: float = option(10.0, gt=0, advanced=True, description="Seconds for CONNACK.")
+
+    @field_validator("broker_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        """A host name or address (a bare IPv6 address too, as paho takes it); the port goes
+        in ``broker_port``, so ``broker:1883`` or ``mqtt://broker`` fail at validation."""
+        bare = value.strip().removeprefix("[").removesuffix("]")
+        try:
+            ipaddress.IPv6Address(bare)
+        except ValueError:
+            pass
+        else:
+            return bare
+        if "://" in value:
+            raise ValueError(f"'{value}': give the host name alone (the port in broker_port)")
+        host, port = split_host_port(value)
+        if port is not None:
+            raise ValueError(f"'{value}': put the port in broker_port, not in broker_host")
+        return host
 
     @field_validator("protocol", mode="before")
     @classmethod

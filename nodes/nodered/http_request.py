@@ -3,14 +3,11 @@ whose schedule it takes over: the inject is then absorbed, see wiring.absorbed).
 
 from __future__ import annotations
 
-import re
-
 from flowengine.nodes.nodered.context import Context, Mapped, Raw
 from flowengine.nodes.nodered.inject import schedule
 
+from flowengine.masking import is_secret_key
 from flowengine.wires import OUT
-
-_SECRET_HEADER = re.compile(r"auth|token|key|secret|pass|cookie", re.I)
 
 
 def _split_url(url: str) -> tuple[str, str]:
@@ -44,7 +41,7 @@ def _http_settings(node: Raw, cx: Context) -> Raw | str:
     for key, value in pairs:
         if not key:
             continue
-        if _SECRET_HEADER.search(str(key)):
+        if is_secret_key(str(key)):  # the one rule of which keys hold credentials
             value = cx.secret(owner, str(key), f"'{key}' header for '{owner}'")
         cfg.setdefault("headers", {})[str(key)] = str(value)
     if node.get("tls"):
@@ -83,6 +80,8 @@ def http_request(node: Raw, cx: Context) -> Mapped | str:
         return "its URL is built from the message ({{...}})"
     if method not in ("GET", "POST"):
         return f"method {method}: only GET (polling, as rest_in) and POST (as rest_out) map"
+    if "://" not in url:  # Node-RED prefixes it so (rest_in/rest_out want a whole URL)
+        url = ("https://" if node.get("tls") else "http://") + url
     cfg = _http_settings(node, cx)
     if isinstance(cfg, str):
         return cfg

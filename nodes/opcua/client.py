@@ -18,15 +18,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from flowengine.nodes.opcua.config import (
     SUBSCRIBE_BATCH,
     Deadband,
+    NonFinite,
     OpcuaConfig,
     OpcuaConnection,
     Security,
 )
-from flowengine.nodes.opcua.parse import Reading, coerce, frame_of
+from flowengine.nodes.opcua.parse import Frames, Reading, coerce, frame_of
 
 from flowengine.extras import require
 
@@ -125,12 +125,18 @@ class OpcuaClient:
         if self.client.uaclient.state is not UaClientState.CONNECTED:
             raise ConnectionError(f"connection to {self.cfg.server_url} lost")
 
-    async def read(self) -> pd.DataFrame:
+    @property
+    def non_finite(self) -> NonFinite:
+        """What a NaN/+-inf value becomes (``bad`` for a sink's connection, which reads none)."""
+        return self.cfg.non_finite if isinstance(self.cfg, OpcuaConfig) else "bad"
+
+    async def read(self) -> Frames:
         """Current values of all nodes in ONE Read request."""
         self.check()
         dvs = await self.client.read_attributes(self.nodes)
         ids = [n.nodeid.to_string() for n in self.nodes]
-        return frame_of([Reading(self.names[i], i, dv) for i, dv in zip(ids, dvs, strict=True)])
+        readings = [Reading(self.names[i], i, dv) for i, dv in zip(ids, dvs, strict=True)]
+        return frame_of(readings, self.non_finite)
 
     async def subscribe(self) -> None:
         """A subscription with monitored items created ``subscribe_batch`` at a time."""
@@ -193,7 +199,7 @@ class OpcuaClient:
                 f"{len(missing)} node(s): {', '.join(missing[:5])}"
             )
 
-    async def take(self, interval: float) -> pd.DataFrame | None:
+    async def take(self, interval: float) -> Frames | None:
         """Wait ``interval`` seconds, then everything the subscription delivered meanwhile."""
         deadline = time.monotonic() + interval
         while (left := deadline - time.monotonic()) > 0:
@@ -203,7 +209,7 @@ class OpcuaClient:
         if not self.buffer:
             return None
         readings = [self.buffer.popleft() for _ in range(len(self.buffer))]
-        return frame_of(readings)
+        return frame_of(readings, self.non_finite)
 
     async def close(self) -> None:
         """Disconnect, bounded: a dead server must not hold the flow."""

@@ -8,15 +8,35 @@ the same way as a node's.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from flowengine.masking import mask_url_password
 from flowengine.node import option
+from flowengine.sqlurl import split_host_port
 
 #: Monitored items created per CreateMonitoredItems request.
 SUBSCRIBE_BATCH = 500
 #: Subscription values held between two emits before the oldest are dropped.
 MAX_BUFFER = 100_000
+#: What ``opcua_in`` does with a NaN or +/-Infinity value (the ``non_finite`` of mqtt_in/rest_in).
+NonFinite = Literal["bad", "error", "keep"]
+
+
+def check_server_url(url: str) -> str:
+    """``url`` if it is ``opc.tcp://host:port[/path]`` (asyncua needs the port), else a
+    ValueError that says what is wrong."""
+    shown = mask_url_password(url)
+    if not url.lower().startswith("opc.tcp://"):
+        raise ValueError(f"'{shown}' must start with opc.tcp:// (e.g. opc.tcp://plc:4840)")
+    netloc = urlsplit(url).netloc.rpartition("@")[2]  # user:password@ is allowed
+    if not netloc:
+        raise ValueError(f"'{shown}' names no server (e.g. opc.tcp://plc:4840)")
+    _host, port = split_host_port(netloc)
+    if port is None:
+        raise ValueError(f"'{shown}' needs a port: opc.tcp://{netloc}:4840")
+    return url
 
 
 class Deadband(BaseModel):
@@ -58,6 +78,11 @@ class OpcuaConnection(BaseModel):
         description="Node ids or browse paths; a mapping `node_id: name` names them.",
     )
 
+    @field_validator("server_url")
+    @classmethod
+    def _server_url(cls, value: str) -> str:
+        return check_server_url(value)
+
 
 class OpcuaConfig(OpcuaConnection):
     """The seed's keys unchanged, plus subscription settings."""
@@ -81,6 +106,13 @@ class OpcuaConfig(OpcuaConnection):
     )
     batch_interval: float = option(
         0.5, gt=0, description="Seconds of subscription data collected into one batch."
+    )
+    non_finite: NonFinite = option(
+        "bad",
+        description="NaN and +/-Infinity values: `bad` keeps the reading with quality `bad`, "
+        "`error` sends it to the error port, `keep` leaves its quality as the server's status "
+        "says. A source timestamp pandas cannot hold (before 1677, after 2262) is the "
+        "receive time with quality `bad`.",
     )
     max_buffer: int = option(
         MAX_BUFFER,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
@@ -9,6 +10,8 @@ from flowengine.nodes.opcua.client import OpcuaClient
 from flowengine.nodes.opcua.config import OpcuaConfig
 
 from flowengine.connectors.base import BaseDataConnector
+
+log = logging.getLogger("flowengine.connectors")
 
 
 class OPCUAConnector(BaseDataConnector):
@@ -29,8 +32,14 @@ class OPCUAConnector(BaseDataConnector):
 
     async def _read(self) -> pd.DataFrame | None:
         if self.settings.mode == "subscription":
-            return await self.client.take(0)
-        return await self.client.read()
+            frames = await self.client.take(0)
+        else:
+            frames = await self.client.read()
+        if frames is None:
+            return None
+        if frames.errors is not None:  # non_finite: error; the seed's API has no error port
+            log.warning("%d non-finite value(s) left out", len(frames.errors))
+        return frames.rows
 
     async def _disconnect(self) -> None:
         await self.client.close()

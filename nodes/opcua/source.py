@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import ClassVar
 
 import pandas as pd
 from flowengine.nodes.opcua.client import OpcuaClient
 from flowengine.nodes.opcua.config import OpcuaConfig
+from flowengine.nodes.opcua.parse import Frames
 
+from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source
+from flowengine.types import Batch, Result
 
 
 class OpcuaInConfig(NodeConfig, OpcuaConfig):
@@ -23,14 +27,17 @@ class OpcuaIn(Source[OpcuaInConfig]):
 
     Columns: timestamp (source time, server time as fallback), sensor, value, quality
     (good/uncertain/bad), status_code, source and node_id. A lost connection raises, so the
-    runtime shows `retrying` and reconnects (and resubscribes) with backoff.
+    runtime shows `retrying` and reconnects (and resubscribes) with backoff. A bad value or
+    timestamp is judged per reading (see `non_finite`): it never fails the read.
     """
 
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("asyncua", "opcua"),)
     client: OpcuaClient | None = None
     _due: float = 0.0
+    limiter: RateLimiter
 
     async def start(self) -> None:
+        self.limiter = RateLimiter(5.0)
         self.client = OpcuaClient(self.config, logger=self.ctx.log, count=self.ctx.count)
         await self.client.connect()
         if self.config.mode == "subscription":
@@ -38,15 +45,36 @@ class OpcuaIn(Source[OpcuaInConfig]):
         self._due = time.monotonic()
         self.ctx.status(f"{len(self.client.nodes)} nodes, {self.config.mode}")
 
-    async def read(self) -> pd.DataFrame | None:
+    async def read(self) -> Result:
         assert self.client is not None  # the runtime calls start first
         cfg = self.config
         if cfg.mode == "subscription":
-            return await self.client.take(cfg.batch_interval)
+            frames = await self.client.take(cfg.batch_interval)
+            return None if frames is None else self._result(frames)
         if (delay := self._due - time.monotonic()) > 0:
             await asyncio.sleep(delay)
         self._due = max(self._due + cfg.sampling_interval, time.monotonic())
-        return await self.client.read()
+        return self._result(await self.client.read())
+
+    def _result(self, frames: Frames) -> Result:
+        """Rows to ``out``; non-finite readings (``non_finite: error``) to ``error``, each
+        counted as an error of this node and in the ``non_finite`` counter, logged rate-limited."""
+        errors = frames.errors
+        if errors is None:
+            return frames.rows
+        reason = str(errors["error"].iloc[-1])
+        self.ctx.error(f"NonFinite: {reason}", len(errors))
+        self.ctx.count("non_finite", len(errors))
+        sensors = ", ".join(map(str, errors["sensor"].unique()[:5]))
+        self.limiter.log(
+            self.ctx.log, logging.WARNING, lambda: f"{len(errors)} non-finite value(s): {sensors}"
+        )
+        result: dict[str, pd.DataFrame | Batch] = {
+            "error": Batch(errors, origin=self.ctx.node_id, error="value is not finite")
+        }
+        if not frames.rows.empty:
+            result["out"] = frames.rows
+        return result
 
     async def close(self) -> None:
         if self.client is not None:

@@ -19,34 +19,10 @@ from flowengine.nodes.sql.config import identifier
 from flowengine.nodes.sql.parse import columns_of, records, result_frame, to_db_time
 
 from flowengine.extras import require
+from flowengine.sqlurl import driver_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Table
-
-#: Driver a plain URL scheme maps to, and the extra that installs it.
-_DRIVERS = {
-    "postgresql": ("postgresql+psycopg", "psycopg", "postgres"),
-    "postgres": ("postgresql+psycopg", "psycopg", "postgres"),
-    "postgresql+psycopg": ("postgresql+psycopg", "psycopg", "postgres"),
-    "mysql": ("mysql+pymysql", "pymysql", "mysql"),
-    "mariadb": ("mysql+pymysql", "pymysql", "mysql"),
-    "mysql+pymysql": ("mysql+pymysql", "pymysql", "mysql"),
-    "mariadb+pymysql": ("mysql+pymysql", "pymysql", "mysql"),
-}
-
-
-def driver_url(url: str) -> str:
-    """Map ``postgresql://`` to psycopg 3 and ``mysql://``/``mariadb://`` to pymysql; check the
-    driver is installed (else the message names ``flowengine[postgres]``/``[mysql]``)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError("connection_string must look like 'dialect://user:pass@host/db'")
-    mapped = _DRIVERS.get(scheme.lower())
-    if mapped is None:
-        return url
-    target, module, extra = mapped
-    require(module, extra)
-    return f"{target}://{rest}"
 
 
 def beside_flow(url: str, flow_dir: Path) -> str:

@@ -6,6 +6,7 @@ import pandas as pd
 from flowengine.nodes.sql.client import SqlClient
 
 from flowengine.connectors.base import BaseDataConnector
+from flowengine.sqlurl import check_sql_url
 
 
 class DatabaseConnector(BaseDataConnector):
@@ -15,7 +16,7 @@ class DatabaseConnector(BaseDataConnector):
     client: SqlClient | None = None
 
     async def _connect(self) -> None:
-        self.client = SqlClient(self.config["connection_string"])
+        self.client = SqlClient(check_sql_url(self.config["connection_string"]))
         await self.client.ping()
 
     async def _read(self) -> pd.DataFrame | None:

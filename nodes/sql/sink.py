@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from flowengine.nodes.sql.client import CommitUncertain, SqlClient, beside_flow, is_disconnect
-from flowengine.nodes.sql.config import connection_field, identifier
+from flowengine.nodes.sql.config import SqlUrl, connection_field, identifier
 from pydantic import field_validator
 
 from flowengine.node import NodeConfig, Sink, option
@@ -13,7 +13,7 @@ from flowengine.types import Batch
 
 
 class SqlOutConfig(NodeConfig):
-    connection_string: str = connection_field("writer")
+    connection_string: SqlUrl = connection_field("writer")
     table: str = option(description="Table to write (created from the batch's dtypes if missing).")
     upsert_keys: list[str] = option(
         [], description="Key columns: rows with the same key are updated, not duplicated."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -11,13 +12,16 @@ from typing import Any
 
 import pandas as pd
 from flowengine.nodes.sql.client import SqlClient, beside_flow
-from flowengine.nodes.sql.config import connection_field
+from flowengine.nodes.sql.config import SqlUrl, connection_field
+from flowengine.nodes.sql.readings import NonFinite, readings
 
+from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
+from flowengine.types import Batch
 
 
 class SqlInConfig(NodeConfig):
-    connection_string: str = connection_field("reader")
+    connection_string: SqlUrl = connection_field("reader")
     query: str = option(
         description="SELECT with :name parameters; with a watermark use :last_<column>.",
         examples=["SELECT * FROM readings WHERE timestamp > :last_timestamp ORDER BY timestamp"],
@@ -32,6 +36,13 @@ class SqlInConfig(NodeConfig):
         None, description="Watermark before the first row (ISO time, number or text)."
     )
     polls: int | None = option(None, ge=1, description="Polls before the source ends.")
+    non_finite: NonFinite = option(
+        "bad",
+        description="For a result in the long format (timestamp, sensor, value): a NaN, "
+        "+/-Infinity or NULL value: `bad` keeps the row with quality `bad`, `error` sends it "
+        "to the error port, `keep` marks it `good`. A NULL timestamp is the poll time with "
+        "quality `bad`; a value or timestamp that cannot be read sends the row to the error port.",
+    )
 
 
 def _dump(value: Any) -> dict[str, Any]:
@@ -53,7 +64,11 @@ def _load(state: dict[str, Any]) -> Any:
 
 
 class SqlIn(Source[SqlInConfig]):
-    """Poll a query; with `watermark_column`, each row is read once across restarts."""
+    """Poll a query; with `watermark_column`, each row is read once across restarts.
+
+    A result in the long format (timestamp, sensor, value) is read as readings: float values,
+    a `quality` column, rows that are no reading to the error port (see `non_finite`).
+    """
 
     requires = (("sqlalchemy", "sql"),)
     client: SqlClient | None = None
@@ -61,8 +76,10 @@ class SqlIn(Source[SqlInConfig]):
     watermark: Any = None
     #: Polls made so far; kept across restarts so `polls` counts them all.
     _done: int = 0
+    limiter: RateLimiter
 
     async def start(self) -> None:
+        self.limiter = RateLimiter(5.0)
         self.client = SqlClient(beside_flow(self.config.connection_string, self.ctx.flow_dir))
         await self.client.ping()
         self.state_path = self.ctx.flow_dir / ".flowengine-state" / f"{self.ctx.node_id}.json"
@@ -103,12 +120,32 @@ class SqlIn(Source[SqlInConfig]):
             self._done += 1
             if frame.empty:
                 continue
-            await self.ctx.send(frame)
+            await self._send(frame)
             if column:
                 if column not in frame:
                     raise ValueError(f"query result has no watermark column '{column}'")
                 self.watermark = _plain(frame[column].max())
                 await asyncio.to_thread(self._persist)
+
+    async def _send(self, frame: pd.DataFrame) -> None:
+        """Rows to ``out``; rows that are no reading to ``error``, each counted as an error of
+        this node and in the ``bad_rows`` counter, logged rate-limited."""
+        rows, errors = readings(frame, self.config.non_finite, pd.Timestamp.now(tz="UTC"))
+        if errors is None:
+            await self.ctx.send(rows)
+            return
+        reason = str(errors["error"].iloc[-1])
+        self.ctx.error(f"RowError: {reason}", len(errors))
+        self.ctx.count("bad_rows", len(errors))
+        self.limiter.log(
+            self.ctx.log, logging.WARNING, lambda: f"{len(errors)} bad row(s): {reason}"
+        )
+        result: dict[str, pd.DataFrame | Batch] = {
+            "error": Batch(errors, origin=self.ctx.node_id, error="row is no reading")
+        }
+        if not rows.empty:
+            result["out"] = rows
+        await self.ctx.send(result)
 
     async def close(self) -> None:
         if self.client is not None:

@@ -13,18 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from flowengine.extras import require
+from flowengine.sqlurl import driver_url
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-#: Driver a plain URL scheme maps to: (SQLAlchemy scheme, driver module, flowengine extra).
-DRIVERS = {
-    "postgresql": ("postgresql+psycopg", "psycopg", "postgres"),
-    "postgres": ("postgresql+psycopg", "psycopg", "postgres"),
-    "postgresql+psycopg": ("postgresql+psycopg", "psycopg", "postgres"),
-    "mysql": ("mysql+pymysql", "pymysql", "mysql"),
-    "mariadb": ("mysql+pymysql", "pymysql", "mysql"),
-    "mysql+pymysql": ("mysql+pymysql", "pymysql", "mysql"),
-    "mariadb+pymysql": ("mysql+pymysql", "pymysql", "mysql"),
-}
 
 
 def read_data(data: str, query: str | None = None) -> pd.DataFrame:
@@ -39,18 +30,6 @@ def read_data(data: str, query: str | None = None) -> pd.DataFrame:
     if path.suffix in (".jsonl", ".ndjson"):
         return pd.read_json(path, lines=True)
     return pd.read_csv(path)
-
-
-def driver_url(url: str) -> str:
-    """``url`` with the driver the SQL nodes use for its scheme (installed, or the message
-    names the extra), e.g. ``postgresql://`` -> ``postgresql+psycopg://``."""
-    scheme, _, rest = url.partition("://")
-    mapped = DRIVERS.get(scheme.lower())
-    if mapped is None:
-        return url
-    target, module, extra = mapped
-    require(module, extra)
-    return f"{target}://{rest}"
 
 
 def read_sql(url: str, query: str | None) -> pd.DataFrame:
