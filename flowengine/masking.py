@@ -22,8 +22,11 @@ from typing import Any
 MASK = "******"
 #: Keys whose values are credentials (a header name, a config key, a query parameter).
 SECRET_KEY = re.compile(
-    r"^(?:[\w-]*[_-])?(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|"
-    r"access[_-]?key|private[_-]?key|credentials?|authorization|proxy-authorization|cookie)$",
+    r"^(?:[\w-]*[_-])?(?:password|passwd|pwd|passphrase|passcode|secret|token|api[_-]?key|"
+    r"apikey|access[_-]?key|private[_-]?key|credentials?|authorization|proxy-authorization|"
+    r"cookie)$"
+    # header conventions: X-Functions-Key, Ocp-Apim-Subscription-Key, X-Session-Key, X-Auth-*
+    r"|^x-[\w-]*-key$|^[\w-]*-subscription-key$|^x-auth(?:-[\w-]+)?$",
     re.IGNORECASE,
 )
 _URL_PASSWORD = re.compile(

@@ -15,9 +15,46 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from flowengine.runtime import Runtime
+from flowengine.status import NodeStats
 
 log = logging.getLogger("flowengine.metrics")
 STATES = ("starting", "ok", "retrying", "error", "stopped")
+LABELS = ["node", "type"]
+COUNTERS = {
+    "batches_in": "Batches received",
+    "batches_out": "Batches sent",
+    "rows_in": "Rows received",
+    "rows_out": "Rows sent",
+    "errors": "Errors raised by the node",
+    "retries": "Reconnect attempts",
+}
+
+
+def _disk_gauges() -> dict[str, GaugeMetricFamily]:
+    """What buffers and journals hold, by node and kind (buffer, journal)."""
+    docs = {
+        "buffered_rows": "Rows held on disk (a sink's buffer, a source's journal)",
+        "buffered_bytes": "Bytes held on disk (a sink's buffer, a source's journal)",
+        "buffer_oldest_seconds": "Age of the oldest batch held in a sink's buffer",
+    }
+    return {
+        name: GaugeMetricFamily(f"flowengine_node_{name}", doc, labels=["node", "kind"])
+        for name, doc in docs.items()
+    }
+
+
+def _add_disk(
+    gauges: dict[str, GaugeMetricFamily], warning: GaugeMetricFamily, stats: NodeStats
+) -> None:
+    key = [stats.node_id, stats.type]
+    warning.add_metric(key, 0.0 if stats.warning is None else 1.0)
+    if (disk := stats.on_disk()) is None:
+        return
+    dkey = [stats.node_id, disk.kind]
+    gauges["buffered_rows"].add_metric(dkey, disk.rows)
+    gauges["buffered_bytes"].add_metric(dkey, disk.bytes)
+    if disk.age_s is not None:
+        gauges["buffer_oldest_seconds"].add_metric(dkey, disk.age_s)
 
 
 class RuntimeCollector(Collector):
@@ -27,38 +64,32 @@ class RuntimeCollector(Collector):
         self.runtime = runtime
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        labels = ["node", "type"]
-        counters = {
-            "batches_in": "Batches received",
-            "batches_out": "Batches sent",
-            "rows_in": "Rows received",
-            "rows_out": "Rows sent",
-            "errors": "Errors raised by the node",
-            "retries": "Reconnect attempts",
-        }
         families = {
-            name: CounterMetricFamily(f"flowengine_node_{name}", doc, labels=labels)
-            for name, doc in counters.items()
+            name: CounterMetricFamily(f"flowengine_node_{name}", doc, labels=LABELS)
+            for name, doc in COUNTERS.items()
         }
         state = GaugeMetricFamily(
-            "flowengine_node_state", "1 for the node's current state", labels=[*labels, "state"]
+            "flowengine_node_state", "1 for the node's current state", labels=[*LABELS, "state"]
         )
         age = GaugeMetricFamily(
-            "flowengine_node_data_age_seconds", "Seconds since the last data", labels=labels
+            "flowengine_node_data_age_seconds", "Seconds since the last data", labels=LABELS
         )
+        wire_labels = ["node", "from", "port"]
         depth = GaugeMetricFamily(
-            "flowengine_queue_depth",
-            "Batches waiting on an input wire",
-            labels=["node", "from", "port"],
+            "flowengine_queue_depth", "Batches waiting on an input wire", labels=wire_labels
         )
         capacity = GaugeMetricFamily(
-            "flowengine_queue_capacity",
-            "Capacity of an input wire",
-            labels=["node", "from", "port"],
+            "flowengine_queue_capacity", "Capacity of an input wire", labels=wire_labels
         )
         custom = CounterMetricFamily(
-            "flowengine_node_counter", "Counters set by node code", labels=[*labels, "name"]
+            "flowengine_node_counter", "Counters set by node code", labels=[*LABELS, "name"]
         )
+        warning = GaugeMetricFamily(
+            "flowengine_node_warning",
+            "1 while the node warns (a full buffer or journal, a sink down with a backlog)",
+            labels=LABELS,
+        )
+        disk = _disk_gauges()
         for stats in self.runtime.stats.values():
             key = [stats.node_id, stats.type]
             for name, family in families.items():
@@ -73,8 +104,10 @@ class RuntimeCollector(Collector):
                 capacity.add_metric(wkey, wire.capacity)
             for name, value in stats.counters.items():
                 custom.add_metric([*key, name], value)
+            _add_disk(disk, warning, stats)
         yield from families.values()
-        yield from (state, age, depth, capacity, custom)
+        yield from (state, age, depth, capacity, custom, warning)
+        yield from disk.values()
 
 
 class MetricsServer:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from flowengine.types import NodeKind, NodeState
 
@@ -18,8 +19,66 @@ RATE_WINDOW = 5.0
 RATE_STEP = 0.25
 
 
+#: A node's store on disk: a sink's store-and-forward buffer or a source's ingest journal.
+DiskKind: TypeAlias = Literal["buffer", "journal"]
+#: A store that has no room left says so in the node's status text ("buffer full: ...",
+#: "journal ...: full (...): holding back", "... disk full ...").
+_FULL = re.compile(r"\bfull\b")
+
+
 def _first_sample() -> deque[tuple[float, int]]:
     return deque([(time.monotonic(), 0)], maxlen=64)
+
+
+def human_bytes(n: float) -> str:
+    """``2.1 MB``: sizes as people read them (powers of 1000, like disk tools)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def human_age(seconds: float) -> str:
+    """``35s``, ``4m10s``, ``2h05m``, ``3d04h``: an age at a glance."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+@dataclass(frozen=True, slots=True)
+class OnDisk:
+    """What a node holds on disk, read once from its counters so that the live table, the
+    status lines, ``/metrics`` and the editor all show the same thing."""
+
+    kind: DiskKind
+    batches: int
+    rows: int
+    bytes: int
+    #: Seconds since the oldest batch was stored; None when empty or not known (journals).
+    age_s: float | None
+
+    def describe(self) -> str:
+        """``1,234 rows buffered (2.1 MB, oldest 35s)``."""
+        verb = "buffered" if self.kind == "buffer" else "journaled"
+        size = human_bytes(self.bytes)
+        oldest = "" if self.age_s is None else f", oldest {human_age(self.age_s)}"
+        return f"{self.rows:,} rows {verb} ({size}{oldest})"
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready, for snapshots."""
+        return {
+            "kind": self.kind,
+            "batches": self.batches,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "age_s": self.age_s,
+        }
 
 
 @dataclass(slots=True)
@@ -43,6 +102,8 @@ class NodeStats:
     counters: dict[str, int] = field(default_factory=dict)
     wires: list[Wire] = field(default_factory=list)
     samples: deque[tuple[float, int]] = field(default_factory=_first_sample, repr=False)
+    #: The buffer counters last seen and when: ages between two updates of the counters.
+    age_mark: tuple[tuple[int, int, int], float] | None = field(default=None, repr=False)
 
     def set_state(self, state: NodeState, text: str | None = None) -> None:
         """Change state (and text when given), stamping the time of the change."""
@@ -75,8 +136,55 @@ class NodeStats:
         """Seconds since this node last received or emitted data."""
         return None if self.last_data is None else time.time() - self.last_data
 
+    def on_disk(self) -> OnDisk | None:
+        """What this node holds on disk (None: it has no buffer nor journal)."""
+        c = self.counters
+        if "buffered_batches" in c:
+            batches = c["buffered_batches"]
+            age = self._buffer_age(batches, c.get("buffered_age_s", 0), c.get("buffered_bytes", 0))
+            return OnDisk(
+                "buffer", batches, c.get("buffered_rows", 0), c.get("buffered_bytes", 0), age
+            )
+        if "journal_batches" in c:
+            return OnDisk(
+                "journal",
+                c["journal_batches"],
+                c.get("journal_rows", 0),
+                c.get("journal_bytes", 0),
+                None,
+            )
+        return None
+
+    def _buffer_age(self, batches: int, age_s: int, size: int) -> float | None:
+        """The oldest buffered batch's age. The buffer writes its counters only when a batch
+        comes or goes: while they stand still (a sink down, a source idle) the oldest batch
+        is the same one, so its age goes on from when they were first seen."""
+        if not batches:
+            self.age_mark = None
+            return None
+        now, key = time.time(), (batches, age_s, size)
+        if self.age_mark is None or self.age_mark[0] != key:
+            self.age_mark = (key, now)
+        return age_s + (now - self.age_mark[1])
+
+    @property
+    def warning(self) -> str | None:
+        """Why a running node needs a look: its buffer or journal is full (the flow is held
+        back), or a sink is down with a backlog on disk."""
+        return self._warning(self.on_disk())
+
+    def _warning(self, disk: OnDisk | None) -> str | None:
+        if disk is None or self.state != "retrying":
+            return None
+        if _FULL.search(self.text):
+            return f"{disk.kind} full"
+        if disk.kind == "buffer" and disk.rows:
+            return "sink unavailable, buffering"
+        return None
+
     def snapshot(self) -> dict[str, object]:
         """A plain, JSON-ready copy."""
+        disk = self.on_disk()
         return {
             "id": self.node_id,
             "type": self.type,
@@ -93,6 +201,8 @@ class NodeStats:
             "rows_per_s": self.rows_per_s(),
             "data_age": self.data_age,
             "counters": dict(self.counters),
+            "on_disk": None if disk is None else disk.as_dict(),
+            "warning": self._warning(disk),
             "queues": [
                 {
                     "from": w.source,

@@ -15,6 +15,10 @@ LONG_COLUMNS = ("timestamp", "sensor", "value", "quality", "source")
 NodeKind: TypeAlias = Literal["source", "transform", "sink"]
 NodeState: TypeAlias = Literal["starting", "ok", "retrying", "error", "stopped"]
 
+#: What a source does with NaN, +/-Infinity and numbers beyond a float: keep the reading with
+#: ``quality: bad`` (default), send it to the error port, or keep it as good (the old way).
+NonFinite: TypeAlias = Literal["bad", "error", "keep"]
+
 #: The port every node has; a node that raises sends the failing batch here when it is wired.
 ERROR_PORT = "error"
 

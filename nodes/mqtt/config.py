@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from flowengine.node import option
 from flowengine.sqlurl import split_host_port
+from flowengine.types import NonFinite
 
 #: What a source does with NaN, +/-Infinity or an overflowing number (see ``non_finite``).
-NonFinite = Literal["bad", "error", "keep"]
 
 
 class MqttConnection(BaseModel):

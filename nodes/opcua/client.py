@@ -21,7 +21,6 @@ from typing import Any
 from flowengine.nodes.opcua.config import (
     SUBSCRIBE_BATCH,
     Deadband,
-    NonFinite,
     OpcuaConfig,
     OpcuaConnection,
     Security,
@@ -29,6 +28,7 @@ from flowengine.nodes.opcua.config import (
 from flowengine.nodes.opcua.parse import Frames, Reading, coerce, frame_of
 
 from flowengine.extras import require
+from flowengine.types import NonFinite
 
 #: A node id string (``ns=2;i=1001``, ``ns=2;s=Line3.Temp``, ``i=2258``); anything else is a
 #: browse path.

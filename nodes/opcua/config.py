@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from flowengine.masking import mask_url_password
 from flowengine.node import option
 from flowengine.sqlurl import split_host_port
+from flowengine.types import NonFinite
 
 #: Monitored items created per CreateMonitoredItems request.
 SUBSCRIBE_BATCH = 500
 #: Subscription values held between two emits before the oldest are dropped.
 MAX_BUFFER = 100_000
 #: What ``opcua_in`` does with a NaN or +/-Infinity value (the ``non_finite`` of mqtt_in/rest_in).
-NonFinite = Literal["bad", "error", "keep"]
 
 
 def check_server_url(url: str) -> str:

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import pandas as pd
-from flowengine.nodes.opcua.config import NonFinite
+
+from flowengine.types import NonFinite
 
 QUALITIES = ("good", "uncertain", "bad", "bad")
 #: The timestamps pandas can hold at its default nanosecond resolution.

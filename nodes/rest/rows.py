@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from flowengine.types import NonFinite
+
 EpochUnit = Literal["s", "ms", "us", "ns"]
 TimeUnit = Literal["auto", "s", "ms", "us", "ns"]
-NonFinite = Literal["bad", "error", "keep"]
 #: ``auto``: the largest magnitude of an epoch column picks its unit (seconds stay below 1e11
 #: until the year 5138, so plain epoch seconds are never misread).
 AUTO_UNITS: tuple[tuple[float, EpochUnit], ...] = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"))

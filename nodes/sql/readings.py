@@ -8,12 +8,13 @@ instead of failing the whole poll. Other results pass through as they are.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
 
+from flowengine.types import NonFinite
+
 #: What ``sql_in`` does with a NaN, +/-Infinity or NULL reading (the rule of mqtt_in/rest_in).
-NonFinite = Literal["bad", "error", "keep"]
 LONG = ("timestamp", "sensor", "value")
 #: Epoch numbers below this are seconds, above it milliseconds (as in mqtt_in's ``auto``).
 EPOCH_MS = 1e11

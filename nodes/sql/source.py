@@ -13,11 +13,11 @@ from typing import Any
 import pandas as pd
 from flowengine.nodes.sql.client import SqlClient, beside_flow
 from flowengine.nodes.sql.config import SqlUrl, connection_field
-from flowengine.nodes.sql.readings import NonFinite, readings
+from flowengine.nodes.sql.readings import readings
 
 from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
-from flowengine.types import Batch
+from flowengine.types import Batch, NonFinite
 
 
 class SqlInConfig(NodeConfig):
