@@ -84,7 +84,10 @@ class Runtime(Deploying):
         """Make ``checked`` the flow this runtime runs, its secrets masked in every log."""
         self.checked, self.flow, self.settings = checked, checked.flow, checked.flow.settings
         for built in checked.nodes.values():
-            add_secrets(getattr(built.config, name) for name in built.config.secret_fields())
+            config = built.config
+            add_secrets(getattr(config, name) for name in config.secret_fields())
+            # header maps: their credential-keyed values (Authorization, X-API-Key, ...)
+            add_secrets(v for v in vars(config).values() if isinstance(v, dict))
 
     def _build(self) -> None:
         """One run per active node, then the wires; a node that cannot be created fails the flow."""

@@ -580,3 +580,31 @@ def test_labels_do_not_restart_a_node_but_queue_size_and_retry_do():
 
     runtime = live(version({}), body)
     assert runtime.stats["cap"].rows_in == runtime.stats["src"].rows_out
+
+
+def test_a_deploy_under_checkpoints_loses_nothing_and_checkpoints_go_on(tmp_path: Any) -> None:
+    def version(k: float) -> CheckedFlow:
+        return flow(
+            {
+                "src": {"type": "numbers", "wires": ["add"]},
+                "add": {"type": "add", "k": k, "wires": ["cap", "cap2"]},
+                "cap": {"type": "capture"},
+                "cap2": {"type": "capture"},
+            },
+            checkpoint="20ms",
+            state_dir=str(tmp_path),
+        )
+
+    async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
+        durable = runtime._durable
+        assert durable is not None
+        await until(lambda: durable.coordinator.completed >= 3, task, what="checkpoints")
+        report = await runtime.apply(version(1.0))  # barriers may be on their way meanwhile
+        assert report.restarted == ["add"]
+        done = durable.coordinator.completed
+        await until(lambda: durable.coordinator.completed >= done + 3, task, what="more after")
+
+    runtime = live(version(0.0), body)
+    emitted = runtime.stats["src"].rows_out
+    for sink in ("cap", "cap2"):
+        assert seqs(runtime.node(sink)) == list(range(emitted))  # in order, none lost

@@ -69,3 +69,28 @@ def test_masking_rule_credentials_and_whole_tokens(monkeypatch):
     )
     assert redact("sent tok3n-abc") == "sent ******"
     assert redact("Accept text/csv") == "Accept text/csv"
+
+
+def test_a_header_credential_in_a_flow_is_masked_in_logs() -> None:
+    from flowengine.runtime import Runtime
+    from flowengine.testing import check_text
+
+    token = "k9-Zq7TOKEN-4471"
+    checked = check_text(
+        {
+            "src": {"type": "inject", "rows": [{"value": 1}], "wires": ["hook"]},
+            "hook": {
+                "type": "rest_out",
+                "url": "http://127.0.0.1:9/",
+                "headers": {"X-API-Key": token},
+            },
+        }
+    )
+    stream = io.StringIO()
+    setup_logging("info", "text", stream)
+    try:
+        Runtime(checked)  # registers the flow's secrets, header values included
+        logging.getLogger("flowengine.test").error("the service refused %s for line 3", token)
+    finally:
+        logging.getLogger().handlers.clear()
+    assert token not in stream.getvalue() and "for line 3" in stream.getvalue()
