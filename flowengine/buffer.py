@@ -94,8 +94,10 @@ class SinkBuffer:
                 batch = Batch(entry.frame, entry.meta.get("topic"), entry.meta.get("origin"))
                 batch.created = float(entry.meta.get("created") or batch.created)
                 await self._write_one(batch, write, on_error, node, run)
-                await asyncio.to_thread(self.journal.delete_through, entry.seq)
-                self.show()
+            # written (or sent to error): forget them, one commit per chunk (a crash before it
+            # writes them again: at least once)
+            await asyncio.to_thread(self.journal.delete_through, entries[-1].seq)
+            self.show()
 
     async def _write_one(
         self,
