@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from flowengine.journal import Journal, JournalFull
-from flowengine.model import BufferPolicy
 from flowengine.noderun import NodeRun
+from flowengine.settings import BufferPolicy
 from flowengine.types import Batch
 
 #: Batches read from the buffer at a time.
@@ -64,6 +64,7 @@ class SinkBuffer:
                 await asyncio.to_thread(self.journal.append, [record])
                 break
             except JournalFull as exc:
+                self.run.stats.counters["buffer_full"] = 1
                 if self._full_since is None:
                     self._full_since = time.monotonic()
                     self.run.log.warning("%s: holding the flow back", exc)
@@ -76,6 +77,7 @@ class SinkBuffer:
             )
             self.run.stats.counters["dropped_batches"] = self.journal.lost_batches
         if self._full_since is not None:
+            self.run.stats.counters["buffer_full"] = 0
             self._full_since = None
             self.run.stats.set_state("ok", "")
         self._more.set()

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from flowengine.model import FlowSettings
 from flowengine.node import Source
 from flowengine.noderun import KIND_ORDER, NodeRun, WireKey, active_nodes
 from flowengine.problems import FlowError
+from flowengine.settings import FlowSettings
 from flowengine.status import NodeStats
 from flowengine.validate import BuiltNode, CheckedFlow
 from flowengine.wiring import graph_wires, wire_up

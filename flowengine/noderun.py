@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from flowengine.inbox import Inbox, Wire
 from flowengine.logs import RateLimiter
-from flowengine.model import RetryPolicy
 from flowengine.node import Node
+from flowengine.settings import RetryPolicy
 from flowengine.status import NodeStats
 from flowengine.types import Batch
 from flowengine.validate import BuiltNode, CheckedFlow

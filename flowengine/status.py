@@ -176,7 +176,7 @@ class NodeStats:
     def _warning(self, disk: OnDisk | None) -> str | None:
         if disk is None or self.state != "retrying":
             return None
-        if _FULL.search(self.text):
+        if self.counters.get("buffer_full") or _FULL.search(self.text):
             return f"{disk.kind} full"
         if disk.kind == "buffer" and disk.rows:
             return "sink unavailable, buffering"

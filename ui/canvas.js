@@ -98,7 +98,7 @@ export default {
   created() {
     // Plain, non-reactive state: Vue never tracks the flow's nodes and wires.
     this.st = {
-      nodes: new Map(), // id -> {view, sig, x, y, w, h, ins, outs, el, dot, text, rate, status, wires:Set}
+      nodes: new Map(), // id -> {view, sig, x, y, w, h, ins, outs, el, dot, text, rate, disk, diskRows, status, wires:Set}
       wires: new Map(), // key -> {view, g, hit, line, fill, title}
       selNodes: new Set(),
       selWires: new Set(),
@@ -307,7 +307,10 @@ export default {
       const dot = el("span", "fe-dot", line);
       const text = el("span", "fe-status-text", line);
       const rate = el("span", "fe-rate", line);
-      return { view, sig, x: NaN, y: NaN, w, h, ins: insAt, outs: outsAt, el: root, dot, text, rate, status: null, wires };
+      const disk = el("span", "fe-disk", root); // shown while the node holds data on disk
+      el("i", "material-icons", disk).textContent = "save";
+      const diskRows = el("span", null, disk);
+      return { view, sig, x: NaN, y: NaN, w, h, ins: insAt, outs: outsAt, el: root, dot, text, rate, disk, diskRows, status: null, wires };
     },
     makeWire(view) {
       const g = svgEl("g", "fe-wire");
@@ -344,8 +347,17 @@ export default {
       }
       if (s.text !== prev.text) node.text.textContent = s.text || "";
       if (s.rate !== prev.rate) node.rate.textContent = formatRate(s.rate);
+      this.patchDisk(node, s.disk || null, prev.disk || null);
       node.status = s;
       if ((s.error || null) !== (prev.error || null)) this.patchError(node);
+    },
+    patchDisk(node, d, prev) {
+      // The on-disk badge (a sink's buffer, a source's journal): rows, amber when it warns.
+      node.disk.classList.toggle("fe-disk-on", !!d);
+      if (!d) return;
+      if (d.label !== prev?.label) node.diskRows.textContent = d.label;
+      if (d.title !== prev?.title) node.disk.title = d.title;
+      if (d.warn !== prev?.warn) node.disk.classList.toggle("fe-disk-warn", !!d.warn);
     },
     patchError(node) {
       const error = node.view.error || node.status?.error || null;

@@ -16,7 +16,10 @@ API (what the editor calls):
 * ``host.snapshot()``: one dict per node: ``id``, ``type``, ``kind``, ``state`` (starting, ok,
   retrying, error, stopped: the dot's colour), ``text`` (the status text), ``rows_in``,
   ``rows_out``, ``rows_per_s``, ``errors``, ``last_error``, ``data_age``, ``counters``,
-  ``queues``. Empty before the first start; the last run's state after it ended.
+  ``queues``, ``on_disk`` (None, or what a buffer or journal holds: ``kind``, ``batches``,
+  ``rows``, ``bytes``, ``age_s``) and ``warning`` (None, or why the node needs a look: a full
+  buffer, a sink down with a backlog). Empty before the first start; the last run's state
+  after it ended.
 * ``host.wire_fill()``: ``{(source, port, dest, dest_port): fill 0..1}`` per wire.
 * ``host.debug_batches(node_id) -> list[Batch]``: the latest batches a node kept in its
   ``recent`` buffer (the ``debug`` node does), oldest first (empty for others or unknown ids).

@@ -14,7 +14,10 @@ from typing import Any
 
 import pandas as pd
 from flowengine.ui.model import wire_key
+from flowengine.ui.views import DiskBadge, StatusView
 from nicegui import ui
+
+from flowengine.status import OnDisk
 
 STATE_COLORS = {
     "ok": "green",
@@ -35,10 +38,33 @@ def _snapshots(raw: Any) -> dict[str, dict[str, Any]]:
     return {str(s["id"]): s for s in raw or []}
 
 
-def status_views(raw: Any) -> dict[str, dict[str, Any]]:
+def compact(n: int) -> str:
+    """A count for a small badge: ``999``, ``1.2k``, ``35k``, ``4.1M``."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return str(n)
+
+
+def disk_badge(snap: dict[str, Any]) -> DiskBadge | None:
+    """The node's on-disk badge from its snapshot's ``on_disk`` and ``warning`` (see
+    :meth:`flowengine.status.NodeStats.on_disk`); None for nodes without buffer or journal."""
+    raw = snap.get("on_disk")
+    if not isinstance(raw, dict):
+        return None
+    disk = OnDisk(
+        raw["kind"], int(raw["batches"]), int(raw["rows"]), int(raw["bytes"]), raw.get("age_s")
+    )
+    warning = snap.get("warning")
+    title = disk.describe() + (f": {warning}" if warning else "")
+    return {"label": compact(disk.rows), "title": title, "warn": bool(warning)}
+
+
+def status_views(raw: Any) -> dict[str, StatusView]:
     """The canvas's StatusView per node, from ``host.snapshot()`` (its ``rows_per_s`` is the
     runtime's own rate)."""
-    out = {}
+    out: dict[str, StatusView] = {}
     for node_id, snap in _snapshots(raw).items():
         state = str(snap.get("state", "stopped"))
         rate = float(snap.get("rows_per_s") or 0.0)
@@ -46,12 +72,15 @@ def status_views(raw: Any) -> dict[str, dict[str, Any]]:
         text = str(snap.get("text") or "") or state
         if state == "error" and error:
             text = error if len(error) < 40 else error[:37] + "..."
-        out[node_id] = {
+        view: StatusView = {
             "color": STATE_COLORS.get(state, "grey"),
             "text": text,
             "rate": round(rate, 1),
             "error": error if state in ("error", "retrying") or snap.get("errors") else None,
         }
+        if (badge := disk_badge(snap)) is not None:
+            view["disk"] = badge
+        out[node_id] = view
     return out
 
 

@@ -35,13 +35,24 @@ class WireView(TypedDict):
     target_port: str
 
 
+class DiskBadge(TypedDict):
+    """The badge on a node that holds data on disk: rows in short (`1.2k`), the whole story
+    as its tooltip, and `warn` (amber) while its buffer is full or its sink is down."""
+
+    label: str
+    title: str
+    warn: bool
+
+
 class StatusView(TypedDict):
-    """A node's live status: dot colour (green/yellow/red/grey/blue), text, rows/s, error."""
+    """A node's live status: dot colour (green/yellow/red/grey/blue), text, rows/s, error,
+    and what it holds on disk (only for nodes with a buffer or journal)."""
 
     color: str
     text: str
     rate: float
     error: NotRequired[str | None]
+    disk: NotRequired[DiskBadge]
 
 
 def wire_key(source: str, port: str, target: str, target_port: str) -> str:

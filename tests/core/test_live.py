@@ -7,13 +7,18 @@ import logging
 import re
 import time
 from collections import deque
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from rich.console import Console
 
-from flowengine.live import log_status, status_table
-from flowengine.testing import run_flow
+from flowengine.live import log_status, status_part, status_table
+from flowengine.node import NodeConfig, Sink
+from flowengine.runtime import Runtime
+from flowengine.status import NodeStats, OnDisk, human_age
+from flowengine.testing import check_text, run_flow
+from flowengine.types import Batch
 
 
 def finished_flow():
@@ -75,3 +80,96 @@ def test_plain_status_line_lists_each_node(caplog):
     assert re.fullmatch(
         r"status: src=stopped \d+ rows/s; f=stopped \d+ rows/s; cap=stopped 0 rows/s", line
     )
+
+
+class Down(Sink[NodeConfig]):
+    """A database that refuses every connection: its batches wait in the buffer."""
+
+    def write(self, batch: Batch) -> None:
+        raise ConnectionRefusedError("db down")
+
+
+def buffering_flow(tmp_path: Path, buffer: str) -> Runtime:
+    text = f"""
+version: 1
+settings: {{drain_timeout: 0.5}}
+nodes:
+  src: {{type: inject, rows: [{{v: 1}}], interval: 0.005, count: 100000, wires: [db]}}
+  db: {{type: down, retry: {{initial: 0.01, max: 0.05}}, buffer: {buffer}}}
+"""
+    return Runtime(check_text(text, types={"down": Down}, path=tmp_path / "f.yaml"))
+
+
+async def until(check: Any) -> None:
+    async with asyncio.timeout(20):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+def table_cells(runtime: Runtime) -> dict[str, list[str]]:
+    """The table's cells by node id ("node" for the header line)."""
+    console = Console(record=True, width=200)
+    console.print(status_table(runtime))
+    cells = [re.split("[│┃]", ln)[1:-1] for ln in console.export_text().splitlines()]
+    return {row[0].strip(): [c.strip() for c in row] for row in cells if len(row) > 5}
+
+
+def test_a_sinks_buffer_shows_in_the_table_and_the_status_line(tmp_path, caplog):
+    runtime = buffering_flow(tmp_path, "{max_bytes: 4000}")  # fills up: the flow is held back
+    db = runtime.stats.get
+
+    async def main() -> tuple[dict[str, list[str]], str, str]:
+        task = asyncio.create_task(runtime.run())
+        await until(lambda: db("db") is not None and db("db").warning == "buffer full")
+        rows, part = table_cells(runtime), status_part(runtime.stats["db"])  # no await between
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="flowengine.status"):
+            logger = asyncio.create_task(log_status(runtime, 0.01))
+            await until(lambda: any("status:" in r.message for r in caplog.records))
+            logger.cancel()
+        runtime.stop()
+        await asyncio.wait_for(task, 20)
+        return rows, part, next(r.message for r in caplog.records if "status:" in r.message)
+
+    rows, part, line = asyncio.run(main())
+    assert rows["node"][-2:] == ["on disk", "status"]
+    assert rows["src"][-2] == "-"  # no buffer of its own
+    assert re.fullmatch(r"[\d,]+ rows, \d+\.\d kB, \d+s", rows["db"][-2])
+    assert re.fullmatch(
+        r"db=retrying \d+ rows/s, [\d,]+ rows buffered \(\d+\.\d kB, oldest \d+s\) \[buffer full\]",
+        part,
+    ), part
+    assert re.search(  # the forwarder's retries and the full buffer take turns in the text
+        r"; db=retrying \d+ rows/s, [\d,]+ rows buffered \(\d+\.\d kB, oldest \d+s\) "
+        r"\[(buffer full|sink unavailable, buffering)\]$",
+        line,
+    ), line
+    disk = runtime.stats["db"].on_disk()
+    assert disk is not None and disk.kind == "buffer" and disk.rows > 0  # kept for next start
+
+
+def test_no_on_disk_column_without_buffers_and_ages_that_go_on(monkeypatch):
+    result = finished_flow()
+    assert "on disk" not in table_cells(result.runtime)["node"]
+    stats = NodeStats("db", "down", "sink", state="retrying", text="sink unavailable")
+    stats.counters.update(buffered_batches=3, buffered_rows=1234, buffered_bytes=2_100_000)
+    stats.counters["buffered_age_s"] = 35
+    clock = SimpleNamespace(monotonic=time.monotonic, time=lambda: 5000.0)
+    monkeypatch.setattr("flowengine.status.time", clock)
+    assert stats.on_disk() == OnDisk("buffer", 3, 1234, 2_100_000, 35.0)
+    clock.time = lambda: 5010.0  # the counters stand still (no batch came or went): 10 s later
+    disk = stats.on_disk()
+    assert disk is not None and disk.age_s == 45.0
+    assert disk.describe() == "1,234 rows buffered (2.1 MB, oldest 45s)"
+    assert stats.warning == "sink unavailable, buffering"  # a sink down with a backlog
+    snap = stats.snapshot()
+    assert snap["on_disk"] == disk.as_dict() and snap["warning"] == stats.warning
+    stats.set_state("ok", "")
+    assert stats.warning is None and stats.snapshot()["warning"] is None
+    journal = NodeStats("src", "mqtt", "source", counters={"journal_batches": 2, "journal_rows": 9})
+    journal.counters["journal_bytes"] = 512
+    assert journal.on_disk() == OnDisk("journal", 2, 9, 512, None)
+    assert journal.on_disk().describe() == "9 rows journaled (512 B)"  # type: ignore[union-attr]
+    journal.set_state("retrying", "journal /x/j.db: full (512 of 500 bytes): holding back")
+    assert journal.warning == "journal full"
+    assert [human_age(s) for s in (59, 250, 7500, 277200)] == ["59s", "4m10s", "2h05m", "3d05h"]

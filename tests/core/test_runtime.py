@@ -246,7 +246,7 @@ def test_source_reconnects_with_backoff_and_shows_retrying():
 
 
 def test_retry_delays_grow_and_stay_within_jitter():
-    from flowengine.model import RetryPolicy
+    from flowengine.settings import RetryPolicy
 
     policy = RetryPolicy(initial=1, max=8, factor=2, jitter=0.25)
     import random
@@ -359,7 +359,7 @@ def test_a_source_that_never_waits_can_still_be_stopped():
 
 
 def test_retry_delay_survives_very_long_outages():
-    from flowengine.model import RetryPolicy
+    from flowengine.settings import RetryPolicy
 
     assert RetryPolicy(jitter=0).delay(5000) == 30.0
     assert RetryPolicy(factor=1e10, jitter=0, max=7).delay(50) == 7.0

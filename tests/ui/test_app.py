@@ -19,6 +19,7 @@ from flowengine.ui.live import (
     DebugPanel,
     Seen,
     chart_points,
+    compact,
     fill_views,
     status_views,
 )
@@ -28,6 +29,9 @@ from nicegui.testing import User, UserInteraction
 from nicegui.testing.user_simulation import user_simulation
 
 from flowengine.logs import MASK
+from flowengine.node import NodeConfig, Sink
+from flowengine.registry import Registry
+from flowengine.types import Batch
 from tests.helpers.samples import SAMPLE
 from tests.helpers.uiuser import editing, run, storage_in_tmp  # noqa: F401  (autouse fixture)
 
@@ -333,6 +337,34 @@ def test_status_views_colour_state_rate_and_error() -> None:
     assert fill_views({("a", "out", "b", "in"): 1.7}) == {"a:out->b:in": 1.0}
 
 
+def test_status_views_give_nodes_with_data_on_disk_a_badge() -> None:
+    disk = {"kind": "buffer", "batches": 3, "rows": 1234, "bytes": 2_100_000, "age_s": 35.7}
+    snap = [
+        {"id": "db", "state": "retrying", "on_disk": disk, "warning": "buffer full"},
+        {"id": "src", "state": "ok", "on_disk": dict(disk, kind="journal", rows=9, age_s=None)},
+        {"id": "f", "state": "ok", "on_disk": None, "warning": None},
+    ]
+    views = status_views(snap)
+    assert views["db"]["disk"] == {
+        "label": "1.2k",
+        "title": "1,234 rows buffered (2.1 MB, oldest 35s): buffer full",
+        "warn": True,
+    }
+    assert views["src"]["disk"] == {
+        "label": "9",
+        "title": "9 rows journaled (2.1 MB)",
+        "warn": False,
+    }
+    assert "disk" not in views["f"]
+    assert [compact(n) for n in (0, 999, 1000, 12_345, 4_100_000)] == [
+        "0",
+        "999",
+        "1.0k",
+        "12k",
+        "4.1M",
+    ]
+
+
 def test_folder_mode_opens_only_flows_listed_in_the_folder(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(SAMPLE)
     (tmp_path / "notes.txt").write_text("not a flow")
@@ -404,6 +436,40 @@ def test_an_error_a_node_raises_shows_on_that_node(tmp_path: Path) -> None:
             )
             assert "no_such_column" in canvas.props["status"]["calc"]["error"]
             assert canvas.props["status"]["src"]["error"] is None
+
+    run(scenario)
+
+
+class Down(Sink[NodeConfig]):
+    """A database that refuses every connection: its batches wait in the buffer."""
+
+    def write(self, batch: Batch) -> None:
+        raise ConnectionRefusedError("db down")
+
+
+def test_a_sink_buffering_on_disk_gets_an_amber_badge(tmp_path: Path) -> None:
+    flow = tmp_path / "buffered.yaml"
+    flow.write_text(
+        "version: 1\nsettings: {drain_timeout: 0.5}\nnodes:\n"
+        "  src:\n    type: inject\n    interval: 0.1\n"
+        "    rows: [{value: 1.0}]\n    wires: [db]\n"
+        "  db:\n    type: down\n    retry: {initial: 0.05, max: 0.1}\n    buffer: {}\n"
+    )
+    registry = Registry.from_entry_points()
+    registry.register("down", Down)
+    editor = Editor(EditorConfig(flow), registry)
+
+    async def scenario() -> None:
+        async with editing(editor) as user:
+            await user.open("/")
+            canvas = user.find(FlowCanvas).elements.pop()
+
+            def badge() -> dict[str, Any]:
+                return canvas.props["status"].get("db", {}).get("disk") or {}
+
+            await eventually(lambda: badge().get("warn", False), "db's amber badge")
+            assert badge()["label"] != "0" and "rows buffered" in badge()["title"]
+            assert "disk" not in canvas.props["status"]["src"]  # no buffer of its own
 
     run(scenario)
 

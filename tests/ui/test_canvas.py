@@ -346,6 +346,22 @@ def test_status_fill_and_selection_patch_the_dom(page: CanvasPage) -> None:
     assert page.canvas.selection == (["sink"], [KEY])
 
 
+def test_a_node_holding_data_on_disk_shows_a_badge(page: CanvasPage) -> None:
+    badge = page.driver.find_element(By.CSS_SELECTOR, "[data-node-id=sink] .fe-disk")
+    assert not badge.is_displayed()  # no buffer, no badge
+    disk = {"label": "1.2k", "title": "1,234 rows buffered (2.1 MB, oldest 35s)", "warn": False}
+    status = {"color": "yellow", "text": "retrying", "rate": 0.0}
+    in_loop(page.canvas.set_status, {"sink": {**status, "disk": disk}})
+    wait_until(badge.is_displayed)
+    assert (badge.text.split()[-1], badge.get_attribute("title")) == ("1.2k", disk["title"])
+    assert "fe-disk-warn" not in badge.get_attribute("class")
+    in_loop(page.canvas.set_status, {"sink": {**status, "disk": {**disk, "warn": True}}})
+    wait_until(lambda: "fe-disk-warn" in badge.get_attribute("class"))
+    assert badge.value_of_css_property("background-color") == "rgba(255, 193, 7, 1)"  # amber
+    in_loop(page.canvas.set_status, {"sink": status})  # the buffer went away
+    wait_until(lambda: not badge.is_displayed())
+
+
 def test_set_flow_keeps_unchanged_nodes(page: CanvasPage) -> None:
     page.js("document.querySelector('[data-node-id=sink]').__kept = true;")
     relabelled = {**NODES[1], "label": "renamed", "error": "bad query"}
