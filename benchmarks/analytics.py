@@ -26,6 +26,7 @@ import platform
 import time
 
 import pandas as pd
+
 from flowengine.nodes.analytics import ml
 from flowengine.nodes.analytics.featurize import Featurizer
 from flowengine.nodes.analytics.steelsim import LineConfig, SteelLine

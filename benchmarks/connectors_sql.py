@@ -24,9 +24,9 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from flowengine.nodes.sql.client import driver_url
 
 from flowengine.node import Done, NodeConfig, Source, option
+from flowengine.nodes.sql.client import driver_url
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text
 from flowengine.types import Result

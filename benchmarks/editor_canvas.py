@@ -62,8 +62,9 @@ def flow(n: int) -> tuple[list[dict], list[dict]]:
 
 def serve(port: int) -> None:
     """The app under test: a canvas, a button that loads a flow of ?n nodes, a label for timing."""
-    from flowengine.ui.canvas import FlowCanvas
     from nicegui import ui
+
+    from flowengine.ui.canvas import FlowCanvas
 
     @ui.page("/")
     def index(n: int = 500) -> None:
@@ -203,9 +204,10 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
 
 
 def driver() -> Any:
-    from flowengine.ui.browser import CHROMEDRIVER, chrome_options
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    from flowengine.ui.browser import CHROMEDRIVER, chrome_options
 
     options = chrome_options(window="1400,1000")
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

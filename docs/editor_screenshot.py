@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from flowengine.ui.browser import CHROMEDRIVER, chrome_options
 from selenium import webdriver
 from selenium.webdriver import ActionChains
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+from flowengine.ui.browser import CHROMEDRIVER, chrome_options
 
 
 def shoot(url: str, out: Path, node: str | None = None, settle: float = 6.0) -> None:

@@ -11,9 +11,10 @@ and the disk banner), :mod:`.transfer` (import and export).
 
 from __future__ import annotations
 
+from nicegui import app, ui
+
 from flowengine.ui.editor import Editor, EditorConfig
 from flowengine.ui.pages import root
-from nicegui import app, ui
 
 __all__ = ["Editor", "EditorConfig", "root", "serve"]
 

@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from flowengine.ui.views import NodeView, StatusView, WireView, parse_wire_key, wire_key
 from nicegui import background_tasks, ui
 from nicegui.client import Client
 from nicegui.events import GenericEventArguments
+
+from flowengine.ui.views import NodeView, StatusView, WireView, parse_wire_key, wire_key
 
 __all__ = [
     "FlowCanvas",

@@ -48,8 +48,9 @@ def edit(target: Path, host: str, port: int, no_run: bool, allow_code: bool) -> 
     # uvicorn would believe X-Forwarded-For from any local process; only from named proxies
     os.environ["FORWARDED_ALLOW_IPS"] = auth.trusted_proxies()
     try:
-        from flowengine.ui.app import Editor, EditorConfig, serve
         from nicegui import app
+
+        from flowengine.ui.app import Editor, EditorConfig, serve
     except ImportError as exc:  # the editor extra is not installed
         click.echo(f"the editor needs 'flowengine[editor]': {exc}", err=True)
         sys.exit(1)

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowengine.ui.edits import ModelEdits
-from flowengine.ui.wiring import drop_targets, retarget_all
-
 from flowengine.flowfile import FlowDocument
 from flowengine.problems import FlowError, Pos, Problem
+from flowengine.ui.edits import ModelEdits
+from flowengine.ui.wiring import drop_targets, retarget_all
 from flowengine.wires import target_node
 
 

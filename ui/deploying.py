@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flowengine.ui.editor import Editor
-from flowengine.ui.model import DiskChanged, EditorModel
 from nicegui import ui
 
 from flowengine.problems import FlowError
+from flowengine.ui.editor import Editor
+from flowengine.ui.model import DiskChanged, EditorModel
 
 log = logging.getLogger("flowengine.editor")
 

@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Self
 
-from flowengine.ui.disk import DiskChanged, DiskWatch
-from flowengine.ui.history import History
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
@@ -19,6 +17,8 @@ from ruamel.yaml.error import YAMLError
 from flowengine.flowfile import FlowDocument
 from flowengine.problems import FlowError, Pos, Problem
 from flowengine.registry import Registry, default_registry
+from flowengine.ui.disk import DiskChanged, DiskWatch
+from flowengine.ui.history import History
 
 NEW_FLOW = "version: 1\nname: {name}\nnodes: {{}}\nlayout: {{}}\n"
 #: The file name endings of flow files (YAML or JSON).

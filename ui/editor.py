@@ -8,12 +8,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from flowengine.problems import FlowError
+from flowengine.registry import Registry, default_registry
 from flowengine.ui.auth import Guard
 from flowengine.ui.host import FlowHost
 from flowengine.ui.model import FLOW_SUFFIXES, EditorModel, flow_files
-
-from flowengine.problems import FlowError
-from flowengine.registry import Registry, default_registry
 
 log = logging.getLogger("flowengine.editor")
 

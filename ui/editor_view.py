@@ -7,6 +7,9 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from nicegui import ui
+
+from flowengine.problems import Problem
 from flowengine.ui.canvas import FlowCanvas
 from flowengine.ui.deploying import DeployBanner
 from flowengine.ui.editor import Editor
@@ -16,9 +19,6 @@ from flowengine.ui.palette import Palette
 from flowengine.ui.properties import PropertyPanel
 from flowengine.ui.toolbar import Toolbar
 from flowengine.ui.transfer import export_download, import_dialog
-from nicegui import ui
-
-from flowengine.problems import Problem
 
 LIVE_PERIOD = 1.0
 DISK_PERIOD = 2.0

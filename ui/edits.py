@@ -6,6 +6,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ruamel.yaml.comments import CommentedMap
+
+from flowengine.flowfile import to_plain
+from flowengine.logs import MASK
+from flowengine.model import NODE_ID
 from flowengine.ui.reading import ModelReading
 from flowengine.ui.views import parse_wire_key
 from flowengine.ui.wiring import (
@@ -15,11 +20,6 @@ from flowengine.ui.wiring import (
     target_item,
     wire_lists,
 )
-from ruamel.yaml.comments import CommentedMap
-
-from flowengine.flowfile import to_plain
-from flowengine.logs import MASK
-from flowengine.model import NODE_ID
 from flowengine.wires import IN, split_target, target_node
 
 #: Keys of a node the property form never sets (the canvas edits wires).

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from flowengine.ui.model import wire_key
-from flowengine.ui.views import DiskBadge, StatusView
 from nicegui import ui
 
 from flowengine.status import OnDisk
+from flowengine.ui.model import wire_key
+from flowengine.ui.views import DiskBadge, StatusView
 
 STATE_COLORS = {
     "ok": "green",

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flowengine.ui.auth import logged_in, login_page, logout_button
-from flowengine.ui.editor import Editor
-from flowengine.ui.editor_view import EditorView
 from nicegui import ui
 
 from flowengine.problems import FlowError
+from flowengine.ui.auth import logged_in, login_page, logout_button
+from flowengine.ui.editor import Editor
+from flowengine.ui.editor_view import EditorView
 
 
 def root(editor: Editor) -> Callable[[], None]:

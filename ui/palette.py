@@ -11,10 +11,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from flowengine.ui.model import COLORS, DEFAULT_COLOR
 from nicegui import ui
 
 from flowengine.registry import Registry
+from flowengine.ui.model import COLORS, DEFAULT_COLOR
 
 DRAG_TYPE = "application/x-flowengine-type"
 CATEGORY_ORDER = ("input", "function", "analytics", "output")

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flowengine.ui.fields import FieldSpec, field_errors, field_specs, from_yaml, to_yaml
-from flowengine.ui.model import EditorModel
-from flowengine.ui.palette import summary
 from nicegui import ui
 from ruamel.yaml.error import YAMLError
 
 from flowengine.envsubst import has_reference
 from flowengine.model import NODE_KEYS
+from flowengine.ui.fields import FieldSpec, field_errors, field_specs, from_yaml, to_yaml
+from flowengine.ui.model import EditorModel
+from flowengine.ui.palette import summary
 
 #: Builds one field's control: (node id, spec, label, value).
 _Builder = Callable[[str, FieldSpec, str, Any], None]

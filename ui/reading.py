@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowengine.ui.document import ModelDocument
-from flowengine.ui.views import NodeView, WireView, wire_key
-
 from flowengine.envsubst import has_reference
 from flowengine.flowfile import FlowDocument, to_plain
 from flowengine.logs import MASK
@@ -16,6 +13,8 @@ from flowengine.model import Flow, NodeDef, parse_flow
 from flowengine.problems import Problem
 from flowengine.registry import Registry, UnknownNodeType
 from flowengine.types import ERROR_PORT
+from flowengine.ui.document import ModelDocument
+from flowengine.ui.views import NodeView, WireView, wire_key
 from flowengine.validate import CheckedFlow, check_flow
 
 #: Node colours by palette category (Node-RED's muted tones).

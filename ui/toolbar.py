@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from nicegui import ui
+
 from flowengine.ui.auth import logout_button
 from flowengine.ui.editor import Editor
 from flowengine.ui.model import EditorModel
-from nicegui import ui
 
 #: What the export menu offers: (scope, its label) by format.
 EXPORTS = (("flow", "Flow"), ("selection", "Selection"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flowengine.ui.model import EditorModel
-from flowengine.ui.selection import selection_text
 from nicegui import events, ui
 
 from flowengine.export import export as export_text
 from flowengine.problems import FlowError
 from flowengine.registry import Registry
+from flowengine.ui.model import EditorModel
+from flowengine.ui.selection import selection_text
 
 IMPORT_MAX_BYTES = 5_000_000  # a flow file, or a Node-RED export of a whole instance
 

@@ -10,11 +10,11 @@ from datetime import timedelta
 from typing import Any, Literal
 
 import pandas as pd
-from flowengine.nodes.analytics import alerts
-from flowengine.nodes.exprs import check_expression, evaluate
 from pydantic import field_validator, model_validator
 
 from flowengine.node import NodeConfig, Transform, option
+from flowengine.nodes.analytics import alerts
+from flowengine.nodes.exprs import check_expression, evaluate
 from flowengine.types import Batch, Result
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flowengine.nodes.analytics.featurize import Featurizer
-from flowengine.nodes.analytics.windows import Aggregation, StreamTransform, parse_duration
 from pydantic import field_validator, model_validator
 
 from flowengine.context import Context
 from flowengine.node import NodeConfig, option
+from flowengine.nodes.analytics.featurize import Featurizer
+from flowengine.nodes.analytics.windows import Aggregation, StreamTransform, parse_duration
 
 
 class FeaturesConfig(NodeConfig):

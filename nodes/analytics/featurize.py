@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
 from flowengine.nodes.analytics.windows import _MIN, Aggregation, _times, to_ns
 
 # Pane statistics, one column each in the pane table.

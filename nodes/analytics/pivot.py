@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flowengine.nodes.analytics.windows import Pivoter, StreamTransform, parse_duration
 from pydantic import field_validator
 
 from flowengine.context import Context
 from flowengine.node import NodeConfig, option
+from flowengine.nodes.analytics.windows import Pivoter, StreamTransform, parse_duration
 
 
 class PivotConfig(NodeConfig):

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flowengine.nodes.analytics import ml
-from flowengine.nodes.analytics.windows import parse_duration
 from pydantic import ValidationInfo, field_validator
 
 from flowengine.node import NodeConfig, Transform, option
+from flowengine.nodes.analytics import ml
+from flowengine.nodes.analytics.windows import parse_duration
 from flowengine.types import Batch, Result
 
 

@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from flowengine.nodes.analytics.steelsim import CHUNK, LineConfig, SteelLine
 from pydantic import model_validator
 
 from flowengine.context import Context
 from flowengine.node import Done, NodeConfig, Source, option
+from flowengine.nodes.analytics.steelsim import CHUNK, LineConfig, SteelLine
 
 #: Default start when not realtime, so that history runs are reproducible.
 EPOCH = "2026-01-01T00:00:00Z"

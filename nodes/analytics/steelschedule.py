@@ -11,6 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+
 from flowengine.nodes.analytics.steelspec import (
     COIL_SECONDS,
     DEFECT_KINDS,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from flowengine.nodes.analytics.steelschedule import LineSchedule
 from flowengine.nodes.analytics.steelspec import (
     CORE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from flowengine.nodes.analytics import ml
 from flowengine.nodes.analytics.windows import parse_duration
 

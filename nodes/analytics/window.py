@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import field_validator
+
+from flowengine.context import Context
+from flowengine.node import NodeConfig, option
 from flowengine.nodes.analytics.windows import (
     AGGREGATIONS,
     Aggregation,
@@ -9,10 +13,6 @@ from flowengine.nodes.analytics.windows import (
     Windower,
     parse_duration,
 )
-from pydantic import field_validator
-
-from flowengine.context import Context
-from flowengine.node import NodeConfig, option
 
 
 class WindowConfig(NodeConfig):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flowengine.nodes.exprs import check_expressions, evaluate
 from pydantic import field_validator
 
 from flowengine.node import NodeConfig, Transform, option
+from flowengine.nodes.exprs import check_expressions, evaluate
 from flowengine.types import Batch, Result
 
 

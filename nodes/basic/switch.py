@@ -10,10 +10,10 @@ import re
 from typing import Literal
 
 import pandas as pd
-from flowengine.nodes.exprs import check_expressions, evaluate
 from pydantic import field_validator
 
 from flowengine.node import NodeConfig, Transform, option
+from flowengine.nodes.exprs import check_expressions, evaluate
 from flowengine.types import Batch, Result
 
 MAX_RULES = 32

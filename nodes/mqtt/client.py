@@ -19,10 +19,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from flowengine.extras import require
 from flowengine.nodes.mqtt.config import MqttConnection
 from flowengine.nodes.mqtt.handoff import Handoff, Lost
-
-from flowengine.extras import require
 
 #: MQTT 3.1.1 CONNACK return codes by paho's reason name, so messages keep the seed's numbers.
 _V3_CODES = {

@@ -10,9 +10,9 @@ from logging import WARNING, Logger, LoggerAdapter
 from typing import Any
 
 import pandas as pd
-from flowengine.nodes.mqtt.config import MqttParsing
 
 from flowengine.logs import RateLimiter
+from flowengine.nodes.mqtt.config import MqttParsing
 
 
 class PayloadError(ValueError):

@@ -6,14 +6,14 @@ import logging
 from typing import Any
 
 import pandas as pd
-from flowengine.nodes.mqtt.client import MqttClient
-from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
-from flowengine.nodes.mqtt.handoff import Lost
-from flowengine.nodes.mqtt.parse import Parser, log_bad
 
 from flowengine.connectors.base import BaseDataConnector
 from flowengine.logs import RateLimiter
 from flowengine.node import option
+from flowengine.nodes.mqtt.client import MqttClient
+from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
+from flowengine.nodes.mqtt.handoff import Lost
+from flowengine.nodes.mqtt.parse import Parser, log_bad
 
 #: The name the seed's messages have always been logged under.
 log = logging.getLogger("flowengine.nodes.mqtt.client")

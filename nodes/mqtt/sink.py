@@ -8,11 +8,11 @@ from collections import defaultdict
 from typing import Any, Literal
 
 import pandas as pd
-from flowengine.nodes.mqtt.client import MqttClient
-from flowengine.nodes.mqtt.config import MqttConnection
 from pydantic import field_validator
 
 from flowengine.node import NodeConfig, Sink, option
+from flowengine.nodes.mqtt.client import MqttClient
+from flowengine.nodes.mqtt.config import MqttConnection
 from flowengine.types import Batch
 
 

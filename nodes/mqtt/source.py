@@ -6,13 +6,13 @@ import time
 from collections import deque
 
 import pandas as pd
+
+from flowengine.logs import RateLimiter
+from flowengine.node import NodeConfig, Source, option
 from flowengine.nodes.mqtt.client import MqttClient
 from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
 from flowengine.nodes.mqtt.handoff import Lost
 from flowengine.nodes.mqtt.parse import Parser, log_bad
-
-from flowengine.logs import RateLimiter
-from flowengine.node import NodeConfig, Source, option
 from flowengine.types import Batch
 
 #: Unconfirmed messages a journaled source holds at most before it journals what it has and

@@ -17,7 +17,6 @@ from flowengine.nodes.nodered.values import (
     var_ref,
     whole,
 )
-
 from flowengine.wires import OUT
 
 

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import click
-from flowengine.nodes.nodered.convert import ImportResult, NodeRedError, import_nodered, to_yaml
 
 from flowengine.flowfile import FlowDocument
 from flowengine.model import parse_flow
+from flowengine.nodes.nodered.convert import ImportResult, NodeRedError, import_nodered, to_yaml
 from flowengine.registry import default_registry
 from flowengine.validate import check_flow
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flowengine.flowfile import FlowDocument, styled
 from flowengine.nodes.nodered.context import Context, Mapped, Raw
 from flowengine.nodes.nodered.layout import description, our_node, position, tab_offsets, unique_ids
 from flowengine.nodes.nodered.mappers import Unmapped, map_nodes
 from flowengine.nodes.nodered.wiring import Wiring, absorbed, our_wires
-
-from flowengine.flowfile import FlowDocument, styled
 from flowengine.registry import Registry, default_registry
 
 __all__ = ["NOT_NODES", "ImportResult", "NodeRedError", "Unmapped", "import_nodered", "to_yaml"]

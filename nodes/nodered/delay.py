@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flowengine.nodes.nodered.context import Context, Mapped, Raw
 from flowengine.nodes.nodered.values import number, seconds
-
 from flowengine.wires import OUT
 
 _UNMAPPED = {

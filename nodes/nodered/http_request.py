@@ -3,10 +3,9 @@ whose schedule it takes over: the inject is then absorbed, see wiring.absorbed).
 
 from __future__ import annotations
 
+from flowengine.masking import is_secret_key
 from flowengine.nodes.nodered.context import Context, Mapped, Raw
 from flowengine.nodes.nodered.inject import schedule
-
-from flowengine.masking import is_secret_key
 from flowengine.wires import OUT
 
 

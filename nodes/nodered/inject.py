@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 from croniter import croniter
+
 from flowengine.nodes.nodered.context import Context, Mapped, Raw
 from flowengine.nodes.nodered.values import IDENT, number, slug, truthy, var_ref, whole
-
 from flowengine.wires import OUT
 
 

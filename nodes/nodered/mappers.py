@@ -9,6 +9,9 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
+from pydantic import ValidationError
+
+from flowengine.envsubst import substitute
 from flowengine.nodes.nodered.change import change
 from flowengine.nodes.nodered.context import Context, Mapped, Raw
 from flowengine.nodes.nodered.delay import delay
@@ -17,9 +20,6 @@ from flowengine.nodes.nodered.inject import inject
 from flowengine.nodes.nodered.mqtt import mqtt_in, mqtt_out
 from flowengine.nodes.nodered.switch import switch
 from flowengine.nodes.nodered.wiring import passes
-from pydantic import ValidationError
-
-from flowengine.envsubst import substitute
 from flowengine.registry import Registry, UnknownNodeType
 
 _VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")

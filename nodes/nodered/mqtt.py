@@ -7,7 +7,6 @@ from typing import Any
 
 from flowengine.nodes.nodered.context import Context, Mapped, Raw
 from flowengine.nodes.nodered.values import number, truthy
-
 from flowengine.wires import OUT
 
 

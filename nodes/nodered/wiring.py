@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flowengine.nodes.nodered.context import Context, Mapped, Raw, label
-
 from flowengine.wires import OUT
 
 #: Node-RED types that only carry wires: followed through, neither imported nor listed.

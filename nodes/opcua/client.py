@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from flowengine.extras import require
 from flowengine.nodes.opcua.config import (
     SUBSCRIBE_BATCH,
     Deadband,
@@ -26,8 +27,6 @@ from flowengine.nodes.opcua.config import (
     Security,
 )
 from flowengine.nodes.opcua.parse import Frames, Reading, coerce, frame_of
-
-from flowengine.extras import require
 from flowengine.types import NonFinite
 
 #: A node id string (``ns=2;i=1001``, ``ns=2;s=Line3.Temp``, ``i=2258``); anything else is a

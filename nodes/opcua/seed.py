@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 import pandas as pd
-from flowengine.nodes.opcua.client import OpcuaClient
-from flowengine.nodes.opcua.config import OpcuaConfig
 
 from flowengine.connectors.base import BaseDataConnector
+from flowengine.nodes.opcua.client import OpcuaClient
+from flowengine.nodes.opcua.config import OpcuaConfig
 
 log = logging.getLogger("flowengine.connectors")
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from flowengine.node import NodeConfig, Sink, option
 from flowengine.nodes.opcua.client import OpcuaClient, OpcuaWriter
 from flowengine.nodes.opcua.config import OpcuaConnection
-
-from flowengine.node import NodeConfig, Sink, option
 from flowengine.types import Batch
 
 

@@ -8,12 +8,12 @@ import time
 from typing import ClassVar
 
 import pandas as pd
-from flowengine.nodes.opcua.client import OpcuaClient
-from flowengine.nodes.opcua.config import OpcuaConfig
-from flowengine.nodes.opcua.parse import Frames
 
 from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source
+from flowengine.nodes.opcua.client import OpcuaClient
+from flowengine.nodes.opcua.config import OpcuaConfig
+from flowengine.nodes.opcua.parse import Frames
 from flowengine.types import Batch, Result
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+
 from flowengine.nodes.rest.parse import PREVIEW, RecordMap, RestError, parse_response
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from flowengine.nodes.rest.rows import RowErrors, TimeUnit, numbers, quality, times
 
+from flowengine.nodes.rest.rows import RowErrors, TimeUnit, numbers, quality, times
 from flowengine.types import NonFinite
 
 if TYPE_CHECKING:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
-from flowengine.nodes.rest.client import RestPoller, RestSettings
-from flowengine.nodes.rest.parse import RecordMap
 
 from flowengine.connectors.base import BaseDataConnector
+from flowengine.nodes.rest.client import RestPoller, RestSettings
+from flowengine.nodes.rest.parse import RecordMap
 
 #: The name the seed's messages have always been logged under.
 log = logging.getLogger("flowengine.nodes.rest.client")

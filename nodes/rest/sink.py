@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import httpx
-from flowengine.nodes.rest.client import RestSettings, make_client, post_frame
-from flowengine.nodes.rest.config import HttpConfig
 
 from flowengine.node import NodeConfig, Sink, option
+from flowengine.nodes.rest.client import RestSettings, make_client, post_frame
+from flowengine.nodes.rest.config import HttpConfig
 from flowengine.types import Batch
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from flowengine.logs import RateLimiter
+from flowengine.node import Done, NodeConfig, Source, option
 from flowengine.nodes.rest.client import RestPoller, RestSettings
 from flowengine.nodes.rest.config import HttpConfig
 from flowengine.nodes.rest.parse import RecordMap, Shape, error_frame
 from flowengine.nodes.rest.rows import TimeUnit
-
-from flowengine.logs import RateLimiter
-from flowengine.node import Done, NodeConfig, Source, option
 from flowengine.types import Batch, NonFinite, Result
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from flowengine.nodes.sql.config import identifier
-from flowengine.nodes.sql.parse import columns_of, records, result_frame, to_db_time
 
 from flowengine.extras import require
+from flowengine.nodes.sql.config import identifier
+from flowengine.nodes.sql.parse import columns_of, records, result_frame, to_db_time
 from flowengine.sqlurl import driver_url
 
 if TYPE_CHECKING:

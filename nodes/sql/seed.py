@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
-from flowengine.nodes.sql.client import SqlClient
 
 from flowengine.connectors.base import BaseDataConnector
+from flowengine.nodes.sql.client import SqlClient
 from flowengine.sqlurl import check_sql_url
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from flowengine.nodes.sql.client import CommitUncertain, SqlClient, beside_flow, is_disconnect
-from flowengine.nodes.sql.config import SqlUrl, connection_field, identifier
 from pydantic import field_validator
 
 from flowengine.node import NodeConfig, Sink, option
+from flowengine.nodes.sql.client import CommitUncertain, SqlClient, beside_flow, is_disconnect
+from flowengine.nodes.sql.config import SqlUrl, connection_field, identifier
 from flowengine.types import Batch
 
 

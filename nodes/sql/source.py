@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from flowengine.nodes.sql.client import SqlClient, beside_flow
-from flowengine.nodes.sql.config import SqlUrl, connection_field
-from flowengine.nodes.sql.readings import readings
 
 from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
+from flowengine.nodes.sql.client import SqlClient, beside_flow
+from flowengine.nodes.sql.config import SqlUrl, connection_field
+from flowengine.nodes.sql.readings import readings
 from flowengine.types import Batch, NonFinite
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
-from flowengine.nodes.analytics import ml
 from ruamel.yaml import YAML
 
+from flowengine.nodes.analytics import ml
 from flowengine.testing import run_flow
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"

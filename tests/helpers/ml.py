@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import pandas as pd
+
 from flowengine.nodes.analytics.featurize import Featurizer
 from flowengine.nodes.analytics.steelsim import LineConfig, SteelLine
 from flowengine.nodes.analytics.windows import parse_duration

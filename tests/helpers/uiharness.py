@@ -18,10 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flowengine.ui import browser
 from selenium import webdriver
 from selenium.webdriver import ActionChains
 from selenium.webdriver.remote.webelement import WebElement
+
+from flowengine.ui import browser
 
 #: On a machine without them (a fresh laptop) the browser tests skip; the User tests still run.
 requires_chromium = pytest.mark.skipif(

@@ -15,11 +15,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from flowengine.ui.app import Editor, root
 from nicegui import app
 from nicegui.storage import Storage
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
+
+from flowengine.ui.app import Editor, root
 
 
 @pytest.fixture(scope="module", autouse=True)

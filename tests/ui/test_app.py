@@ -12,6 +12,15 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from nicegui import core, ui
+from nicegui.elements.upload_files import SmallFileUpload
+from nicegui.testing import User, UserInteraction
+from nicegui.testing.user_simulation import user_simulation
+
+from flowengine.logs import MASK
+from flowengine.node import NodeConfig, Sink
+from flowengine.registry import Registry
+from flowengine.types import Batch
 from flowengine.ui.app import Editor, EditorConfig
 from flowengine.ui.canvas import FlowCanvas
 from flowengine.ui.live import (
@@ -23,15 +32,6 @@ from flowengine.ui.live import (
     fill_views,
     status_views,
 )
-from nicegui import core, ui
-from nicegui.elements.upload_files import SmallFileUpload
-from nicegui.testing import User, UserInteraction
-from nicegui.testing.user_simulation import user_simulation
-
-from flowengine.logs import MASK
-from flowengine.node import NodeConfig, Sink
-from flowengine.registry import Registry
-from flowengine.types import Batch
 from tests.helpers.samples import SAMPLE
 from tests.helpers.uiuser import editing, run, storage_in_tmp  # noqa: F401  (autouse fixture)
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flowengine.ui.app import Editor, EditorConfig, root
-from flowengine.ui.model import EditorModel
 from nicegui import app
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 
+from flowengine.ui.app import Editor, EditorConfig, root
+from flowengine.ui.model import EditorModel
 from tests.helpers.cli import REPO
 from tests.helpers.peers import free_port, wait_until
 from tests.helpers.uiharness import (  # noqa: F401

@@ -6,6 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nicegui import app
+from nicegui.storage import Storage
+from nicegui.testing import User
+
 from flowengine.ui.app import Editor, EditorConfig
 from flowengine.ui.auth import (
     ALLOWED_HOSTS_ENV,
@@ -18,10 +22,6 @@ from flowengine.ui.auth import (
     safe_next,
     trusted_proxies,
 )
-from nicegui import app
-from nicegui.storage import Storage
-from nicegui.testing import User
-
 from tests.helpers.samples import SAMPLE
 from tests.helpers.uiuser import editing, run, storage_in_tmp  # noqa: F401  (autouse fixture)
 

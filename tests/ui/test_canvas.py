@@ -8,7 +8,6 @@ import statistics
 from typing import Any
 
 import pytest
-from flowengine.ui.canvas import FlowCanvas, NodeView, WireView, wire_key
 from nicegui import ui
 from nicegui.testing import Screen
 from selenium.webdriver import ActionChains, Keys
@@ -16,6 +15,7 @@ from selenium.webdriver.common.actions.mouse_button import MouseButton
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
+from flowengine.ui.canvas import FlowCanvas, NodeView, WireView, wire_key
 from tests.helpers.peers import wait_until
 from tests.helpers.uiharness import (  # noqa: F401
     box,

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+
+from flowengine.cli import main
 from flowengine.ui.auth import (
     ALLOWED_HOSTS_ENV,
     PASSWORD_ENV,
@@ -26,8 +28,6 @@ from flowengine.ui.auth import (
     password_matches,
     storage_secret,
 )
-
-from flowengine.cli import main
 from tests.helpers.cli import REPO
 from tests.helpers.peers import free_port, wait_until
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flowengine.ui.host import FlowHost
 
 from flowengine.testing import check_text
+from flowengine.ui.host import FlowHost
 from flowengine.validate import CheckedFlow
 
 

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from flowengine.ui.model import DiskChanged, EditorModel, flow_files, parse_wire_key, wire_key
 
 from flowengine.logs import MASK
 from flowengine.problems import FlowError
+from flowengine.ui.model import DiskChanged, EditorModel, flow_files, parse_wire_key, wire_key
 from tests.helpers.samples import SAMPLE
 
 #: A flow with comments, several node types and a layout (line3 as it first shipped): the

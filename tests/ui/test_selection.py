@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from flowengine.ui.selection import export_selection, selection_text
 
 from flowengine.flowfile import FlowDocument
+from flowengine.ui.selection import export_selection, selection_text
 
 
 def test_export_selection_keeps_inner_wires_layout_and_comments():

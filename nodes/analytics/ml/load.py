@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from flowengine.nodes.analytics.ml.card import card_path
 
 from flowengine.extras import require
+from flowengine.nodes.analytics.ml.card import card_path
 
 SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops", ".onnx")
 NEGATIVE = (0, "0", False, "normal", "ok", "none", "good")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from flowengine.extras import require
 from flowengine.nodes.analytics.ml.card import card_markdown, card_path
 from flowengine.nodes.analytics.ml.load import SUFFIXES
 from flowengine.nodes.analytics.ml.training import Trained
-
-from flowengine.extras import require
 
 
 def save(trained: Trained, out: str | Path) -> tuple[Path, Path, Path]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from flowengine.nodes.analytics.ml.card import build_card
 from flowengine.nodes.analytics.ml.load import negative_class
 from flowengine.nodes.analytics.windows import to_ns

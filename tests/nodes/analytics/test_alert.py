@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
 from flowengine.nodes.analytics.alerts import (
     AlertMachine,
     Deviations,
@@ -14,7 +15,6 @@ from flowengine.nodes.analytics.alerts import (
     to_seconds,
     top_features,
 )
-
 from flowengine.testing import check_text, run_flow
 
 T0 = datetime(2026, 1, 1, 10, 42, 0)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from flowengine.nodes.analytics import ml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flowengine.nodes.analytics import ml
 from flowengine.registry import default_registry
 from flowengine.types import Batch
 from tests.helpers.ml import history

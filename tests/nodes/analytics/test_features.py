@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from flowengine.nodes.analytics.featurize import Featurizer
-from flowengine.nodes.analytics.windows import AGGREGATIONS, parse_duration
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flowengine.nodes.analytics.featurize import Featurizer
+from flowengine.nodes.analytics.windows import AGGREGATIONS, parse_duration
 from flowengine.testing import check_text, run_flow
 from tests.helpers.windows import BASE, MS, reference
 

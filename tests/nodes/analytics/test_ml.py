@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from flowengine.nodes.analytics import ml
-from flowengine.nodes.analytics.ml.data import driver_url
 from sklearn.metrics import roc_auc_score
 
+from flowengine.nodes.analytics import ml
+from flowengine.nodes.analytics.ml.data import driver_url
 from tests.helpers.ml import history
 from tests.helpers.peers import port_open
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from flowengine.nodes.analytics.windows import Pivoter, parse_duration
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flowengine.nodes.analytics.windows import Pivoter, parse_duration
 from flowengine.testing import check_text, run_flow
 from tests.helpers.windows import BASE, MS, Row, frame
 

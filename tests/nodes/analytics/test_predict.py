@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from flowengine.nodes.analytics import ml
 
 from flowengine.node import Done, NodeConfig, Source, option
+from flowengine.nodes.analytics import ml
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text, run_flow
 from flowengine.types import Result

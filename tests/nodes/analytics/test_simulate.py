@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from flowengine.nodes.analytics.simulate import SimulateConfig
-from flowengine.nodes.analytics.steelsim import DEFECT_KINDS, LineConfig, Phase, SteelLine
 from pydantic import ValidationError
 
+from flowengine.nodes.analytics.simulate import SimulateConfig
+from flowengine.nodes.analytics.steelsim import DEFECT_KINDS, LineConfig, Phase, SteelLine
 from flowengine.testing import FlowResult, run_flow
 from flowengine.types import LONG_COLUMNS
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from flowengine.nodes.analytics import ml
 
 from flowengine.cli import main
+from flowengine.nodes.analytics import ml
 from tests.helpers.ml import history
 
 

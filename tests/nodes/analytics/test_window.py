@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from flowengine.nodes.analytics.windows import AGGREGATIONS, Windower, parse_duration
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flowengine.nodes.analytics.windows import AGGREGATIONS, Windower, parse_duration
 from flowengine.testing import check_text, run_flow
 from tests.helpers.windows import MS, Row, frame, reference
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from flowengine.nodes.basic.email import EmailSink
 
+from flowengine.nodes.basic.email import EmailSink
 from flowengine.registry import default_registry
 from flowengine.types import Batch, long_frame
 from tests.helpers.state import Driven, assert_resumes, pickled

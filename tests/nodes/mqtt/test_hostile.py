@@ -13,12 +13,12 @@ import math
 from typing import Any
 
 import pytest
-from flowengine.nodes.mqtt.config import MqttParsing
-from flowengine.nodes.mqtt.parse import Parser, log_bad
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowengine.logs import RateLimiter
+from flowengine.nodes.mqtt.config import MqttParsing
+from flowengine.nodes.mqtt.parse import Parser, log_bad
 from flowengine.runtime import Runtime
 from tests.helpers.peers import until
 from tests.nodes.mqtt.conftest import Broker, publish, rows, run_with, source

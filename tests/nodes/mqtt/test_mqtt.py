@@ -25,9 +25,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pandas as pd
 import pytest
-from flowengine.nodes.mqtt.config import MqttConnection
 
 from flowengine.connectors import MQTTConnector
+from flowengine.nodes.mqtt.config import MqttConnection
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text
 from tests.helpers.peers import free_port, port_open, self_signed, until, wait_until

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from flowengine.nodes.nodered.convert import import_nodered
-
 from flowengine.testing import check_text
 
 TAB = "8f1c2a7b3d4e5f60"

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from flowengine.nodes.nodered.convert import (
     ImportResult,
     NodeRedError,
     import_nodered,
     to_yaml,
 )
-from flowengine.ui.selection import export_selection
-
 from flowengine.testing import check_text, run_flow
+from flowengine.ui.selection import export_selection
 from tests.helpers.cli import flowengine
 
 FLOWS = Path(__file__).resolve().parents[2] / "data" / "nodered" / "flows.json"

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from flowengine.nodes.rest.parse import RecordMap, RestError, parse_response
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flowengine.nodes.rest.parse import RecordMap, RestError, parse_response
 from flowengine.testing import run_flow
 
 T0 = "2026-01-01T00:00:00Z"

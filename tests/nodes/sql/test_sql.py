@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from flowengine.nodes.sql.client import SqlClient, driver_url
 
 from flowengine.connectors import DatabaseConnector, LibraryMissing
 from flowengine.node import Done, NodeConfig, Source, option
+from flowengine.nodes.sql.client import SqlClient, driver_url
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text, run_flow
 from flowengine.types import Result
