@@ -247,12 +247,22 @@ class NodeTasks:
             failed = Batch(batch.frame, batch.topic, run.id, batch.created, error=message)
             await send(run, failed, ERROR_PORT, None)
 
+    def _stops_with_state(self, run: NodeRun) -> bool:
+        """A transform of a checkpointed flow that is being stopped (not a stream that ended)
+        keeps what it holds for the next start instead of flushing it as if the stream were
+        over (Flink's stop-with-savepoint): a window spanning the stop is emitted once, whole."""
+        stopping = self.stop is not None and self.stop.is_set()
+        return self.durable is not None and stopping and isinstance(run.node, Transform)
+
     async def _finish(self, run: NodeRun) -> None:
         """Flush, close, and let go of every outgoing wire (the end of stream, unless a
         successor of this node still sends on it)."""
         run.ended = True
         try:
-            pending = await run.node.flush()
+            if self._stops_with_state(run):
+                pending = None  # its open windows and held rows go into the final checkpoint
+            else:
+                pending = await run.node.flush()
             if isinstance(run.node, Source):  # the way its other sends go (journal, acks)
                 await run.node.ctx.send(pending)
             else:
