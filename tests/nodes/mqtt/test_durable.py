@@ -10,22 +10,26 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
+import sqlalchemy as sa
 
+from flowengine.sqlurl import driver_url
+from tests.helpers.databases import postgres_missing, scratch_postgres
 from tests.nodes.mqtt.conftest import Broker
 
 MESSAGES = 3_000
 
 
-def _flow(broker: Broker, topic: str, client_id: str) -> str:
+def _flow(broker: Broker, topic: str, client_id: str, db: str) -> str:
     return f"""
 version: 1
 settings: {{checkpoint: 200ms}}
@@ -43,7 +47,7 @@ nodes:
     wires: [db]
   db:
     type: sql_out
-    connection_string: sqlite:///out.db
+    connection_string: {db}
     table: readings
 """
 
@@ -76,14 +80,29 @@ def _publish_all(broker: Broker, topic: str, done: threading.Event) -> None:
     done.set()
 
 
-def _seqs(db: Path) -> list[int]:
-    if not db.exists():
-        return []
+def _seqs(url: str) -> list[int]:
+    engine = sa.create_engine(driver_url(url))
     try:
-        with sqlite3.connect(db) as con:
-            return [r[0] for r in con.execute("SELECT seq FROM readings")]
-    except sqlite3.OperationalError:  # the table is made with the first batch
+        with engine.connect() as con:
+            return [r[0] for r in con.execute(sa.text("SELECT seq FROM readings"))]
+    except sa.exc.OperationalError:  # the table is made with the first batch
         return []
+    except sa.exc.ProgrammingError:  # PostgreSQL's word for the same
+        return []
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sink_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where the flow archives: SQLite beside it, or a scratch PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'out.db'}"
+        return
+    if reason := postgres_missing():
+        pytest.skip(reason)
+    with scratch_postgres() as url:
+        yield url
 
 
 def _run(flow: Path) -> subprocess.Popen[str]:
@@ -103,28 +122,54 @@ def _wait(what: str, until: object, timeout: float = 90) -> None:
         time.sleep(0.05)
 
 
-def test_kill_9_mid_stream_then_restart_loses_no_message(broker: Broker, tmp_path: Path) -> None:
+def _start(broker: Broker, tmp_path: Path, db: str) -> tuple[Path, threading.Event]:
+    """A persistent session, the flow running, and ~500 messages/s being published."""
     topic = f"fe-test/{uuid.uuid4().hex[:10]}/durable"
     client_id = f"fe-durable-{uuid.uuid4().hex[:8]}"
     flow = tmp_path / "ingest.yaml"
-    flow.write_text(_flow(broker, topic, client_id))
-    db = tmp_path / "out.db"
+    flow.write_text(_flow(broker, topic, client_id, db))
     _session(broker, topic, client_id)
-    first = _run(flow)
     published = threading.Event()
     threading.Thread(target=_publish_all, args=(broker, topic, published), daemon=True).start()
-    _wait("the first rows", lambda: len(_seqs(db)) >= 600)
-    os.kill(first.pid, signal.SIGKILL)  # mid-stream: messages in paho, the journal, the sink
-    first.wait(30)
-    second = _run(flow)
+    return flow, published
+
+
+def _finish(flow: Path, db: str, published: threading.Event) -> list[int]:
+    """Restart the flow, wait for every message, stop it cleanly; the seqs archived."""
+    again = _run(flow)
     try:
         _wait(
             "every message", lambda: published.is_set() and set(_seqs(db)) >= set(range(MESSAGES))
         )
     finally:
-        second.send_signal(signal.SIGTERM)
-        _, err = second.communicate(timeout=60)
-    assert second.returncode == 0, err
-    seqs = _seqs(db)
+        again.send_signal(signal.SIGTERM)
+        _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    return _seqs(db)
+
+
+def test_kill_9_mid_stream_then_restart_loses_no_message(
+    broker: Broker, tmp_path: Path, sink_url: str
+) -> None:
+    flow, published = _start(broker, tmp_path, sink_url)
+    first = _run(flow)
+    _wait("the first rows", lambda: len(_seqs(sink_url)) >= 600)
+    os.kill(first.pid, signal.SIGKILL)  # mid-stream: messages in paho, the journal, the sink
+    first.wait(30)
+    seqs = _finish(flow, sink_url, published)
     assert set(seqs) == set(range(MESSAGES))  # 0 lost
     assert len(seqs) - MESSAGES < MESSAGES // 2  # duplicates: only what was not checkpointed
+
+
+def test_sigterm_mid_stream_then_restart_gives_each_message_once(
+    broker: Broker, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'out.db'}"
+    flow, published = _start(broker, tmp_path, db)
+    first = _run(flow)
+    _wait("the first rows", lambda: len(_seqs(db)) >= 600)
+    first.send_signal(signal.SIGTERM)  # drains: what was received is journaled and confirmed
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    seqs = _finish(flow, db, published)
+    assert sorted(seqs) == list(range(MESSAGES))  # 0 lost, 0 duplicated

@@ -24,6 +24,7 @@ from flowengine.nodes.sql.client import SqlClient, driver_url
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text, run_flow
 from flowengine.types import Result
+from tests.helpers.databases import postgres_missing, scratch_postgres
 from tests.helpers.peers import free_port, port_open, until
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -298,16 +299,10 @@ def test_database_connector_with_params_on_sqlite(tmp_path: Path):
 @pytest.fixture(scope="module")
 def scratch_pg() -> Iterator[str]:
     """A scratch database on the shared PostgreSQL server (the server itself is never touched)."""
-    if reason := _skip_reason("postgresql"):
+    if reason := postgres_missing():
         pytest.skip(reason)
-    name = f"fe_scratch_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(driver_url(PG), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres() as url:
+        yield url
 
 
 def test_seed_database_example_as_written(scratch_pg: str):
