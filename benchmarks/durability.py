@@ -286,36 +286,8 @@ def history_table(spans: list[float], repeat: int, tmp: Path) -> list[str]:
 
 
 # ---- 3. kill -9 and restart -----------------------------------------------------------------
-PLUGIN = '''
-"""Numbered rows for benchmarks/durability.py's kill -9 loop."""
-import asyncio
-
-import pandas as pd
-
-from flowengine.node import Done, NodeConfig, Source, option
-
-
-class CounterConfig(NodeConfig):
-    batches: int = option(description="Batches in all, across restarts.")
-    rows: int = option(description="Rows per batch.")
-    pause: float = option(description="Seconds before each batch.")
-
-
-class Counter(Source[CounterConfig]):
-    """Rows numbered 0, 1, 2...; the count is its state, so a restart goes on from there."""
-
-    state_attrs = ("n",)
-
-    async def start(self) -> None:
-        self.n = 0
-
-    async def read(self) -> pd.DataFrame:
-        if self.n >= self.config.batches:
-            raise Done
-        await asyncio.sleep(self.config.pause)
-        first = self.n * self.config.rows
-        self.n += 1
-        return pd.DataFrame({"seq": range(first, first + self.config.rows)})
+PLUGIN = '''"""Numbered rows for benchmarks/durability.py's kill -9 loop."""
+from flowengine.testing import Counter  # noqa: F401  (the entry point names it)
 '''
 
 

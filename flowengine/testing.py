@@ -45,6 +45,31 @@ class Capture(Sink[CaptureConfig]):
         self.batches.append(batch)
 
 
+class CounterConfig(NodeConfig):
+    batches: int = option(10, description="Batches in all (across restarts), then the end.")
+    rows: int = option(5, description="Rows per batch.")
+    pause: float = option(0.0, description="Seconds before each batch.")
+
+
+class Counter(Source[CounterConfig]):
+    """Rows numbered 0, 1, 2... in a `seq` column; its position is its state, so a restart from
+    a checkpoint goes on from there (for durability tests and benchmarks)."""
+
+    category = "test"
+    state_attrs = ("n",)
+
+    async def start(self) -> None:
+        self.n = 0
+
+    async def read(self) -> pd.DataFrame:
+        if self.n >= self.config.batches:
+            raise Done
+        await asyncio.sleep(self.config.pause)
+        first = self.n * self.config.rows
+        self.n += 1
+        return pd.DataFrame({"seq": range(first, first + self.config.rows)})
+
+
 class FramesConfig(NodeConfig):
     frames: list[list[dict[str, Any]]] = option(description="Batches to emit, in order.")
 

@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from flowengine.checkpoint import CheckpointStore
 from flowengine.journal import Journal
-from flowengine.node import Done, NodeConfig, Source, Transform, option
-from flowengine.testing import run_flow
+from flowengine.node import NodeConfig, Transform
+from flowengine.testing import Counter, run_flow
 from flowengine.types import Batch, Result
-
-
-class CountConfig(NodeConfig):
-    batches: int = option(10, description="Batches to emit in all (across restarts).")
-    rows: int = option(5, description="Rows per batch.")
-    pause: float = option(0.0, description="Seconds before each batch.")
-
-
-class Count(Source[CountConfig]):
-    """Numbered rows; its position is its state, so a restart goes on from there."""
-
-    state_attrs = ("n",)
-
-    async def start(self) -> None:
-        self.n = 0
-
-    async def read(self) -> pd.DataFrame:
-        if self.n >= self.config.batches:
-            raise Done
-        await asyncio.sleep(self.config.pause)
-        rows = self.config.rows
-        self.n += 1
-        return pd.DataFrame({"seq": range((self.n - 1) * rows, self.n * rows)})
+from tests.helpers.crash import start
 
 
 class Total(Transform[NodeConfig]):
@@ -57,7 +32,7 @@ class Total(Transform[NodeConfig]):
         return batch.frame.assign(total=sums)
 
 
-TYPES: dict[str, Any] = {"count": Count, "total": Total}
+TYPES: dict[str, Any] = {"count": Counter, "total": Total}
 
 
 def flow_text(batches: int, checkpoint: str = "50ms", pause: float = 0.0) -> str:
@@ -111,16 +86,6 @@ nodes:
 """
 
 
-def _start(flow: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "flowengine.cli", "run", str(flow), "--no-live"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _lines(path: Path) -> list[int]:
     text = path.read_text() if path.exists() else ""
     return [int(x) for x in text.split()]
@@ -144,12 +109,12 @@ def test_kill_9_and_restart_loses_nothing(
     out = tmp_path / "out.txt"
     flow = tmp_path / "crash.yaml"
     flow.write_text(CRASH_FLOW.replace("OUT", str(out)))
-    proc = _start(flow, cli_env)
+    proc = start(flow, cli_env)
     _wait_for_lines(out, proc, kill_after)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     written_before = len(_lines(out))
-    again = _start(flow, cli_env)  # runs to the end of the source (300 batches)
+    again = start(flow, cli_env)  # runs to the end of the source (300 batches)
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     seqs = _lines(out)
@@ -166,18 +131,18 @@ def test_sigterm_and_restart_neither_loses_nor_duplicates(
     out = tmp_path / "out.txt"
     flow = tmp_path / "stop.yaml"
     flow.write_text(CRASH_FLOW.replace("OUT", str(out)))
-    proc = _start(flow, cli_env)
+    proc = start(flow, cli_env)
     _wait_for_lines(out, proc, 4_000)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    again = _start(flow, cli_env)
+    again = start(flow, cli_env)
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     assert _lines(out) == list(range(15_000))  # each once, in order
 
 
-class Replay(Count):
+class Replay(Counter):
     """The same numbered rows, declared able to replay itself from its position."""
 
     replayable = True
