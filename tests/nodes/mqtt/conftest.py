@@ -1,61 +1,19 @@
-"""The MQTT broker the tests share, and the helpers to publish and run flows against it.
+"""Fixtures of the MQTT tests: the broker they share and a unique topic prefix.
 
 The broker is the machine's Mosquitto on 127.0.0.1:1883 when it listens (never stopped),
-otherwise an embedded amqtt broker (MQTT 3.1.1 only).
+otherwise an embedded amqtt broker (MQTT 3.1.1 only). Helpers live in tests/helpers/mqtt.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import threading
 import uuid
-import warnings
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import paho.mqtt.client as mqtt
-import pandas as pd
 import pytest
 
-from flowengine.runtime import Runtime
-from flowengine.testing import check_text
-from tests.helpers.peers import free_port, port_open, wait_until
-
-
-@dataclass
-class Broker:
-    host: str
-    port: int
-    kind: str  # "mosquitto" or "amqtt"
-
-
-def _start_amqtt() -> tuple[int, asyncio.AbstractEventLoop]:
-    from amqtt.broker import Broker as AmqttBroker
-
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "sys_interval": 0,
-        "auth": {"allow-anonymous": True},
-        "topic-check": {"enabled": False},
-    }
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        with warnings.catch_warnings():  # amqtt's own deprecation notices, not ours
-            warnings.simplefilter("ignore", DeprecationWarning)
-            broker = AmqttBroker(config, loop=loop)
-            loop.run_until_complete(broker.start())
-        loop.run_forever()
-
-    threading.Thread(target=serve, daemon=True, name="amqtt").start()
-    wait_until(lambda: port_open(port), 10, "the amqtt broker")
-    return port, loop
+from tests.helpers.mqtt import Broker, start_amqtt
+from tests.helpers.peers import port_open
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +22,7 @@ def broker() -> Iterator[Broker]:
     if port_open(1883) and not os.environ.get("FLOWENGINE_TEST_AMQTT"):
         yield Broker("127.0.0.1", 1883, "mosquitto")
         return
-    port, loop = _start_amqtt()
+    port, loop = start_amqtt()
     yield Broker("127.0.0.1", port, "amqtt")
     loop.call_soon_threadsafe(loop.stop)
 
@@ -72,70 +30,3 @@ def broker() -> Iterator[Broker]:
 @pytest.fixture
 def prefix() -> str:
     return f"fe-test/{uuid.uuid4().hex[:10]}"
-
-
-def publish(port: int, messages: list[tuple[str, Any]], qos: int = 1, **tls: Any) -> None:
-    """Publish with a plain paho client and wait for every ack (blocking: use a thread)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    if tls:
-        client.tls_set(**tls)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    infos: deque[mqtt.MQTTMessageInfo] = deque()
-    for topic, payload in messages:
-        text = payload if isinstance(payload, str | bytes) else json.dumps(payload)
-        infos.append(client.publish(topic, text, qos=qos))
-        while len(infos) > 100:  # paho slows down with thousands unacknowledged
-            infos.popleft().wait_for_publish(10)
-    for info in infos:
-        info.wait_for_publish(10)
-    client.disconnect()
-    client.loop_stop()
-
-
-def source(port: int, topic: Any, **cfg: Any) -> dict[str, Any]:
-    return {
-        "src": {
-            "type": "mqtt_in",
-            "broker_port": port,
-            "topic": topic,
-            "batch_interval": 0.1,
-            **cfg,
-            "wires": {"out": ["cap"], "error": ["errors"]},
-        },
-        "cap": {"type": "capture"},
-        "errors": {"type": "capture"},
-    }
-
-
-async def running(runtime: Runtime, timeout: float = 10.0) -> asyncio.Task[Any]:
-    """Start the flow and wait until the source is subscribed."""
-    task = asyncio.create_task(runtime.run())
-    async with asyncio.timeout(timeout):
-        while runtime.stats["src"].state != "ok":
-            if task.done():
-                raise AssertionError(f"flow ended early: {task.result()!r}")
-            await asyncio.sleep(0.01)
-    return task
-
-
-def rows(runtime: Runtime, node: str = "cap") -> pd.DataFrame:
-    frames = [b.frame for b in runtime.node(node).batches]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def run_with(nodes: dict[str, Any], body: Any) -> Runtime:
-    """Run a flow, let ``body(runtime, task)`` publish and wait, then stop and drain."""
-    runtime = Runtime(check_text(nodes))
-
-    async def main() -> None:
-        task = await running(runtime)
-        try:
-            await body(runtime, task)
-        finally:
-            runtime.stop()
-            report = await asyncio.wait_for(task, 20)
-            assert report.drained
-
-    asyncio.run(main())
-    return runtime

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from flowengine.sqlurl import driver_url
 from tests.helpers.databases import postgres_missing, scratch_postgres
-from tests.nodes.mqtt.conftest import Broker
+from tests.helpers.mqtt import Broker
 
 MESSAGES = 3_000
 

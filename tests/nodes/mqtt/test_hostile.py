@@ -20,8 +20,8 @@ from flowengine.logs import RateLimiter
 from flowengine.nodes.mqtt.config import MqttParsing
 from flowengine.nodes.mqtt.parse import Parser, log_bad
 from flowengine.runtime import Runtime
+from tests.helpers.mqtt import Broker, publish, rows, run_with, source
 from tests.helpers.peers import until
-from tests.nodes.mqtt.conftest import Broker, publish, rows, run_with, source
 
 RECEIVED = 1_800_000_000 * 10**9
 DEEP = b"[" * 2000 + b"]" * 2000

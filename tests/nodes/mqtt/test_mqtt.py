@@ -30,8 +30,8 @@ from flowengine.connectors import MQTTConnector
 from flowengine.nodes.mqtt.config import MqttConnection
 from flowengine.runtime import Runtime
 from flowengine.testing import check_text
+from tests.helpers.mqtt import Broker, publish, rows, run_with, source
 from tests.helpers.peers import free_port, port_open, self_signed, until, wait_until
-from tests.nodes.mqtt.conftest import Broker, publish, rows, run_with, source
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HAVE_MOSQUITTO = os.path.exists(MOSQUITTO)
