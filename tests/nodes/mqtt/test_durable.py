@@ -124,6 +124,11 @@ def _wait(what: str, until: object, timeout: float = 90) -> None:
 
 def _start(broker: Broker, tmp_path: Path, db: str) -> tuple[Path, threading.Event]:
     """A persistent session, the flow running, and ~500 messages/s being published."""
+    if broker.kind != "mosquitto":
+        pytest.skip(
+            "needs Mosquitto: the embedded amqtt broker does not resume a persistent session's "
+            "delivery after its client is killed, which this test depends on"
+        )
     topic = f"fe-test/{uuid.uuid4().hex[:10]}/durable"
     client_id = f"fe-durable-{uuid.uuid4().hex[:8]}"
     flow = tmp_path / "ingest.yaml"
