@@ -85,4 +85,7 @@ def check_expressions(named: dict[str, str], what: str) -> dict[str, str]:
 def evaluate(frame: pd.DataFrame, expr: str) -> pd.Series:
     """``expr`` (checked by :func:`check_expression`) on ``frame`` as a column of it: pandas
     returns a Series, or a scalar for a constant expression, which is broadcast."""
-    return pd.Series(frame.eval(expr), index=frame.index)
+    result = frame.eval(expr)
+    if isinstance(result, pd.Series):
+        return result  # the common case: no copy, no realignment
+    return pd.Series(result, index=frame.index)
