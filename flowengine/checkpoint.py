@@ -169,10 +169,13 @@ class Coordinator:
             del self._pending[older]
         cp = pending.checkpoint
         if self.last is not None:  # a node that recorded nothing this time keeps its old state
-            for other, data in self.last.states.items():
+            for other, config in self.last.configs.items():
                 if other not in cp.configs:
-                    cp.states[other] = data
-                    cp.configs[other] = self.last.configs.get(other, "")
+                    cp.configs[other] = config
+                    if other in self.last.states:
+                        cp.states[other] = self.last.states[other]
+                    if other in self.last.positions:
+                        cp.positions[other] = self.last.positions[other]
         self.store.save(cp)
         self.last = cp
         self.completed += 1

@@ -217,10 +217,11 @@ class Durability:
         if not terminals:
             return
         cid = self.coordinator.begin(terminals)
-        for run in live:
-            if isinstance(run.node, Source) and run.started:
+        for run in live:  # a source still connecting sends its barrier too: its wires are
+            if isinstance(run.node, Source):  # idle, and its consumers must not wait for it
                 async with self.lock(run):
-                    self._record(run, cid, self.positions.get(run.id))
+                    if run.id in self._restored:  # else it keeps the last checkpoint's state
+                        self._record(run, cid, self.positions.get(run.id))
                     await self._pass_on(run, Barrier(cid))
 
     def _record(self, run: NodeRun, cid: int, position: int | None = None) -> None:
@@ -286,6 +287,8 @@ class Durability:
     def _final_checkpoint(self) -> None:
         cid = self.coordinator.begin(set())
         for run in self.runs.values():
+            if isinstance(run.node, Source) and run.id not in self._restored:
+                continue  # never started: it keeps the last checkpoint's state
             self._record(run, cid, self.positions.get(run.id))
         checkpoint = self.coordinator.acknowledge(cid, "")
         if checkpoint is None:  # begin with no terminals completes on the first acknowledge

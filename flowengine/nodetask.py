@@ -141,13 +141,13 @@ class NodeTasks:
         assert isinstance(run.node, Source)
         for consumer in run.gate:  # deployed with new consumers downstream: they start first
             await consumer.wait()
+        if self.durable is not None:  # what the last run journaled goes on first, even while
+            await self.durable.replay(run)  # the device itself cannot be reached
         while True:
             if not await self._open(run):
                 return
             sent_before = run.stats.batches_out
             try:
-                if self.durable is not None:
-                    await self.durable.replay(run)
                 await run.node.run()
                 return
             except Exception as exc:

@@ -8,11 +8,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from flowengine.checkpoint import CheckpointStore
 from flowengine.journal import Journal
-from flowengine.node import NodeConfig, Transform
+from flowengine.node import NodeConfig, Source, Transform
 from flowengine.testing import Counter, run_flow
 from flowengine.types import Batch, Result
 from tests.helpers.crash import start
@@ -157,3 +158,30 @@ def test_a_replayable_source_keeps_no_journal_and_goes_on_after_a_stop(tmp_path:
     seqs = [s for r in (first, second) for b in r.batches("cap") for s in b.frame["seq"]]
     assert seqs == list(range(200))
     assert not list((tmp_path / ".flowengine" / "sim").glob("journal-*"))
+
+
+class Unreachable(Source[NodeConfig]):
+    """A PLC that never answers: its start fails, the runtime retries it forever."""
+
+    async def start(self) -> None:
+        raise ConnectionRefusedError("PLC unreachable")
+
+    async def read(self) -> pd.DataFrame:
+        raise AssertionError("never started")
+
+
+def test_a_source_that_never_connects_does_not_hold_up_checkpoints(tmp_path: Path) -> None:
+    text = f"""
+version: 1
+settings: {{checkpoint: 20ms, state_dir: {tmp_path}}}
+nodes:
+  ok: {{type: count, batches: 400, rows: 1, pause: 0.005, wires: [cap]}}
+  plc: {{type: unreachable, retry: {{initial: 0.05, max: 0.1}}, wires: [cap]}}
+  cap: {{type: capture}}
+"""
+    types = {**TYPES, "unreachable": Unreachable}
+    result = run_flow(text, types=types, path=tmp_path / "two.yaml", duration=1.0)
+    durable = result.runtime._durable
+    assert durable is not None and durable.coordinator.completed >= 5  # barriers went round
+    seqs = result.frame("cap")["seq"].tolist()
+    assert seqs == list(range(len(seqs))) and len(seqs) > 20  # the other source's rows flowed
