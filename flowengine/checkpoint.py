@@ -156,9 +156,15 @@ class Coordinator:
         if position is not None:
             cp.positions[node_id] = position
 
+    def record_position(self, cid: int, node_id: str, position: int | None) -> None:
+        """A source's position alone: its state stays that of the last checkpoint."""
+        pending = self._pending.get(cid)
+        if pending is not None and position is not None:
+            pending.checkpoint.positions[node_id] = position
+
     def acknowledge(self, cid: int, node_id: str) -> Checkpoint | None:
         """``node_id`` (a terminal) passed barrier ``cid``; the checkpoint when now complete
-        and saved, else None. Older open checkpoints are dropped: a later one covers them."""
+        (for the caller to save), else None. Older open ones are dropped: it covers them."""
         pending = self._pending.get(cid)
         if pending is None:
             return None
@@ -174,10 +180,9 @@ class Coordinator:
                     cp.configs[other] = config
                     if other in self.last.states:
                         cp.states[other] = self.last.states[other]
-                    if other in self.last.positions:
-                        cp.positions[other] = self.last.positions[other]
-        self.store.save(cp)
-        self.last = cp
+            for other, position in self.last.positions.items():
+                cp.positions.setdefault(other, position)
+        self.last = cp  # the caller saves it (off the event loop) before journals forget
         self.completed += 1
         self.last_duration = time.time() - cp.created
         return cp

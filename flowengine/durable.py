@@ -75,6 +75,7 @@ class Durability:
         self._locks: dict[str, asyncio.Lock] = {}
         self._restored: set[str] = set()
         self._replayed: set[str] = set()
+        self._saving = asyncio.Lock()
         #: Each source's state as of its last journaled batch (encoded): what a checkpoint
         #: records for it, since its live state may be ahead (a read not yet journaled).
         self.source_states: dict[str, str | None] = {}
@@ -87,7 +88,12 @@ class Durability:
             path = self.folder / f"journal-{run.id}.db"
             journal = Journal(path, sync=self.flow.settings.journal_sync, name=run.id)
             self.journals[run.id] = journal
-            self.positions[run.id] = journal.last_seq()
+            saved = self.restored_from.positions.get(run.id, 0) if self.restored_from else 0
+            if saved > journal.last_seq():  # a salvaged journal lost its numbering: go on above
+                journal.continue_after(saved)
+            # what this run has delivered downstream: the checkpoint's position until the
+            # replay or a new batch moves it (a barrier records exactly this)
+            self.positions[run.id] = saved
             if journal.lost_batches:
                 run.stats.errors += journal.lost_batches
         return journal
@@ -117,8 +123,9 @@ class Durability:
             return
         journal = self.journal(run)
         state = _encode_state(run.node.snapshot())
+        fp = fingerprint(run.built.defn.type, run.built.defn.config)
         records = [
-            (b.frame, {"port": p, "topic": b.topic, "created": b.created, "state": state})
+            (b.frame, {"port": p, "topic": b.topic, "created": b.created, "state": state, "fp": fp})
             for p, b in sends
         ]
         async with self.lock(run):
@@ -168,6 +175,12 @@ class Durability:
         if state is None and self.restored_from is not None:
             fp = fingerprint(run.built.defn.type, run.built.defn.config)
             state = self.restored_from.state_of(run.id, fp)
+            if state is None and run.id in self.restored_from.states:
+                run.log.warning(
+                    "its settings changed since checkpoint %d: the state saved then (open "
+                    "windows, held rows) does not fit them and is dropped",
+                    self.restored_from.id,
+                )
         if state is not None:
             run.node.restore(state)
             run.log.info(
@@ -178,7 +191,12 @@ class Durability:
         """A source's state as of its last journaled batch (newer than any checkpoint)."""
         journal = self.journal(run)
         last = journal.read(after=max(0, journal.last_seq() - 1), limit=1)
-        return _decode_state(last[-1].meta.get("state")) if last else None
+        if not last:
+            return None
+        if last[-1].meta.get("fp") != fingerprint(run.built.defn.type, run.built.defn.config):
+            run.log.warning("its settings changed since its journal was written: it starts anew")
+            return None
+        return _decode_state(last[-1].meta.get("state"))
 
     async def replay(self, run: NodeRun) -> None:
         """Send again what ``run``'s journal holds after the last checkpoint's position (once
@@ -187,18 +205,18 @@ class Durability:
             return
         self._replayed.add(run.id)
         journal = self.journal(run)
-        start = self.restored_from.positions.get(run.id, 0) if self.restored_from else 0
-        if start:
-            await asyncio.to_thread(journal.delete_through, start)
+        start = self.positions.get(run.id, 0)
         replayed = 0
-        async with self.lock(run):
+        async with self.lock(run):  # no barrier can pass the replay: positions stay honest
+            if start:
+                await asyncio.to_thread(journal.delete_through, start)
             after = start
             while entries := await asyncio.to_thread(journal.read, after, REPLAY_CHUNK):
                 for entry in entries:
                     batch = _batch_of(run, entry.frame, entry.meta)
                     await deliver(run, entry.meta.get("port", "out"), batch)
                     replayed += len(entry.frame)
-                after = entries[-1].seq
+                    self.positions[run.id] = after = entry.seq
         if replayed:
             run.log.warning("replayed %d rows from its journal after a restart", replayed)
 
@@ -214,14 +232,16 @@ class Durability:
     async def begin(self) -> None:
         live = [r for r in self.runs.values() if not r.ended]
         terminals = {r.id for r in live if not any(r.outputs.values())}
-        if not terminals:
-            return
+        if not terminals or not any(isinstance(r.node, Source) for r in live):
+            return  # nothing to wait for, or no barrier would be sent: it would cover nothing
         cid = self.coordinator.begin(terminals)
         for run in live:  # a source still connecting sends its barrier too: its wires are
             if isinstance(run.node, Source):  # idle, and its consumers must not wait for it
                 async with self.lock(run):
-                    if run.id in self._restored:  # else it keeps the last checkpoint's state
+                    if run.id in self._restored:
                         self._record(run, cid, self.positions.get(run.id))
+                    else:  # never started: its last state stands, but what it replayed counts
+                        self.coordinator.record_position(cid, run.id, self.positions.get(run.id))
                     await self._pass_on(run, Barrier(cid))
 
     def _record(self, run: NodeRun, cid: int, position: int | None = None) -> None:
@@ -238,7 +258,7 @@ class Durability:
         """Forward ``barrier`` on every outgoing wire, or acknowledge it at a terminal."""
         wires = [w for port_wires in run.outputs.values() for w in port_wires]
         if not wires:
-            self._completed(self.coordinator.acknowledge(barrier.id, run.id))
+            await self._completed(self.coordinator.acknowledge(barrier.id, run.id))
             return
         for wire in wires:
             assert wire.inbox is not None
@@ -249,21 +269,25 @@ class Durability:
         self._record(run, barrier.id)
         await self._pass_on(run, barrier)
 
-    def ended(self, run: NodeRun) -> None:
+    async def ended(self, run: NodeRun) -> None:
         """``run`` finished: it acknowledges nothing more."""
         for cp in self.coordinator.forget_terminal(run.id):
-            self._completed(cp)
+            await self._completed(cp)
 
-    def _completed(self, checkpoint: Checkpoint | None) -> None:
+    async def _completed(self, checkpoint: Checkpoint | None) -> None:
+        """Save a complete checkpoint, then let the journals forget what it covers; both in a
+        worker thread (fsyncs), one completion at a time, so the saves stay in order."""
         if checkpoint is None:
             return
-        for source, position in checkpoint.positions.items():
-            journal = self.journals.get(source)
-            if journal is not None and position:
-                journal.delete_through(position)
-                run = self.runs.get(source)
-                if run is not None:
-                    self._show(run, journal)
+        async with self._saving:
+            await asyncio.to_thread(self.store.save, checkpoint)
+            for source, position in checkpoint.positions.items():
+                journal = self.journals.get(source)
+                if journal is not None and position:
+                    await asyncio.to_thread(journal.delete_through, position)
+                    run = self.runs.get(source)
+                    if run is not None:
+                        self._show(run, journal)
 
     def abort(self) -> None:
         """A deploy changed the graph: open checkpoints are dropped, inboxes unaligned."""
@@ -293,6 +317,7 @@ class Durability:
         checkpoint = self.coordinator.acknowledge(cid, "")
         if checkpoint is None:  # begin with no terminals completes on the first acknowledge
             return
+        self.store.save(checkpoint)  # the run is over: nothing else waits on the loop
         for source, journal in self.journals.items():
             journal.delete_through(self.positions.get(source, journal.last_seq()))
 

@@ -176,7 +176,8 @@ class Journal:
 
     def _copy_readable(self, damaged: Path, db: sqlite3.Connection) -> int:
         """Copy batch by batch, each looked up on its own, so that a damaged page costs only
-        the batches stored on it."""
+        the batches stored on it; the numbering goes on where the damaged file's ended (a
+        checkpoint's position refers to it). One commit for the whole copy."""
         kept = 0
         try:
             old = sqlite3.connect(damaged)
@@ -184,7 +185,8 @@ class Journal:
             self.lost_batches += 1
             return 0
         last = _highest_seq(old)
-        for seq in range(1, last + 1):
+        db.execute("BEGIN IMMEDIATE")
+        for seq in _candidates(old, last):
             try:
                 row = old.execute("SELECT * FROM batches WHERE seq = ?", (seq,)).fetchone()
                 if row is None:
@@ -195,10 +197,28 @@ class Journal:
                 continue
             db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)", row)
             kept += 1
+        db.execute("COMMIT")
         if last == 0:
             self.lost_batches += 1  # nothing says what it held: count the file as one loss
+        else:
+            self._set_sequence(db, last)
         old.close()
         return kept
+
+    @staticmethod
+    def _set_sequence(db: sqlite3.Connection, seq: int) -> None:
+        """Make the next batch number ``seq + 1`` (or more), whatever the table holds."""
+        found = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'batches'").fetchone()
+        if found is None:
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('batches', ?)", (seq,))
+        elif found[0] < seq:
+            db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'batches'", (seq,))
+
+    def continue_after(self, seq: int) -> None:
+        """Number new batches above ``seq`` (a checkpoint's position in a journal that lost its
+        numbering), so that a position never covers batches written after it."""
+        with self._lock:
+            self._set_sequence(self._db, seq)
 
     def _count(self) -> JournalStats:
         n, rows, size, oldest = self._db.execute(
@@ -336,3 +356,12 @@ def _highest_seq(db: sqlite3.Connection) -> int:
         if row and row[0]:
             return int(row[0])
     return 0
+
+
+def _candidates(db: sqlite3.Connection, last: int) -> list[int]:
+    """The batch numbers to try: the table's own list when its index still reads (fast), else
+    every number up to the highest ever given (a damaged index: slow, but only then)."""
+    try:
+        return [r[0] for r in db.execute("SELECT seq FROM batches ORDER BY seq")]
+    except sqlite3.DatabaseError:
+        return list(range(1, last + 1))

@@ -157,25 +157,33 @@ class NodeTasks:
 
     # ---- transforms and sinks -------------------------------------------------------------
     async def _consume_main(self, run: NodeRun) -> None:
-        """Start, then call the handler per batch until every input wire has closed; finish."""
+        """Start, then call the handler per batch until every input wire has closed; finish.
+
+        A buffered sink takes batches into its buffer from the first moment, started or not
+        (a destination that is down at start-up holds nothing up); its forwarder connects it,
+        with retries, and writes the buffer on.
+        """
+        if run.buffer is not None:
+            forwarder = asyncio.create_task(self._forward(run))
+            try:
+                await self._consume(run)
+            finally:
+                await self._stop_forwarding(run, forwarder)
+            await self._finish(run)
+            return
         if not await self._open(run):  # removed by a deploy before it could ever start
             await self._drop_queued(run)
             return
-        assert run.inbox is not None and run.handler is not None
-        forwarder = self._forward(run)
-        try:
-            await self._consume(run)
-        finally:
-            if forwarder is not None:
-                await self._stop_forwarding(run, forwarder)
+        await self._consume(run)
         await self._finish(run)
 
-    def _forward(self, run: NodeRun) -> asyncio.Task[None] | None:
-        """A buffered sink's forwarder: buffered batches to the sink's ``write``."""
-        if run.buffer is None:
-            return None
+    async def _forward(self, run: NodeRun) -> None:
+        """A buffered sink's forwarder: connect (retrying), then buffered batches to ``write``."""
+        assert run.buffer is not None
+        if not await self._open(run):
+            return  # removed by a deploy before it could start: the buffer stays on disk
         write = run.node.write  # type: ignore[attr-defined]
-        return asyncio.create_task(run.buffer.forward(write, self._node_error))
+        await run.buffer.forward(write, self._node_error)
 
     async def _stop_forwarding(self, run: NodeRun, forwarder: asyncio.Task[None]) -> None:
         """Give the forwarder the drain time to empty the buffer; what is left stays on disk
@@ -252,7 +260,9 @@ class NodeTasks:
         keeps what it holds for the next start instead of flushing it as if the stream were
         over (Flink's stop-with-savepoint): a window spanning the stop is emitted once, whole."""
         stopping = self.stop is not None and self.stop.is_set()
-        return self.durable is not None and stopping and isinstance(run.node, Transform)
+        if self.durable is None or not stopping or not isinstance(run.node, Transform):
+            return False
+        return run.node.snapshot() is not None  # a node that keeps no state flushes as ever
 
     async def _finish(self, run: NodeRun) -> None:
         """Flush, close, and let go of every outgoing wire (the end of stream, unless a
@@ -275,4 +285,4 @@ class NodeTasks:
             run.stats.set_state("stopped")
         release_all(run)
         if self.durable is not None:
-            self.durable.ended(run)
+            await self.durable.ended(run)

@@ -145,3 +145,31 @@ def test_buffer_is_for_sinks_and_its_size_is_checked() -> None:
     assert any("'buffer' is for sinks" in str(p) for p in checked.errors)
     checked = check_text(flow(buffer="{max_bytes: lots}"), types=TYPES)
     assert any("not a size" in str(p) for p in checked.errors)
+
+
+class Unstartable(Dest):
+    """A destination that cannot even be connected to until ``up`` is set."""
+
+    async def start(self) -> None:
+        if not Dest.up.is_set():
+            raise ConnectionRefusedError("destination down at start-up")
+
+
+def test_a_sink_that_cannot_connect_at_start_up_holds_nothing_up(tmp_path: Path) -> None:
+    reset()
+    text = flow(errors=False).replace("type: dest", "type: unstartable")
+    runtime = Runtime(
+        check_text(text, types={**TYPES, "unstartable": Unstartable}, path=tmp_path / "u.yaml")
+    )
+
+    async def main() -> None:
+        task = asyncio.create_task(runtime.run())
+        async with asyncio.timeout(30):  # the source ends though the sink never connected yet
+            while runtime.stats["src"].state != "stopped":
+                await asyncio.sleep(0.01)
+        assert runtime.stats["db"].counters["buffered_batches"] > 2
+        Dest.up.set()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    assert Dest.got == [s for s in range(40) if s != 13]

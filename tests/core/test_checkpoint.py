@@ -18,6 +18,7 @@ def test_a_checkpoint_completes_when_every_terminal_acknowledged(tmp_path: Path)
     assert co.acknowledge(first, "sink_a") is None and store.load() is None
     done = co.acknowledge(first, "sink_b")
     assert done is not None and done.id == first and done.positions == {"src": 41}
+    store.save(done)  # the runtime saves it off the event loop
     saved = store.load()
     assert saved is not None and saved.state_of("window", "cfg1") == {"open": [1, 2]}
     assert saved.state_of("window", "changed-config") is None  # an edited node starts empty
@@ -46,12 +47,16 @@ def test_numbering_goes_on_after_a_restart_and_old_states_carry_over(tmp_path: P
     co = Coordinator(store)
     cid = co.begin({"s"})
     co.record(cid, "idle", {"x": 1}, "c")
-    co.acknowledge(cid, "s")
+    co.record_position(cid, "src", 9)
+    done = co.acknowledge(cid, "s")
+    assert done is not None
+    store.save(done)
     again = Coordinator(store, store.load())
     cid2 = again.begin({"s"})
     assert cid2 == cid + 1
     cp = again.acknowledge(cid2, "s")
     assert cp is not None and cp.state_of("idle", "c") == {"x": 1}
+    assert cp.positions == {"src": 9}  # a source that recorded nothing keeps its position
 
 
 def test_a_torn_or_foreign_file_is_ignored_and_the_rename_is_atomic(tmp_path: Path) -> None:

@@ -135,3 +135,21 @@ def test_max_bytes_blocks_or_drops_the_oldest(tmp_path: Path) -> None:
         dropping.append([(frame(i * 100), {"i": i})])
     assert [e.meta["i"] for e in dropping.read()] == [2, 3, 4]
     assert dropping.lost_batches == 2 and dropping.lost_rows == 200
+
+
+def test_numbering_never_goes_back_after_a_salvage_or_a_lost_count(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    j = Journal(path)
+    for i in range(5):
+        j.append([(frame(i), {})])
+    j.delete_through(5)  # all confirmed: the table is empty, only the numbering remembers
+    j._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    j.close()
+    data = bytearray(path.read_bytes())
+    data[100:200] = b"\xff" * 100  # the header is damaged: SQLite refuses the file
+    path.write_bytes(bytes(data))
+    again = Journal(path)
+    assert again.append([(frame(0), {})])[0] > 5 or again.lost_batches > 0
+    fresh = Journal(tmp_path / "k.db")
+    fresh.continue_after(41)  # a checkpoint said 41: new batches must come after it
+    assert fresh.append([(frame(0), {})]) == [42]
