@@ -25,7 +25,7 @@ from rich.table import Table
 
 from flowengine import __version__
 from flowengine.export import FORMATS, export
-from flowengine.logs import RedactFilter, setup_logging
+from flowengine.logs import RedactFilter, quiet_libraries, setup_logging
 from flowengine.nodedocs import render
 from flowengine.registry import Registry, default_registry
 from flowengine.validate import CheckedFlow, load_flow
@@ -135,6 +135,7 @@ def run(
         logging.basicConfig(
             level=log_level.upper(), handlers=[handler], format="%(message)s", force=True
         )
+        quiet_libraries(log_level)
     else:
         setup_logging(log_level, log_format)
     checked = load_flow(flow, _registry(), allow_code=allow_code)

@@ -90,7 +90,21 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: Any = None) ->
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    quiet_libraries(level)
     return handler
+
+
+#: Libraries that log per message or per request at INFO: asyncua one line per publish
+#: response holding the whole response (~450 KB at 10,000 tags: an edge box's disk in hours),
+#: httpx one line per request. Their INFO lines show only with ``--log-level debug``.
+CHATTY_LIBRARIES = ("asyncua", "httpx", "httpcore")
+
+
+def quiet_libraries(level: str) -> None:
+    """Hold chatty libraries at WARNING unless the user asked for ``debug``."""
+    quiet = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)
 
 
 class RateLimiter:

@@ -94,3 +94,24 @@ def test_a_header_credential_in_a_flow_is_masked_in_logs() -> None:
     finally:
         logging.getLogger().handlers.clear()
     assert token not in stream.getvalue() and "for line 3" in stream.getvalue()
+
+
+def test_chatty_libraries_log_info_only_at_debug() -> None:
+    """asyncua logs every OPC UA publish response at INFO (~450 KB a line at 10,000 tags)."""
+    stream = io.StringIO()
+    try:
+        setup_logging("info", "text", stream)
+        logging.getLogger("asyncua.client.ua_client").info("PublishResponse(...huge...)")
+        logging.getLogger("httpx").info("HTTP Request: GET http://plc/ 200")
+        logging.getLogger("asyncua").warning("subscription lost")
+        assert (
+            "PublishResponse" not in stream.getvalue() and "HTTP Request" not in stream.getvalue()
+        )
+        assert "subscription lost" in stream.getvalue()
+        setup_logging("debug", "text", stream)
+        logging.getLogger("asyncua.client.ua_client").info("PublishResponse(seen at debug)")
+        assert "seen at debug" in stream.getvalue()
+    finally:
+        logging.getLogger().handlers.clear()
+        setup_logging("info", "text", io.StringIO())
+        logging.getLogger().handlers.clear()
