@@ -51,6 +51,11 @@ class Handoff:
                 self._woken = True
                 self.loop.call_soon_threadsafe(self._event.set)
 
+    @property
+    def pending(self) -> int:
+        """Items waiting now (read without the lock: a hint, exact enough to decide to send)."""
+        return len(self._items)
+
     def take(self) -> list[Item]:
         """From the event loop: everything buffered now (maybe nothing)."""
         with self._cond:

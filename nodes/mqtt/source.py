@@ -27,6 +27,13 @@ class MqttInConfig(NodeConfig, MqttConnection, MqttParsing):
     batch_interval: float = option(
         0.5, gt=0, description="Emit what is buffered at most this many seconds after it arrived."
     )
+    linger: float = option(
+        0.0,
+        ge=0,
+        description="Seconds to wait for more messages before sending a partial batch once no "
+        "more are waiting: 0 sends at once (lowest latency); batches still grow under load, "
+        "up to `batch_size`, from what arrives while the flow is busy.",
+    )
     buffer: int = option(
         10_000,
         ge=1,
@@ -75,9 +82,8 @@ class MqttIn(Source[MqttInConfig]):
         self.ctx.status(f"subscribed to {', '.join(cfg.filters())}")
         first: float | None = None
         while True:
-            wait = (
-                None if first is None else max(0.0, first + cfg.batch_interval - time.monotonic())
-            )
+            due = min(cfg.batch_interval, cfg.linger)
+            wait = None if first is None else max(0.0, first + due - time.monotonic())
             lost: Lost | None = None
             for item in await handoff.wait(wait):
                 if isinstance(item, Lost):
@@ -94,7 +100,11 @@ class MqttIn(Source[MqttInConfig]):
             while len(parser.rows) >= cfg.batch_size:  # full batches; a remainder waits
                 await self._send(parser.take_rows(cfg.batch_size))
                 first = time.monotonic() if parser.rows else None
-            if first is not None and (lost or time.monotonic() - first >= cfg.batch_interval):
+            age = 0.0 if first is None else time.monotonic() - first
+            idle = not handoff.pending  # nothing more is waiting: no reason to hold the rows
+            if first is not None and (
+                lost or age >= cfg.batch_interval or (idle and age >= cfg.linger)
+            ):
                 await self._send(parser.take_rows())
                 first = None
             if lost:

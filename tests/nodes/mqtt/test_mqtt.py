@@ -220,7 +220,7 @@ def test_sensor_from_field_and_index_and_iso_time(broker: Broker, prefix: str):
 
 def test_batching_many_messages_few_batches_exact_rows(broker: Broker, prefix: str):
     n = 3000
-    nodes = source(broker.port, f"{prefix}/+", batch_size=500, batch_interval=5.0)
+    nodes = source(broker.port, f"{prefix}/+", batch_size=500, batch_interval=5.0, linger=5.0)
 
     async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
         # The shared broker keeps Mosquitto's default max_queued_messages 1000: a subscriber
@@ -240,8 +240,21 @@ def test_batching_many_messages_few_batches_exact_rows(broker: Broker, prefix: s
     assert runtime.stats["src"].rows_out == n
 
 
+def test_a_lone_message_goes_on_at_once_not_after_the_batch_interval(broker: Broker, prefix: str):
+    """linger 0 (the default): once nothing more is waiting, what arrived is sent; the
+    batch interval is only the longest a row may wait while messages keep coming."""
+    nodes = source(broker.port, prefix, batch_size=10_000, batch_interval=60.0)
+
+    async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
+        await asyncio.to_thread(publish, broker.port, [(prefix, 1.5)])
+        await until(lambda: len(rows(runtime)) >= 1, task, 10)  # not the 60 s interval
+
+    runtime = run_with(nodes, body)
+    assert rows(runtime)["value"].tolist() == [1.5]
+
+
 def test_time_bounded_batch(broker: Broker, prefix: str):
-    nodes = source(broker.port, prefix, batch_size=10_000, batch_interval=0.3)
+    nodes = source(broker.port, prefix, batch_size=10_000, batch_interval=0.3, linger=0.3)
 
     async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
         await asyncio.to_thread(publish, broker.port, [(prefix, i) for i in range(20)])
@@ -363,7 +376,10 @@ def test_broker_restart_resumes_without_help(private_mosquitto: Any):
         assert runtime.stats["src"].state == "ok"
 
     runtime = run_with(nodes, body)
-    assert sorted(rows(runtime)["value"]) == list(range(20))
+    values = rows(runtime)["value"].tolist()
+    # QoS 1 is at least once: acknowledgements still on their way when the broker went down
+    # are redelivered by its persisted session, so a value may come twice, none may be missing
+    assert set(values) == set(range(20)) and len(values) <= 30
     assert runtime.stats["src"].retries >= 1
 
 
