@@ -122,7 +122,25 @@ def _wait(what: str, until: object, timeout: float = 90) -> None:
         time.sleep(0.05)
 
 
-def _start(broker: Broker, tmp_path: Path, db: str) -> tuple[Path, threading.Event]:
+def _end_session(broker: Broker, client_id: str) -> None:
+    """Remove the persistent session from the shared broker (a clean connect ends it)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client.connect(broker.host, broker.port)
+    client.disconnect()
+
+
+@pytest.fixture
+def session_ids(broker: Broker) -> Iterator[list[str]]:
+    """Client ids whose sessions the test leaves on the shared broker: ended afterwards."""
+    ids: list[str] = []
+    yield ids
+    for client_id in ids:
+        _end_session(broker, client_id)
+
+
+def _start(
+    broker: Broker, tmp_path: Path, db: str, sessions: list[str]
+) -> tuple[Path, threading.Event]:
     """A persistent session, the flow running, and ~500 messages/s being published."""
     if broker.kind != "mosquitto":
         pytest.skip(
@@ -131,6 +149,7 @@ def _start(broker: Broker, tmp_path: Path, db: str) -> tuple[Path, threading.Eve
         )
     topic = f"fe-test/{uuid.uuid4().hex[:10]}/durable"
     client_id = f"fe-durable-{uuid.uuid4().hex[:8]}"
+    sessions.append(client_id)
     flow = tmp_path / "ingest.yaml"
     flow.write_text(_flow(broker, topic, client_id, db))
     _session(broker, topic, client_id)
@@ -154,9 +173,9 @@ def _finish(flow: Path, db: str, published: threading.Event) -> list[int]:
 
 
 def test_kill_9_mid_stream_then_restart_loses_no_message(
-    broker: Broker, tmp_path: Path, sink_url: str
+    broker: Broker, tmp_path: Path, sink_url: str, session_ids: list[str]
 ) -> None:
-    flow, published = _start(broker, tmp_path, sink_url)
+    flow, published = _start(broker, tmp_path, sink_url, session_ids)
     first = _run(flow)
     _wait("the first rows", lambda: len(_seqs(sink_url)) >= 600)
     os.kill(first.pid, signal.SIGKILL)  # mid-stream: messages in paho, the journal, the sink
@@ -167,10 +186,10 @@ def test_kill_9_mid_stream_then_restart_loses_no_message(
 
 
 def test_sigterm_mid_stream_then_restart_gives_each_message_once(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, session_ids: list[str]
 ) -> None:
     db = f"sqlite:///{tmp_path / 'out.db'}"
-    flow, published = _start(broker, tmp_path, db)
+    flow, published = _start(broker, tmp_path, db, session_ids)
     first = _run(flow)
     _wait("the first rows", lambda: len(_seqs(db)) >= 600)
     first.send_signal(signal.SIGTERM)  # drains: what was received is journaled and confirmed
