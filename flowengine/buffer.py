@@ -85,7 +85,6 @@ class SinkBuffer:
 
     async def forward(self, write: Callable[[Batch], Any], on_error: ErrorHandler) -> None:
         """Hand buffered batches to ``write`` in order until cancelled (see the module doc)."""
-        node, run = self.run.node, self.run
         while True:
             entries = await asyncio.to_thread(self.journal.read, 0, CHUNK)
             if not entries:
@@ -95,20 +94,16 @@ class SinkBuffer:
             for entry in entries:
                 batch = Batch(entry.frame, entry.meta.get("topic"), entry.meta.get("origin"))
                 batch.created = float(entry.meta.get("created") or batch.created)
-                await self._write_one(batch, write, on_error, node, run)
+                await self._write_one(batch, write, on_error)
             # written (or sent to error): forget them, one commit per chunk (a crash before it
             # writes them again: at least once)
             await asyncio.to_thread(self.journal.delete_through, entries[-1].seq)
             self.show()
 
     async def _write_one(
-        self,
-        batch: Batch,
-        write: Callable[[Batch], Any],
-        on_error: ErrorHandler,
-        node: Any,
-        run: NodeRun,
+        self, batch: Batch, write: Callable[[Batch], Any], on_error: ErrorHandler
     ) -> None:
+        run = self.run
         attempt = 0
         while True:
             try:
@@ -116,7 +111,7 @@ class SinkBuffer:
                 if asyncio.iscoroutine(result):
                     await result
             except Exception as exc:
-                if not node.is_transient(exc):
+                if not run.node.is_transient(exc):  # type: ignore[attr-defined]
                     await on_error(run, exc, batch)  # the batch's own fault: error port
                     return
                 delay = run.retry.delay(attempt)
@@ -155,7 +150,7 @@ class SinkBuffer:
         counters["buffered_batches"] = stats.batches
         counters["buffered_rows"] = stats.rows
         counters["buffered_bytes"] = stats.bytes
-        counters["buffered_age_s"] = int(stats.age())
+        counters["buffered_oldest"] = int(stats.oldest or 0)  # epoch s: readers age it
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -32,13 +32,15 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from flowengine.checkpoint import Barrier, Checkpoint, CheckpointStore, Coordinator, fingerprint
 from flowengine.journal import Journal, JournalFull
 from flowengine.model import Flow
 from flowengine.node import Source
 from flowengine.noderun import NodeRun
 from flowengine.sending import batches_of, deliver
-from flowengine.types import Result
+from flowengine.types import Batch, Result
 
 log = logging.getLogger("flowengine.durable")
 
@@ -76,6 +78,7 @@ class Durability:
         self._restored: set[str] = set()
         self._replayed: set[str] = set()
         self._saving = asyncio.Lock()
+        self._fingerprints: dict[NodeRun, str] = {}  # by identity (eq=False)
         #: Each source's state as of its last journaled batch (encoded): what a checkpoint
         #: records for it, since its live state may be ahead (a read not yet journaled).
         self.source_states: dict[str, str | None] = {}
@@ -97,6 +100,13 @@ class Durability:
             if journal.lost_batches:
                 run.stats.errors += journal.lost_batches
         return journal
+
+    def _fingerprint(self, run: NodeRun) -> str:
+        """``run``'s type and settings digest, worked out once per run (sends need it)."""
+        fp = self._fingerprints.get(run)
+        if fp is None:
+            fp = self._fingerprints[run] = fingerprint(run.built.defn.type, run.built.defn.config)
+        return fp
 
     def lock(self, run: NodeRun) -> asyncio.Lock:
         return self._locks.setdefault(run.id, asyncio.Lock())
@@ -123,7 +133,7 @@ class Durability:
             return
         journal = self.journal(run)
         state = _encode_state(run.node.snapshot())
-        fp = fingerprint(run.built.defn.type, run.built.defn.config)
+        fp = self._fingerprint(run)
         records = [
             (b.frame, {"port": p, "topic": b.topic, "created": b.created, "state": state, "fp": fp})
             for p, b in sends
@@ -163,6 +173,7 @@ class Durability:
         counters["journal_batches"] = stats.batches
         counters["journal_rows"] = stats.rows
         counters["journal_bytes"] = stats.bytes
+        counters["journal_oldest"] = int(stats.oldest or 0)
 
     # ---- restart ---------------------------------------------------------------------------
     def restore(self, run: NodeRun) -> None:
@@ -173,7 +184,7 @@ class Durability:
         journaled = isinstance(run.node, Source) and not run.node.replayable
         state = self._source_state(run) if journaled else None
         if state is None and self.restored_from is not None:
-            fp = fingerprint(run.built.defn.type, run.built.defn.config)
+            fp = self._fingerprint(run)
             state = self.restored_from.state_of(run.id, fp)
             if state is None and run.id in self.restored_from.states:
                 run.log.warning(
@@ -193,7 +204,7 @@ class Durability:
         last = journal.read(after=max(0, journal.last_seq() - 1), limit=1)
         if not last:
             return None
-        if last[-1].meta.get("fp") != fingerprint(run.built.defn.type, run.built.defn.config):
+        if last[-1].meta.get("fp") != self._fingerprint(run):
             run.log.warning("its settings changed since its journal was written: it starts anew")
             return None
         return _decode_state(last[-1].meta.get("state"))
@@ -245,7 +256,7 @@ class Durability:
                     await self._pass_on(run, Barrier(cid))
 
     def _record(self, run: NodeRun, cid: int, position: int | None = None) -> None:
-        fp = fingerprint(run.built.defn.type, run.built.defn.config)
+        fp = self._fingerprint(run)
         if isinstance(run.node, Source):
             if run.id not in self.source_states:  # sent nothing yet: what it was restored to
                 self.source_states[run.id] = _encode_state(run.node.snapshot())
@@ -338,11 +349,10 @@ def _decode_state(text: Any) -> Any:
         return None
 
 
-def _batch_of(run: NodeRun, frame: Any, meta: dict[str, Any]) -> Any:
-    from flowengine.types import Batch
-
-    created = meta.get("created")
+def _batch_of(run: NodeRun, frame: pd.DataFrame, meta: dict[str, Any]) -> Batch:
+    """A replayed journal entry as the batch it was: topic and creation time kept."""
     batch = Batch(frame, meta.get("topic"), run.id)
+    created = meta.get("created")
     if isinstance(created, int | float):
         batch.created = float(created)
     return batch

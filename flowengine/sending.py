@@ -37,9 +37,7 @@ async def send_plain(run: NodeRun, result: Result, port: str) -> None:
 async def send_acknowledged(run: NodeRun, result: Result, port: str) -> None:
     """A source's send, then its ``acknowledge``: what it sent is on its wires now."""
     await send(run, result, port, None)
-    acknowledge = getattr(run.node, "acknowledge", None)
-    if acknowledge is not None:
-        await acknowledge()
+    await run.node.acknowledge()  # type: ignore[attr-defined]  # only sources get this sender
 
 
 def _wrap(run: NodeRun, frame: pd.DataFrame, parent: Batch | None) -> Batch:

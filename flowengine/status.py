@@ -102,8 +102,6 @@ class NodeStats:
     counters: dict[str, int] = field(default_factory=dict)
     wires: list[Wire] = field(default_factory=list)
     samples: deque[tuple[float, int]] = field(default_factory=_first_sample, repr=False)
-    #: The buffer counters last seen and when: ages between two updates of the counters.
-    age_mark: tuple[tuple[int, int, int], float] | None = field(default=None, repr=False)
 
     def set_state(self, state: NodeState, text: str | None = None) -> None:
         """Change state (and text when given), stamping the time of the change."""
@@ -139,33 +137,17 @@ class NodeStats:
     def on_disk(self) -> OnDisk | None:
         """What this node holds on disk (None: it has no buffer nor journal)."""
         c = self.counters
-        if "buffered_batches" in c:
-            batches = c["buffered_batches"]
-            age = self._buffer_age(batches, c.get("buffered_age_s", 0), c.get("buffered_bytes", 0))
-            return OnDisk(
-                "buffer", batches, c.get("buffered_rows", 0), c.get("buffered_bytes", 0), age
-            )
-        if "journal_batches" in c:
-            return OnDisk(
-                "journal",
-                c["journal_batches"],
-                c.get("journal_rows", 0),
-                c.get("journal_bytes", 0),
-                None,
-            )
+        kinds: tuple[tuple[Literal["buffer", "journal"], str], ...] = (
+            ("buffer", "buffered"),
+            ("journal", "journal"),
+        )
+        for kind, prefix in kinds:
+            if f"{prefix}_batches" in c:
+                batches, oldest = c[f"{prefix}_batches"], c.get(f"{prefix}_oldest")
+                age = max(0.0, time.time() - oldest) if batches and oldest is not None else None
+                rows, size = c.get(f"{prefix}_rows", 0), c.get(f"{prefix}_bytes", 0)
+                return OnDisk(kind, batches, rows, size, age)
         return None
-
-    def _buffer_age(self, batches: int, age_s: int, size: int) -> float | None:
-        """The oldest buffered batch's age. The buffer writes its counters only when a batch
-        comes or goes: while they stand still (a sink down, a source idle) the oldest batch
-        is the same one, so its age goes on from when they were first seen."""
-        if not batches:
-            self.age_mark = None
-            return None
-        now, key = time.time(), (batches, age_s, size)
-        if self.age_mark is None or self.age_mark[0] != key:
-            self.age_mark = (key, now)
-        return age_s + (now - self.age_mark[1])
 
     @property
     def warning(self) -> str | None:

@@ -153,7 +153,7 @@ def test_no_on_disk_column_without_buffers_and_ages_that_go_on(monkeypatch):
     assert "on disk" not in table_cells(result.runtime)["node"]
     stats = NodeStats("db", "down", "sink", state="retrying", text="sink unavailable")
     stats.counters.update(buffered_batches=3, buffered_rows=1234, buffered_bytes=2_100_000)
-    stats.counters["buffered_age_s"] = 35
+    stats.counters["buffered_oldest"] = 4965
     clock = SimpleNamespace(monotonic=time.monotonic, time=lambda: 5000.0)
     monkeypatch.setattr("flowengine.status.time", clock)
     assert stats.on_disk() == OnDisk("buffer", 3, 1234, 2_100_000, 35.0)
