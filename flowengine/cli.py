@@ -24,10 +24,12 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from flowengine import __version__
+from flowengine.browse import browse
 from flowengine.export import FORMATS, export
 from flowengine.logs import RedactFilter, quiet_libraries, setup_logging
 from flowengine.nodedocs import render
 from flowengine.registry import Registry, default_registry
+from flowengine.secrets import secrets_cmd
 from flowengine.validate import CheckedFlow, load_flow
 
 if TYPE_CHECKING:
@@ -347,7 +349,7 @@ def _add_commands(group: click.Group) -> None:
     """Add the subcommands that node families and the editor register under ``flowengine.commands``.
 
     The core names none of them: a family's command ships with the family (``train`` with the
-    analytics nodes, ``browse`` with OPC UA, ``edit`` with the editor). A command that fails to
+    analytics nodes, ``simulate`` with the plant model, ``edit`` with the editor). A command that fails to
     load is left out with a warning on use, never a traceback.
     """
     for ep in entry_points(group=COMMANDS):
@@ -369,6 +371,8 @@ def _broken(name: str, reason: str) -> click.Command:
     return click.Command(name, callback=fail, help=f"(failed to load: {reason})")
 
 
+main.add_command(browse)
+main.add_command(secrets_cmd, "secrets")
 _add_commands(main)
 
 

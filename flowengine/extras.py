@@ -20,6 +20,11 @@ LIBRARY_LABELS = {
     "onnx": "ONNX",
     "skops": "skops",
     "editor": "Editor (NiceGUI)",
+    "modbus": "Modbus",
+    "s7": "Siemens S7",
+    "enip": "EtherNet/IP",
+    "secrets": "Encryption",
+    "zstd": "zstd compression",
 }
 
 

@@ -97,7 +97,7 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: Any = None) ->
 #: Libraries that log per message or per request at INFO: asyncua one line per publish
 #: response holding the whole response (~450 KB at 10,000 tags: an edge box's disk in hours),
 #: httpx one line per request. Their INFO lines show only with ``--log-level debug``.
-CHATTY_LIBRARIES = ("asyncua", "httpx", "httpcore")
+CHATTY_LIBRARIES = ("asyncua", "httpx", "httpcore", "pycomm3", "enip", "cpppo", "pymodbus", "snap7")
 
 
 def quiet_libraries(level: str) -> None:

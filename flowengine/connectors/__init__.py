@@ -19,18 +19,24 @@ from flowengine.connectors.base import BaseDataConnector
 from flowengine.extras import LibraryMissing, require
 
 if TYPE_CHECKING:
+    from flowengine.nodes.enip.seed import EtherNetIPConnector
+    from flowengine.nodes.modbus.seed import ModbusConnector
     from flowengine.nodes.mqtt.seed import MQTTConnector
     from flowengine.nodes.opcua.seed import OPCUAConnector
     from flowengine.nodes.rest.seed import RESTConnector
+    from flowengine.nodes.s7.seed import S7Connector
     from flowengine.nodes.sql.seed import DatabaseConnector
 
 __all__ = [
     "BaseDataConnector",
     "DatabaseConnector",
+    "EtherNetIPConnector",
     "LibraryMissing",
     "MQTTConnector",
+    "ModbusConnector",
     "OPCUAConnector",
     "RESTConnector",
+    "S7Connector",
     "require",
 ]
 
@@ -39,6 +45,9 @@ _LAZY = {
     "MQTTConnector": "flowengine.nodes.mqtt.seed",
     "RESTConnector": "flowengine.nodes.rest.seed",
     "DatabaseConnector": "flowengine.nodes.sql.seed",
+    "ModbusConnector": "flowengine.nodes.modbus.seed",
+    "S7Connector": "flowengine.nodes.s7.seed",
+    "EtherNetIPConnector": "flowengine.nodes.enip.seed",
 }
 
 

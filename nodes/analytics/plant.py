@@ -1,7 +1,9 @@
-"""``flowengine simulate``: the simulated line as an OPC UA server (and MQTT publisher).
+"""``flowengine simulate``: the simulated line as an OPC UA server (and MQTT publisher), and
+through other families as a Modbus, S7 or EtherNet/IP server.
 
 asyncua (and paho for ``--mqtt``) is imported inside the commands, so ``flowengine --help``
-stays fast and works without the ``opcua`` extra.
+stays fast and works without the ``opcua`` extra. Other protocols plug in under the
+``flowengine.simulators`` entry point group (``PlantServer``), so this family imports none.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from typing import Any, Protocol
 
 import click
 
@@ -21,6 +25,47 @@ from flowengine.extras import LibraryMissing, require
 
 #: Namespace URI of the simulated plant; it is the first registered namespace, so index 2.
 PLANT_NS = "urn:flowengine:steelsim"
+
+
+#: The entry point group of the protocol servers ``simulate`` can start besides OPC UA.
+SIMULATORS = "flowengine.simulators"
+
+
+class PlantServer(Protocol):
+    """A protocol's view of the simulated line; constructed with no arguments.
+
+    ``start`` binds ``host:port`` and publishes one value per sensor (``sensors`` are the
+    plant's sensor names in order, ``units`` their units) and returns the line ``simulate``
+    prints; ``update`` is called once a tick with every sensor's value; ``stop`` closes it.
+    """
+
+    async def start(
+        self, host: str, port: int, sensors: Sequence[str], units: Sequence[str]
+    ) -> str:
+        """Serve; return what to print ("serving 6 sensors as Modbus at 127.0.0.1:5020 ...")."""
+        ...
+
+    async def update(self, stamp: dt.datetime, values: Sequence[float]) -> None:
+        """Make ``values`` (one per sensor, in order) what clients read from now on."""
+        ...
+
+    async def stop(self) -> None:
+        """Close the server."""
+        ...
+
+
+def plant_server(name: str) -> PlantServer:
+    """A new server of the family registered as ``name``, or a ClickException that says which
+    extra to install."""
+    for ep in entry_points(group=SIMULATORS):
+        if ep.name == name:
+            try:
+                return ep.load()()  # type: ignore[no-any-return]
+            except LibraryMissing as exc:
+                raise click.ClickException(str(exc)) from None
+            except Exception as exc:
+                raise click.ClickException(f"the {name} simulator failed to load: {exc}") from None
+    raise click.ClickException(f"no {name} simulator is installed")
 
 
 def _asyncua() -> Any:
@@ -39,8 +84,16 @@ async def serve_plant(
     sensors: int,
     mqtt: str | None = None,
     duration: float | None = None,
+    extra: dict[str, str] | None = None,
+    opcua: bool = True,
 ) -> None:
-    """Serve the simulated line; each tick writes every sensor with its source timestamp."""
+    """Serve the simulated line; each tick writes every sensor with its source timestamp.
+
+    ``extra`` maps a simulator's name (``modbus``) to the ``HOST:PORT`` it serves on.
+    """
+    if not opcua:
+        await _serve_others(rate=rate, seed=seed, sensors=sensors, duration=duration, extra=extra)
+        return
     asyncua = _asyncua()
     ua = asyncua.ua
     from flowengine.nodes.analytics.steelsim import LineConfig, SteelLine
@@ -62,6 +115,7 @@ async def serve_plant(
     await server.start()
     url = f"opc.tcp://{host}:{port}"
     click.echo(f"serving {len(node_ids)} sensors of line3 at {url} (ns={idx};i=1001..)")
+    others = await _start_others(model, extra or {})
     sys.stdout.flush()
     start = time.time()
     tick, block, values = 0, max(1, int(rate)), None
@@ -78,6 +132,8 @@ async def serve_plant(
                 dv = ua.DataValue(ua.Variant(float(value), ua.VariantType.Double))
                 dv.SourceTimestamp = dv.ServerTimestamp = stamp
                 await server.write_attribute_value(node_id, dv)
+            for other in others:
+                await other.update(stamp, [float(v) for v in row])
             if publisher is not None:
                 for spec, value in zip(model.sensors, row, strict=True):
                     payload = {"sensor": spec.name, "value": float(value)}
@@ -88,8 +144,60 @@ async def serve_plant(
         if publisher is not None:
             publisher.loop_stop()
             publisher.disconnect()
+        for other in others:
+            with contextlib.suppress(Exception):
+                await other.stop()
         with contextlib.suppress(Exception):
             await server.stop()
+
+
+async def _start_others(model: Any, extra: dict[str, str]) -> list[PlantServer]:
+    """Start every requested simulator on its ``HOST:PORT``; print each one's line."""
+    started: list[PlantServer] = []
+    names = [s.name for s in model.sensors]
+    units = [s.unit for s in model.sensors]
+    for name, address in extra.items():
+        host, _, port = address.rpartition(":")
+        server = plant_server(name)
+        try:
+            click.echo(await server.start(host or "127.0.0.1", int(port), names, units))
+        except (OSError, ValueError) as exc:
+            for other in started:
+                await other.stop()
+            raise click.ClickException(f"cannot serve {name} at {address}: {exc}") from None
+        started.append(server)
+    return started
+
+
+async def _serve_others(
+    *, rate: float, seed: int, sensors: int, duration: float | None, extra: dict[str, str] | None
+) -> None:
+    """The line without OPC UA (``--opcua off``): only the requested simulators."""
+    from flowengine.nodes.analytics.steelsim import LineConfig, SteelLine
+
+    if not extra:
+        raise click.ClickException("--opcua off needs another server (--modbus, --s7, --enip)")
+    model = SteelLine(LineConfig(seed=seed, rate=rate, sensors=sensors))
+    others = await _start_others(model, extra)
+    sys.stdout.flush()
+    start = time.time()
+    tick, block, values = 0, max(1, int(rate)), None
+    try:
+        while duration is None or time.time() - start < duration:
+            if values is None or tick % block == 0:
+                values = model.generate(tick, block).values
+            due = start + tick / rate
+            if (delay := due - time.time()) > 0:
+                await asyncio.sleep(delay)
+            stamp = dt.datetime.fromtimestamp(due, dt.UTC)
+            row = [float(v) for v in values[tick % block]]
+            for other in others:
+                await other.update(stamp, row)
+            tick += 1
+    finally:
+        for other in others:
+            with contextlib.suppress(Exception):
+                await other.stop()
 
 
 def _mqtt_publisher(address: str) -> Any:
@@ -115,19 +223,33 @@ def _mqtt_publisher(address: str) -> Any:
     "address",
     default="127.0.0.1:4840",
     show_default=True,
-    help="HOST:PORT to serve OPC UA on.",
+    help="HOST:PORT to serve OPC UA on ('off': no OPC UA server).",
 )
 @click.option("--mqtt", default=None, help="Also publish readings as JSON to HOST:PORT.")
+@click.option("--modbus", default=None, help="Also serve the line as a Modbus TCP server.")
+@click.option("--s7", default=None, help="Also serve the line as a Siemens S7 PLC (HOST:PORT).")
+@click.option("--enip", default=None, help="Also serve the line as EtherNet/IP tags (HOST:PORT).")
 @click.option("--rate", default=1.0, show_default=True, help="Updates per second.")
 @click.option("--seed", default=0, show_default=True, help="Random seed of the plant model.")
 @click.option("--sensors", default=6, show_default=True, help="Number of sensors (nodes).")
 @click.option("--duration", default=None, type=float, help="Seconds, then exit (default: run).")
 def simulate(
-    address: str, mqtt: str | None, rate: float, seed: int, sensors: int, duration: float | None
+    address: str,
+    mqtt: str | None,
+    modbus: str | None,
+    s7: str | None,
+    enip: str | None,
+    rate: float,
+    seed: int,
+    sensors: int,
+    duration: float | None,
 ) -> None:
     """Serve the simulated steel line as an OPC UA server (ns=2;i=1001 furnace temperature,
-    1002 roll force, 1003 cooling water flow, then the rest), optionally publishing to MQTT."""
-    host, _, port = address.rpartition(":")
+    1002 roll force, 1003 cooling water flow, then the rest), optionally publishing to MQTT and
+    serving the same values over Modbus TCP, S7 or EtherNet/IP."""
+    extra = {k: v for k, v in {"modbus": modbus, "s7": s7, "enip": enip}.items() if v}
+    opcua = address.lower() != "off"
+    host, _, port = address.rpartition(":") if opcua else ("", "", "0")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             serve_plant(
@@ -138,5 +260,7 @@ def simulate(
                 sensors=sensors,
                 mqtt=mqtt,
                 duration=duration,
+                extra=extra,
+                opcua=opcua,
             )
         )

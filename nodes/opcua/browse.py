@@ -1,24 +1,13 @@
-"""``flowengine browse``: print an OPC UA server's address space, to find node ids for a flow.
+"""The OPC UA lister of ``flowengine browse opc.tcp://...`` (see ``flowengine.browse``).
 
-asyncua is imported inside the command, so ``flowengine --help`` works without the extra.
+asyncua is imported on use, so ``flowengine --help`` works without the extra.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
-import click
-
-from flowengine.extras import LibraryMissing, require
-
-
-def _asyncua() -> Any:
-    try:
-        return require("asyncua", "opcua")
-    except LibraryMissing as exc:
-        raise click.ClickException(str(exc)) from None
+from flowengine.extras import require
 
 
 async def browse_tree(url: str, depth: int, timeout: float = 4.0) -> list[dict[str, Any]]:
@@ -26,7 +15,7 @@ async def browse_tree(url: str, depth: int, timeout: float = 4.0) -> list[dict[s
 
     Standard namespace-0 objects (Server, Aliases) are left out: they are not plant data.
     """
-    asyncua = _asyncua()
+    asyncua = require("asyncua", "opcua")
     ua = asyncua.ua
     rows: list[dict[str, Any]] = []
     async with asyncua.Client(url, timeout=timeout) as client:
@@ -68,25 +57,3 @@ async def browse_tree(url: str, depth: int, timeout: float = 4.0) -> list[dict[s
                 rows.append(row)
             level = nxt
     return rows
-
-
-@click.command()
-@click.argument("url")
-@click.option("--depth", default=3, show_default=True, help="Levels below Objects.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a tree.")
-@click.option("--timeout", default=4.0, show_default=True, help="Seconds per request.")
-def browse(url: str, depth: int, as_json: bool, timeout: float) -> None:
-    """Print the address space of an OPC UA server: node id, browse name, data type, value."""
-    try:
-        rows = asyncio.run(browse_tree(url, depth, timeout))
-    except (OSError, TimeoutError) as exc:
-        reason = str(exc) or "timeout"
-        raise click.ClickException(f"Failed to connect to OPC UA server: {reason}") from None
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    for row in rows:
-        indent = "  " * (row["depth"] - 1)
-        kind = row["data_type"] or row["node_class"]
-        value = "" if row["value"] is None else f" = {row['value']!r}"
-        click.echo(f"{indent}{row['browse_name']}  [{row['node_id']}]  {kind}{value}")

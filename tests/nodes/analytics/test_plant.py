@@ -143,3 +143,15 @@ def test_simulate_publishes_readings_to_mqtt(tmp_path: Path) -> None:
     now = pd.Timestamp.now(tz="UTC")
     assert (abs(now - stamps) < pd.Timedelta(minutes=1)).all()
     assert stamps[readings["sensor"] == "furnace_temp"].is_monotonic_increasing
+
+
+def test_simulate_without_any_server_says_what_to_add() -> None:
+    done = subprocess.run(
+        [*CLI, "simulate", "--opcua", "off", "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "--opcua off needs another server" in done.stderr
+    assert "Traceback" not in done.stderr
