@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flowengine.envsubst import EnvError, is_whole_reference, substitute, yaml_scalar
+from flowengine.logs import redact
 from flowengine.model import NodeDef
 from flowengine.node import Node, NodeConfig
 from flowengine.problems import Problem, did_you_mean
@@ -73,7 +74,7 @@ def _config_problems(
             continue  # already reported: its variable is not set
         loc = ".".join(str(p) for p in err["loc"])
         pos = node.field_pos.get(name, node.pos)
-        text = err["msg"].removeprefix("Value error, ")
+        text = redact(err["msg"].removeprefix("Value error, "))
         if err["type"] == "missing":
             msg = f"missing required field '{loc}'"
             pos = node.pos
@@ -96,14 +97,14 @@ def _crash_problem(
     context: dict[str, Any],
 ) -> Problem:
     """A crashed config check as a problem, at the field whose value makes it crash alone."""
-    why = f"{type(exc).__name__}: {exc}"
+    why = redact(f"{type(exc).__name__}: {exc}")
     for key, value in values.items():
         try:
             model.model_validate({key: value}, context=context)
         except ValidationError:
             continue
         except Exception as crash:
-            why = f"{type(crash).__name__}: {crash}"
+            why = redact(f"{type(crash).__name__}: {crash}")
             return Problem(
                 path,
                 node.field_pos.get(key, node.pos),

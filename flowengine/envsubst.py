@@ -1,7 +1,10 @@
-"""``${VAR}`` and ``${VAR:-default}`` substitution from the environment and a ``.env`` file.
+"""``${VAR}`` and ``${VAR:-default}`` substitution from the environment and a ``.env`` file,
+and ``${secret:NAME}`` from the encrypted ``flowengine.secrets`` beside the flow.
 
 Substitution happens when a flow is built, never in the document: saving and exporting keep the
-references, so secrets stay in the environment.
+references, so secrets stay in the environment or the secrets file. A secret is read only when a
+reference asks for it (:mod:`flowengine.secrets`, imported then), so a flow without one never
+needs the key.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from dotenv import dotenv_values
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-# ``$$``, a well-formed reference, or any other ``${`` (which is an error, not literal text).
-_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$]*))?\}|\$\{")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+# ``$$``, ``${secret:NAME}``, a well-formed ``${VAR}``, or any other ``${`` (an error, not text).
+_REF = re.compile(rf"\$\$|\$\{{secret:({_NAME})\}}|\$\{{({_NAME})(?::-([^}}$]*))?\}}|\$\{{")
 
-_WHOLE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}$]*)?\}")
+_WHOLE = re.compile(rf"\$\{{(?:secret:{_NAME}|{_NAME}(?::-[^}}$]*)?)\}}")
 _SCALAR_MAX = 100
 
 
@@ -48,17 +52,27 @@ class BadReference(EnvError):
 
     def __str__(self) -> str:
         return (
-            f"malformed variable reference in {self.text!r}: use ${{NAME}} or "
-            "${NAME:-default} (and $$ for a literal $)"
+            f"malformed variable reference in {self.text!r}: use ${{NAME}}, "
+            "${NAME:-default} or ${secret:NAME} (and $$ for a literal $)"
         )
 
 
-def load_env(flow_path: Path | None) -> dict[str, str]:
-    """The environment for a flow: ``.env`` beside it, overridden by the process environment.
+class FlowEnv(dict[str, str]):
+    """A flow's variables, plus the flow file whose ``flowengine.secrets`` its
+    ``${secret:NAME}`` references read (a plain mapping has no secrets)."""
+
+    def __init__(self, values: Mapping[str, str] | None = None, flow_path: Path | None = None):
+        super().__init__(values or {})
+        self.flow_path = flow_path
+
+
+def load_env(flow_path: Path | None) -> FlowEnv:
+    """The environment for a flow: ``.env`` beside it, overridden by the process environment;
+    its ``${secret:NAME}`` come from ``flowengine.secrets`` beside it.
 
     Raises ``OSError`` or ``UnicodeDecodeError`` when the ``.env`` file cannot be read.
     """
-    env: dict[str, str] = {}
+    env = FlowEnv(flow_path=flow_path)
     if flow_path is not None:
         dotenv = flow_path.parent / ".env"
         if dotenv.is_file():
@@ -69,20 +83,26 @@ def load_env(flow_path: Path | None) -> dict[str, str]:
 
 
 def has_reference(value: Any) -> bool:
-    """True when a string holds a ``${VAR}`` reference."""
-    return isinstance(value, str) and any(m.group(1) for m in _REF.finditer(value))
+    """True when a string holds a ``${VAR}`` or ``${secret:NAME}`` reference."""
+    return isinstance(value, str) and any(m.group(1) or m.group(2) for m in _REF.finditer(value))
 
 
 def substitute(value: Any, env: Mapping[str, str]) -> Any:
-    """Replace references in strings, recursively through lists and mappings (``$$`` is ``$``)."""
+    """Replace references in strings, recursively through lists and mappings (``$$`` is ``$``).
+
+    ``${secret:NAME}`` reads the secrets file of a :class:`FlowEnv`'s flow (see
+    :func:`flowengine.secrets.resolve_secret`: the value is registered for masking in logs).
+    """
     if isinstance(value, str):
         if "$" not in value:
             return value
 
         def repl(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
+            secret, name, default = match.groups()
             if match.group(0) == "$$":
                 return "$"
+            if secret is not None:
+                return _secret(secret, env)
             if name is None:
                 raise BadReference(value)
             if env.get(name):
@@ -101,8 +121,14 @@ def substitute(value: Any, env: Mapping[str, str]) -> Any:
     return value
 
 
+def _secret(name: str, env: Mapping[str, str]) -> str:
+    from flowengine.secrets import resolve_secret  # lazy: only a flow with secrets needs it
+
+    return resolve_secret(name, env.flow_path if isinstance(env, FlowEnv) else None)
+
+
 def is_whole_reference(value: Any) -> bool:
-    """True when a string is one ``${VAR}`` reference and nothing else (``qos: ${QOS:-0}``)."""
+    """True when a string is one reference and nothing else (``qos: ${QOS:-0}``)."""
     return isinstance(value, str) and _WHOLE.fullmatch(value) is not None
 
 

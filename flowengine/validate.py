@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 
 from flowengine.configcheck import build_config
-from flowengine.envsubst import EnvError, load_env, substitute
+from flowengine.envsubst import EnvError, FlowEnv, load_env, substitute
 from flowengine.flowfile import FlowDocument, value_pos
 from flowengine.model import Flow, NodeDef, Target, parse_flow
 from flowengine.node import Node, NodeConfig
@@ -85,7 +85,7 @@ def _read_env(flow: Flow, problems: list[Problem]) -> Mapping[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         dotenv = flow.path.parent / ".env"
         problems.append(Problem(str(dotenv), Pos(1, 1), f"cannot read .env: {exc}"))
-        return dict(os.environ)
+        return FlowEnv(os.environ, flow.path)
 
 
 def _check_names(checked: CheckedFlow, env: Mapping[str, str]) -> None:

@@ -6,8 +6,11 @@ import pytest
 
 from flowengine.envsubst import (
     BadReference,
+    EnvError,
+    FlowEnv,
     MissingVariable,
     has_reference,
+    is_whole_reference,
     load_env,
     substitute,
 )
@@ -51,3 +54,29 @@ def test_empty_value_takes_the_default_like_the_shell():
 def test_malformed_references_are_errors_not_literal_text(text):
     with pytest.raises(BadReference, match="malformed variable reference"):
         substitute(text, {"B": "b"})
+
+
+def test_secret_references_are_references():
+    assert has_reference("${secret:DB_PASSWORD}")
+    assert has_reference("postgresql://u:${secret:DB_PASSWORD}@db/plant")
+    assert is_whole_reference("${secret:PORT}") and not is_whole_reference("x${secret:PORT}")
+    assert substitute("cost $${secret:A}", {}) == "cost ${secret:A}"  # $$ escapes, reads nothing
+
+
+@pytest.mark.parametrize("text", ["${secret:}", "${secret:1A}", "${secret:A:-x}", "${secret A}"])
+def test_malformed_secret_references_are_errors(text):
+    with pytest.raises(BadReference, match=r"or \$\{secret:NAME\}"):
+        substitute(text, {})
+
+
+def test_load_env_knows_its_flow_and_a_plain_mapping_has_no_secrets(tmp_path):
+    env = load_env(tmp_path / "flow.yaml")
+    assert isinstance(env, FlowEnv) and env.flow_path == tmp_path / "flow.yaml"
+    with pytest.raises(EnvError, match="no file, so no secrets file"):
+        substitute("${secret:A}", {"secret:A": "x", "A": "y"})
+
+
+def test_a_flow_without_secret_references_never_opens_the_secrets_file(tmp_path):
+    (tmp_path / "flowengine.secrets").write_text("{damaged")
+    env = load_env(tmp_path / "flow.yaml")
+    assert substitute({"url": "x${HOME:-h}", "n": [1, "$$"]}, env)["n"] == [1, "$"]
