@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from flowengine.compression import decompress
 from flowengine.logs import RateLimiter
 from flowengine.nodes.mqtt.config import MqttParsing
 
@@ -82,8 +83,10 @@ class Parser:
         """Parse one message into ``rows`` (or ``bad``); False when it was unparseable.
 
         Any exception is this payload's alone (a 2,000-deep nesting raises ``RecursionError``,
-        a 5,000-digit number ``ValueError``): it never escapes to restart the source, which
-        would drop what is buffered.
+        a 5,000-digit number ``ValueError``, a corrupt gzip or zstd payload
+        ``CompressionError``): it never escapes to restart the source, which would drop what is
+        buffered. A compressed payload is decoded first (``decompress``), to at most
+        ``max_payload_bytes``.
         """
         try:
             if len(payload) > self.cfg.max_payload_bytes:
@@ -91,7 +94,8 @@ class Parser:
                     f"payload of {len(payload)} bytes exceeds max_payload_bytes "
                     f"({self.cfg.max_payload_bytes})"
                 )
-            data = json.loads(payload)
+            limit = self.cfg.max_payload_bytes
+            data = json.loads(decompress(payload, self.cfg.decompress, limit))
             rows = list(self._readings(topic, data, received))
         except Exception as exc:  # any failure is this payload's: see the docstring
             reason = str(exc) or type(exc).__name__

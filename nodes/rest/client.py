@@ -10,12 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pandas as pd
 
+from flowengine.compression import Codec, CompressionError, Decoder, compress
+from flowengine.extras import LibraryMissing
 from flowengine.nodes.rest.parse import PREVIEW, RecordMap, RestError, parse_response
+
+#: Content-Encoding values decoded here, bounded (httpx decodes the others).
+_CODINGS: dict[str, Literal["gzip", "zstd"]] = {"gzip": "gzip", "zstd": "zstd"}
 
 
 @dataclass(slots=True)
@@ -84,21 +89,47 @@ async def _send(
         return await client.request(method, url, **kwargs)
     sent = client.build_request(method, url, **kwargs)
     streamed = await client.send(sent, stream=True)
-    body = bytearray()
     try:
-        async for chunk in streamed.aiter_bytes():
-            body += chunk
-            if len(body) > max_bytes:
-                raise RestError(
-                    f"{url}: HTTP {streamed.status_code}: response larger than "
-                    f"max_response_bytes ({max_bytes})",
-                    streamed.status_code,
-                    body[:PREVIEW].decode("utf-8", errors="replace"),
-                )
+        body = await _read(streamed, url, max_bytes)
     finally:
         await streamed.aclose()
     headers = [(k, v) for k, v in streamed.headers.items() if k.lower() != "content-encoding"]
     return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=sent)
+
+
+async def _read(streamed: httpx.Response, url: str, max_bytes: int) -> bytearray:
+    """The decoded body, or :class:`RestError` past ``max_bytes`` or when it does not decode.
+
+    gzip and zstd are decoded here, in bounded pieces: httpx's zstd decoder expands each chunk
+    whole, and 64 kB of zstd can hold gigabytes.
+    """
+    encoding = streamed.headers.get("content-encoding", "").strip().lower()
+    coding = _CODINGS.get(encoding)
+    body = bytearray()
+    decoder: Decoder | None = None
+    try:
+        decoder = Decoder(coding, max_bytes) if coding else None
+        async for chunk in streamed.aiter_raw() if decoder else streamed.aiter_bytes():
+            body += b"".join(decoder.feed(chunk)) if decoder else chunk
+            if len(body) > max_bytes:
+                break
+        else:
+            if decoder:
+                decoder.finish()
+    except (CompressionError, httpx.DecodingError, LibraryMissing) as exc:
+        if decoder is None or decoder.size <= max_bytes:
+            raise RestError(
+                f"{url}: HTTP {streamed.status_code}: body does not decode as {encoding}: {exc}",
+                streamed.status_code,
+            ) from None
+    if len(body) > max_bytes or (decoder is not None and decoder.size > max_bytes):
+        raise RestError(
+            f"{url}: HTTP {streamed.status_code}: response larger than "
+            f"max_response_bytes ({max_bytes})",
+            streamed.status_code,
+            body[:PREVIEW].decode("utf-8", errors="replace"),
+        )
+    return body
 
 
 class RestPoller:
@@ -151,25 +182,36 @@ class RestPoller:
 
 
 async def post_frame(
-    client: httpx.AsyncClient, settings: RestSettings, url: str, frame: pd.DataFrame, max_rows: int
+    client: httpx.AsyncClient,
+    settings: RestSettings,
+    url: str,
+    frame: pd.DataFrame,
+    max_rows: int,
+    codec: Codec = "none",
+    level: int | None = None,
 ) -> int:
-    """POST ``frame`` as JSON records in chunks of ``max_rows``; returns the requests made.
+    """POST ``frame`` as JSON records in chunks of ``max_rows``, each body compressed with
+    ``codec`` (and ``Content-Encoding`` set); returns the requests made.
 
     A 4xx, or a 5xx still failing after the retries, raises :class:`RestError`.
     """
+    headers = {"Content-Type": "application/json"}
+    if codec != "none":
+        headers["Content-Encoding"] = codec
     requests = 0
     for start in range(0, len(frame), max_rows):
         chunk = frame.iloc[start : start + max_rows]
         body = chunk.to_json(orient="records", date_format="iso", date_unit="us")
-        response = await request(
-            client,
-            settings,
-            "POST",
-            url,
-            content=body.encode(),
-            headers={"Content-Type": "application/json"},
-        )
+        content = compress(body.encode(), codec, level)
+        response = await request(client, settings, "POST", url, content=content, headers=headers)
         requests += 1
+        if response.status_code == 415 and codec != "none":
+            raise RestError(
+                f"POST {url}: HTTP 415: the server refuses the body; it may not accept "
+                f"Content-Encoding: {codec} (set compression: none)",
+                415,
+                response.text,
+            )
         if response.status_code >= 400:
             raise RestError(
                 f"POST {url}: HTTP {response.status_code}", response.status_code, response.text
