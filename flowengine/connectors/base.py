@@ -40,11 +40,19 @@ class BaseDataConnector(ABC):
         try:
             self._run(self._connect())
         except Exception as exc:
-            log.error("Failed to connect to %s server: %s", self.label, _reason(exc))
+            log.error("Failed to connect to %s: %s", self.target(), self.reason(exc))
             self._active = False
             return False
         self._active = True
         return True
+
+    def target(self) -> str:
+        """What the seed's messages name: "OPC UA server", "Modbus device 10.0.0.5:502"."""
+        return f"{self.label} server"
+
+    def reason(self, exc: BaseException) -> str:
+        """Why a call failed, for the seed's messages ("timeout" for a timeout)."""
+        return _reason(exc)
 
     def read_data(self) -> pd.DataFrame | None:
         """The readings since the last call (or the current values), ``None`` if there are none."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pandas as pd
@@ -11,8 +10,6 @@ from flowengine.connectors.base import BaseDataConnector
 from flowengine.nodes.enip.client import EnipClient, reason
 from flowengine.nodes.enip.config import EnipConfig
 from flowengine.nodes.enip.source import frame_of
-
-log = logging.getLogger("flowengine.connectors")
 
 
 class EtherNetIPConnector(BaseDataConnector):
@@ -33,18 +30,12 @@ class EtherNetIPConnector(BaseDataConnector):
         self.settings = EnipConfig.model_validate(self.config)
         self.client = EnipClient(self.settings)
 
-    def connect(self) -> bool:
-        """Connect; ``False`` and "Failed to connect to EtherNet/IP device HOST:PORT: reason"
-        logged when the device cannot be reached."""
-        try:
-            self._run(self._connect())
-        except Exception as exc:
-            text = reason(exc).removeprefix(f"{self.settings.address}: ")
-            log.error("Failed to connect to EtherNet/IP device %s: %s", self.settings.address, text)
-            self._active = False
-            return False
-        self._active = True
-        return True
+    def target(self) -> str:
+        """ "Failed to connect to EtherNet/IP device HOST:PORT: reason"."""
+        return f"EtherNet/IP device {self.settings.address}"
+
+    def reason(self, exc: BaseException) -> str:
+        return reason(exc).removeprefix(f"{self.settings.address}: ")
 
     async def _connect(self) -> None:
         await self.client.connect()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pandas as pd
@@ -10,8 +9,6 @@ import pandas as pd
 from flowengine.connectors.base import BaseDataConnector
 from flowengine.nodes.s7.client import S7Client
 from flowengine.nodes.s7.config import S7Config
-
-log = logging.getLogger("flowengine.connectors")
 
 
 class S7Connector(BaseDataConnector):
@@ -26,17 +23,9 @@ class S7Connector(BaseDataConnector):
         self.settings = S7Config.model_validate(self.config)
         self.client = S7Client(self.settings)
 
-    def connect(self) -> bool:
-        """Connect; ``False`` and "Failed to connect to S7 PLC HOST:PORT: reason" if not."""
-        try:
-            self._run(self._connect())
-        except Exception as exc:
-            reason = str(exc) or type(exc).__name__
-            log.error("Failed to connect to S7 PLC %s: %s", self.settings.where, reason)
-            self._active = False
-            return False
-        self._active = True
-        return True
+    def target(self) -> str:
+        """ "Failed to connect to S7 PLC HOST:PORT: reason"."""
+        return f"S7 PLC {self.settings.where}"
 
     async def _connect(self) -> None:
         await self.client.connect()
