@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -27,7 +27,7 @@ BROWSERS = "flowengine.browsers"
 #: A lister's reason that already names the server ("127.0.0.1:502: timeout").
 _NAMED = re.compile(r"^\S+:\d+: ")
 
-Lister = Callable[[str, int, float], Awaitable[list[dict[str, Any]]]]
+Lister = Callable[[str, int, float], Coroutine[Any, Any, list[dict[str, Any]]]]
 
 
 def schemes() -> list[str]:

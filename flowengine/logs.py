@@ -97,14 +97,19 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: Any = None) ->
 #: Libraries that log per message or per request at INFO: asyncua one line per publish
 #: response holding the whole response (~450 KB at 10,000 tags: an edge box's disk in hours),
 #: httpx one line per request. Their INFO lines show only with ``--log-level debug``.
-CHATTY_LIBRARIES = ("asyncua", "httpx", "httpcore", "pycomm3", "enip", "cpppo", "pymodbus", "snap7")
+CHATTY_LIBRARIES = ("asyncua", "httpx", "httpcore", "pycomm3", "enip", "cpppo", "snap7")
+#: Libraries that log every failed request at ERROR with frame dumps, which the nodes already
+#: report (rate-limited) as bad quality: held at CRITICAL.
+SHOUTING_LIBRARIES = ("pymodbus",)
 
 
 def quiet_libraries(level: str) -> None:
     """Hold chatty libraries at WARNING unless the user asked for ``debug``."""
-    quiet = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    debug = level.lower() == "debug"
     for name in CHATTY_LIBRARIES:
-        logging.getLogger(name).setLevel(quiet)
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+    for name in SHOUTING_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 class RateLimiter:
