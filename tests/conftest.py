@@ -1,10 +1,28 @@
-"""Shared fixtures: a place for flow files, and the flows shipped in flows/."""
+"""Shared fixtures: a place for flow files, the flows shipped in flows/, and the MQTT broker."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Any]:
+    """The machine's Mosquitto on 127.0.0.1:1883 when it listens (never stopped), else an
+    embedded amqtt broker (MQTT 3.1.1 only); a ``tests.helpers.mqtt.Broker``."""
+    from tests.helpers.mqtt import Broker, start_amqtt
+    from tests.helpers.peers import port_open
+
+    if port_open(1883) and not os.environ.get("FLOWENGINE_TEST_AMQTT"):
+        yield Broker("127.0.0.1", 1883, "mosquitto")
+        return
+    port, loop = start_amqtt()
+    yield Broker("127.0.0.1", port, "amqtt")
+    loop.call_soon_threadsafe(loop.stop)
 
 
 @pytest.fixture

@@ -68,6 +68,20 @@ class FeaturesConfig(NodeConfig):
             raise ValueError(f"size {self.size} must be a multiple of step {self.step}")
         return self
 
+    def featurizer(self) -> Featurizer:
+        """The window state these settings describe: the node's and ``FeatureEngineer``'s."""
+        return Featurizer(
+            parse_duration(self.size),
+            parse_duration(self.step) if self.step else None,
+            self.aggregations,
+            sensors=self.sensors,
+            by=self.by,
+            labels=self.labels,
+            key=self.key,
+            value=self.value,
+            lateness=parse_duration(self.lateness),
+        )
+
 
 class Features(StreamTransform[FeaturesConfig]):
     """Per (line, sensor) windows, emitted as one wide row per line once a window has ended.
@@ -78,15 +92,5 @@ class Features(StreamTransform[FeaturesConfig]):
 
     def __init__(self, config: FeaturesConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
-        cfg = self.config
-        self.stream = Featurizer(
-            parse_duration(cfg.size),
-            parse_duration(cfg.step) if cfg.step else None,
-            cfg.aggregations,
-            sensors=cfg.sensors,
-            by=cfg.by,
-            labels=cfg.labels,
-            key=cfg.key,
-            value=cfg.value,
-            lateness=parse_duration(cfg.lateness),
-        )
+        # the same window state as flowengine.inference.FeatureEngineer for scripts
+        self.stream = self.config.featurizer()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import ValidationInfo, field_validator
 
 from flowengine.node import NodeConfig, Transform, option
@@ -93,6 +94,36 @@ class PredictConfig(NodeConfig):
         return text
 
 
+def limit_threads(threads: int) -> None:
+    """Cap OpenMP threads (process-wide): scikit-learn's tree ensembles use one per core by
+    default, and a one-row batch on a busy box then costs ~50x more than with one thread."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    threadpool_limits(threads, user_api="openmp")
+
+
+def load(path: Path, cfg: PredictConfig) -> ml.LoadedModel:
+    """The model file at ``path`` as ``cfg`` says to read it (features, classes, trust)."""
+    return ml.load_model(path, cfg.features, negative=cfg.negative_class, trusted=cfg.trusted)
+
+
+def score(model: ml.LoadedModel, frame: pd.DataFrame, cfg: PredictConfig) -> pd.DataFrame:
+    """``frame`` with the outputs added: what the node sends and what
+    ``flowengine.inference.DefectPredictionEngine`` returns. A KeyError names missing features."""
+    x = model.matrix(frame)
+    proba = model.probabilities(x)
+    columns: dict[str, Any] = {cfg.output: model.defect_probability(proba)}
+    if cfg.class_column and len(model.classes) > 2:
+        columns[cfg.class_column] = np.asarray(model.classes, dtype=object)[proba.argmax(axis=1)]
+    columns["model_version"] = model.version
+    if cfg.top_features:
+        columns["top_features"] = model.top_features(x, cfg.top_features)
+    if not cfg.keep_features:
+        used = set(model.features)
+        frame = frame[[c for c in frame.columns if c not in used]]
+    return frame.assign(**columns)
+
+
 class Predict(Transform[PredictConfig]):
     """Add `defect_probability` (and `defect_class` for multi-class models), `model_version`
     and `top_features` to each feature row.
@@ -114,22 +145,12 @@ class Predict(Transform[PredictConfig]):
         if not self._path.exists():
             raise FileNotFoundError(f"model file not found: {self._path}")
         self._stamp = self._file_stamp()
-        # scikit-learn's tree ensembles score with OpenMP; with the default of one thread per
-        # core, a one-row batch on a busy box costs ~50x more than with one thread
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-        threadpool_limits(cfg.threads, user_api="openmp")
-        self._model = await asyncio.to_thread(self._load)
+        limit_threads(cfg.threads)
+        self._model = await asyncio.to_thread(load, self._path, cfg)
         self._loading: asyncio.Task[ml.LoadedModel] | None = None
         self._checked = time.monotonic()
         self._every = parse_duration(cfg.check_every) / 1e9
         self.ctx.status(f"model {self._model.version}")
-
-    def _load(self) -> ml.LoadedModel:
-        cfg = self.config
-        return ml.load_model(
-            self._path, cfg.features, negative=cfg.negative_class, trusted=cfg.trusted
-        )
 
     def _file_stamp(self) -> tuple[int, int] | None:
         try:
@@ -159,28 +180,14 @@ class Predict(Transform[PredictConfig]):
         stamp = self._file_stamp()
         if stamp is not None and stamp != self._stamp:
             self._stamp = stamp
-            self._loading = asyncio.get_running_loop().create_task(asyncio.to_thread(self._load))
+            self._loading = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(load, self._path, self.config)
+            )
 
     async def process(self, batch: Batch) -> Result:
         if self.config.reload:
             self._watch()
-        model, cfg = self._model, self.config
-        frame = batch.frame
-        x = model.matrix(frame)  # KeyError naming the missing columns -> error port
-        proba = model.probabilities(x)
-        columns: dict[str, Any] = {cfg.output: model.defect_probability(proba)}
-        if cfg.class_column and len(model.classes) > 2:
-            columns[cfg.class_column] = np.asarray(model.classes, dtype=object)[
-                proba.argmax(axis=1)
-            ]
-        columns["model_version"] = model.version
-        if cfg.top_features:
-            columns["top_features"] = model.top_features(x, cfg.top_features)
-        if not cfg.keep_features:
-            used = set(model.features)
-            keys = [c for c in frame.columns if c not in used]
-            frame = frame[keys]
-        return frame.assign(**columns)
+        return score(self._model, batch.frame, self.config)  # KeyError -> error port
 
     async def close(self) -> None:
         loading = getattr(self, "_loading", None)

@@ -46,8 +46,11 @@ class RESTConnector(BaseDataConnector):
     async def _read(self) -> pd.DataFrame | None:
         assert self.poller is not None  # BaseDataConnector reads only once connected
         frame, errors = await self.poller.poll()
-        for error in errors:
-            log.warning("Could not parse REST response: %s", error)
+        for error in errors:  # the seed's two messages: the server failed, or its payload did
+            if error.status:
+                log.error("Failed to read from REST server: %s", error)
+            else:
+                log.warning("Could not parse REST response: %s", error)
         return frame
 
     async def _disconnect(self) -> None:
