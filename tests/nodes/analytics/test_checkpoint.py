@@ -183,6 +183,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "pivot": {"freq": "1s"},
     "simulate": {"realtime": False, "count": 5},
     "window": {"size": "1s"},
+    "watchdog": {"timeout": "30s"},
 }
 ANALYTICS = sorted(
     name

@@ -175,11 +175,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "python": {"code": "def process(df):\n    return df\n"},
     "rename": {"columns": {"value": "v"}},
     "resample": {"freq": "1s"},
+    "schema": {"columns": {"value": {"dtype": "float"}}},
     "select": {"columns": ["value"]},
     "switch": {"rules": {"hot": "value > 1"}},
 }
 #: Types that keep nothing between batches (python's own globals are the code's business).
-STATELESS = {"change", "compute", "debug", "file", "filter", "python", "rename", "select", "switch"}
+STATELESS = {
+    "change", "compute", "debug", "file", "filter", "python", "rename", "schema", "select", "switch",
+}  # fmt: skip
 BASIC = sorted(
     name
     for name in default_registry().names()
