@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from dotenv import dotenv_values
 from ruamel.yaml import YAML
@@ -26,6 +27,9 @@ _REF = re.compile(rf"\$\$|\$\{{secret:({_NAME})\}}|\$\{{({_NAME})(?::-([^}}$]*))
 
 _WHOLE = re.compile(rf"\$\{{(?:secret:{_NAME}|{_NAME}(?::-[^}}$]*)?)\}}")
 _SCALAR_MAX = 100
+#: Text ending inside a URL's ``user:password`` part (before its ``@``).
+_IN_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@?#]*$")
+_TO_AT = re.compile(r"[^\s/?#@]*@")
 
 
 class EnvError(ValueError):
@@ -102,7 +106,11 @@ def substitute(value: Any, env: Mapping[str, str]) -> Any:
             if match.group(0) == "$$":
                 return "$"
             if secret is not None:
-                return _secret(secret, env)
+                text = _secret(secret, env)
+                in_url = _IN_USERINFO.search(value, 0, match.start())
+                if in_url and _TO_AT.match(value, match.end()):  # ...://user:${secret:PW}@host
+                    text = quote(text, safe="")  # an '@', '/' or '#' must not move the host
+                return text
             if name is None:
                 raise BadReference(value)
             if env.get(name):

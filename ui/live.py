@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from nicegui import ui
 
+from flowengine.logs import redact
 from flowengine.status import OnDisk
 from flowengine.ui.model import wire_key
 from flowengine.ui.views import DiskBadge, StatusView
@@ -128,7 +129,7 @@ def cell(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, pd.Timestamp):
         return value.strftime("%H:%M:%S.%f")[:-3]
-    return str(value)
+    return redact(str(value))  # a secret that reached the data shows as in the logs: ******
 
 
 def table_of(frame: pd.DataFrame, rows: int = TABLE_ROWS) -> tuple[list[dict], list[dict]]:

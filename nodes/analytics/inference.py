@@ -212,7 +212,8 @@ class DefectPredictionEngine:
         return score(self.model, features, self.config.predict)
 
     def predict(self, features: pd.DataFrame | Mapping[str, Any]) -> dict[str, Any]:
-        """The newest feature row's outputs: ``defect_probability``, ``model_version``,
+        """The outputs of the row with the highest ``defect_probability`` (the newest among
+        equal ones) after scoring every row: ``defect_probability``, ``model_version``,
         ``top_features`` (``defect_class`` for multi-class models) and the row's keys such as
         ``timestamp`` and ``line``; ``rows`` says how many rows ``features`` held.
 
@@ -223,9 +224,11 @@ class DefectPredictionEngine:
         cfg = self.config.predict
         if frame.empty:
             return {cfg.output: math.nan, "model_version": self.version, "rows": 0}
-        scored = score(self.model, frame.tail(1), cfg)
+        scored = score(self.model, frame, cfg)  # every window: one read may end several
         used = set(self.model.features)
-        row = scored.iloc[0]
+        # the riskiest row (the newest among equals), so `> threshold` misses no window
+        at = scored[cfg.output].fillna(-1.0).to_numpy()[::-1].argmax()
+        row = scored.iloc[len(scored) - 1 - at]
         out = {str(k): _plain(v) for k, v in row.items() if k not in used}
         out["rows"] = len(frame)
         return out

@@ -23,6 +23,7 @@ RULES = ("null", "dtype", "not_finite", "quality", "unit", "not_number", "below_
 BATCH_RULES = ("missing_column", "unexpected_column")
 
 _NUMBER_TYPES: list[type] = [int, float, *(np.dtype(c).type for c in "bBhHiIlLqQefdg")]
+_INT_TYPES: list[type] = [int, *(np.dtype(c).type for c in "bBhHiIlLqQ")]
 _BOOL_TYPES: list[type] = [bool, np.bool_]
 _STR_TYPES: list[type] = [str, np.str_]
 _TIME_TYPES: list[type] = [pd.Timestamp, dt.datetime, np.datetime64]
@@ -135,7 +136,15 @@ def _check_number(
     with np.errstate(invalid="ignore"):
         fraction = np.isfinite(raw) & ((raw % 1 != 0) | (np.abs(raw) >= _INT_LIMIT))
     bad = bad | fraction | (notnull & np.isinf(raw))
-    return bad, values.where(~bad).astype("Int64") if coerce else None
+    if not coerce:
+        return bad, None
+    cast = values.where(~bad).astype("Int64")
+    ints = _kinds(col, _INT_TYPES) & ~bad if col.dtype == object else None
+    if ints is not None and ints.any():  # integers (64-bit counters) stay exact, not via float
+        cast = cast.astype(object)
+        cast[ints] = col[ints]
+        cast = cast.astype("Int64")
+    return bad, cast
 
 
 def _check_str(col: pd.Series, coerce: bool) -> tuple[np.ndarray, pd.Series | None]:

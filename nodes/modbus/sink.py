@@ -93,12 +93,17 @@ class ModbusOut(Sink[ModbusOutConfig]):
             try:
                 device, f = self._target(sensor, unit)
                 assert f.type is not None
+                if pd.api.types.is_scalar(value) and pd.isna(value):
+                    raise ValueError(f"{value!r} is missing")  # never the text 'None'/'nan'
                 data = encode(value, f.type, device.order(f), f.scale, f.offset, f.length or 1)
                 if written and cfg.pause:
                     await asyncio.sleep(cfg.pause)
                 await self.client.write(f.kind, f.address, data, device.device_id, cfg.write_single)
             except (ValueError, TypeError, DeviceError) as exc:
                 reasons.append((f"{sensor}: {exc}", getattr(exc, "code", 0)))
+                continue
+            except TimeoutError:  # no answer, connection still up: this row only
+                reasons.append((f"{sensor}: timeout", 0))
                 continue
             written += 1
             reasons.append(None)

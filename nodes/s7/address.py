@@ -15,6 +15,7 @@ Spellings (case-insensitive, an optional leading ``%``; see docs/connectors-s7.m
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import struct
@@ -310,12 +311,25 @@ def encode(address: Address, value: Any) -> bytes:
         if abs(number) > limit:
             raise ValueError(f"{value!r} is out of {kind} range")
         return struct.pack(">" + fmt, number)
-    whole = round(number)
+    whole = _whole(value, number)
     bits = TYPES[kind][0] * 8
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if fmt.islower() else (0, 2**bits - 1)
     if not low <= whole <= high:
         raise ValueError(f"{value!r} is out of {kind} range {low}..{high}")
     return struct.pack(">" + fmt, whole)
+
+
+def _whole(value: Any, number: float) -> int:
+    """``value`` as an exact int when it is one (a LINT/ULINT beyond 2**53 must not go
+    through float), else ``number`` rounded."""
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return int(value.strip())
+    return round(number)
 
 
 def to_bool(value: Any) -> bool:
