@@ -174,6 +174,30 @@ def test_repair_refuses_a_file_with_garbage_inside(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("codec", "content"),
+    [
+        ("gzip", b"timestamp,sensor,value\n" + b"2026-01-01,t,1\n" * 1000),  # plain CSV
+        ("zstd", b'{"sensor": "t"}\n'),  # plain JSON lines
+        ("zstd", compress(b"a,b\n", "gzip")),  # another codec's file
+    ],
+)
+def test_repair_of_a_file_that_is_not_of_the_codec_says_so_and_never_advises_truncate(
+    tmp_path: Path, codec: c.Codec, content: bytes
+) -> None:
+    """`compression` turned on for a path that already holds data: "the first 0 bytes are
+    good (truncate -s 0)" would advise erasing it all."""
+    path = tmp_path / "line3.csv"
+    path.write_bytes(content)
+    with pytest.raises(CompressionError) as caught:
+        c.repair(path, codec)
+    message = str(caught.value)
+    assert f"{path} is not a {codec} file" in message
+    assert f"a new path ending in {c.SUFFIX[codec]}" in message
+    assert "truncate" not in message and "first 0 bytes" not in message
+    assert path.read_bytes() == content
+
+
 def test_levels_suffixes_and_library_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     assert c.codec_of("a/b.csv.GZ") == "gzip" and c.codec_of("x.jsonl.zst") == "zstd"
     assert c.codec_of("x.csv") == "none"

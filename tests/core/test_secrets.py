@@ -278,6 +278,32 @@ def test_resolved_values_are_registered_for_masking(tmp_path, key, monkeypatch):
     assert logs.redact(f"sent {VALUE} upstream") == "sent ****** upstream"
 
 
+def test_a_secret_in_a_url_password_is_url_encoded_and_cannot_move_the_host(
+    tmp_path, key, monkeypatch
+):
+    """The documented ``postgresql://writer:${secret:DB_PASSWORD}@db:5432/plant`` with a
+    generated password holding URL-reserved characters must still connect to ``db``."""
+    monkeypatch.setattr(logs, "_secrets", {})
+    password = "K9@evil.example:5432/x#1?%"
+    set_secret(tmp_path / STORE_NAME, "DB_PASSWORD", password)
+    monkeypatch.setenv("PLAIN", password)
+    env = load_env(tmp_path / "f.yaml")
+    url = substitute("postgresql://writer:${secret:DB_PASSWORD}@db:5432/plant", env)
+    parsed = sa.engine.make_url(url)
+    assert (parsed.host, parsed.port, parsed.database) == ("db", 5432, "plant")
+    assert (parsed.username, parsed.password) == ("writer", password)
+    # a user name from the file is userinfo too
+    set_secret(tmp_path / STORE_NAME, "DB_USER", "ops@plant")
+    parsed = sa.engine.make_url(substitute("mysql://${secret:DB_USER}@db/p", env))
+    assert (parsed.username, parsed.host) == ("ops@plant", "db")
+    # untouched: a ${VAR} (the writer may have encoded it), text that is no URL's userinfo
+    assert substitute("postgresql://u:${PLAIN}@db/p", env) == f"postgresql://u:{password}@db/p"
+    assert substitute("pw=${secret:DB_PASSWORD};", env) == f"pw={password};"
+    query = "postgresql://u@db/p?password=${secret:DB_PASSWORD}"
+    assert substitute(query, env) == f"postgresql://u@db/p?password={password}"
+    assert substitute("${secret:DB_PASSWORD}", env) == password
+
+
 def test_list_prints_names_only(tmp_path, env):
     store = tmp_path / STORE_NAME
     for name, value in (("B_TOKEN", VALUE), ("A_PASSWORD", "other-Value-9")):

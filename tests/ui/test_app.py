@@ -17,6 +17,7 @@ from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User, UserInteraction
 from nicegui.testing.user_simulation import user_simulation
 
+from flowengine import logs
 from flowengine.logs import MASK
 from flowengine.node import NodeConfig, Sink
 from flowengine.registry import Registry
@@ -27,10 +28,12 @@ from flowengine.ui.live import (
     ChartPanel,
     DebugPanel,
     Seen,
+    cell,
     chart_points,
     compact,
     fill_views,
     status_views,
+    table_of,
 )
 from tests.helpers.samples import SAMPLE
 from tests.helpers.uiuser import editing, run, storage_in_tmp  # noqa: F401  (autouse fixture)
@@ -322,6 +325,28 @@ def test_chart_points_are_epoch_ms_whatever_the_timestamp_unit() -> None:
     plain = pd.DataFrame({"x": [1, 2]})
     assert chart_points(plain, "x", 10.0) == {"x": [[10000, 1], [10000, 2]]}
     assert chart_points(plain, "missing", 10.0) == {}
+
+
+def test_debug_sidebar_cells_mask_secrets_like_the_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret that reached the data (an inject, a header a `change` node copied) shows in
+    the debug sidebar as it does in the debug node's log line: masked."""
+    monkeypatch.setattr(logs, "_secrets", {})
+    logs.add_secrets(["tok-9f2Kx81"])  # what resolving ${secret:API_TOKEN} registers
+    frame = pd.DataFrame(
+        {
+            "sensor": ["auth", "db", "line"],
+            "value": ["Bearer tok-9f2Kx81", "postgresql://u:Pw0rd-x1@db/p", "tok-9f2Kx81x"],
+            "n": [1.5, 2.0, 3.25],
+        }
+    )
+    _, records = table_of(frame)
+    assert [r["value"] for r in records] == [
+        f"Bearer {MASK}",
+        f"postgresql://u:{MASK}@db/p",
+        "tok-9f2Kx81x",  # another token that merely starts like the secret is data
+    ]
+    assert [r["sensor"] for r in records] == ["auth", "db", "line"] and records[0]["n"] == "1.5"
+    assert cell({"Authorization": "tok-9f2Kx81"}) == f"{{'Authorization': '{MASK}'}}"
 
 
 def test_status_views_colour_state_rate_and_error() -> None:

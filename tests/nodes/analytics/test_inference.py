@@ -96,14 +96,15 @@ def test_feature_engineer_and_engine_equal_the_nodes(per_batch: int) -> None:
     engine = DefectPredictionEngine(MODEL)
     scored = engine.predict_frame(features)
     pd.testing.assert_frame_equal(scored, node_scored, check_dtype=False)
-    newest = engine.predict(features)
-    last = node_scored.iloc[-1]
-    assert newest["defect_probability"] == pytest.approx(last["defect_probability"], abs=1e-12)
-    assert newest["model_version"] == last["model_version"] == engine.version
-    assert newest["top_features"] == last["top_features"]
-    assert newest["timestamp"] == last["timestamp"] and newest["line"] == "3"
-    assert newest["rows"] == len(features)
-    assert not set(engine.features) & set(newest)  # inputs are not echoed back
+    riskiest = engine.predict(features)
+    probability = node_scored["defect_probability"]
+    top = node_scored[probability == probability.max()].iloc[-1]  # the newest among equals
+    assert riskiest["defect_probability"] == pytest.approx(top["defect_probability"], abs=1e-12)
+    assert riskiest["model_version"] == top["model_version"] == engine.version
+    assert riskiest["top_features"] == top["top_features"]
+    assert riskiest["timestamp"] == top["timestamp"] and riskiest["line"] == "3"
+    assert riskiest["rows"] == len(features)
+    assert not set(engine.features) & set(riskiest)  # inputs are not echoed back
 
 
 def test_engine_keeps_the_predict_settings_of_its_config(tmp_path: Path) -> None:
@@ -146,10 +147,30 @@ def test_predict_takes_one_row_as_a_mapping() -> None:
     features = pd.concat([engineer.transform(b) for b in readings(15)], ignore_index=True)
     row = features.iloc[-1][engine.features].to_dict()
     assert engine.predict(row)["defect_probability"] == pytest.approx(
-        engine.predict(features)["defect_probability"], abs=1e-12
+        engine.predict(features.tail(1))["defect_probability"], abs=1e-12
     )
     with pytest.raises(KeyError, match="roll_force_std"):
         engine.predict(features.drop(columns=["roll_force_std"]))
+
+
+def test_predict_scores_every_row_a_read_ended_and_returns_the_riskiest() -> None:
+    """One read can end several windows (the loop drifted past the step, two lines in one
+    frame): a window above the threshold followed by calmer ones must still make the seed's
+    `predictions["defect_probability"] > threshold` alert, with that window's own keys."""
+    engine = DefectPredictionEngine(MODEL)
+    engineer = engine.feature_engineer()
+    features = pd.concat([engineer.transform(b) for b in readings(60)], ignore_index=True)
+    p = engine.predict_frame(features)["defect_probability"].to_numpy()
+    i = next(i for i in range(len(p) - 2) if p[i] > engine.threshold > max(p[i + 1], p[i + 2]))
+    one_read = features.iloc[[i, i + 1, i + 2]]
+    out = engine.predict(one_read)
+    assert out["defect_probability"] == pytest.approx(p[i], abs=1e-12)
+    assert out["defect_probability"] > engine.threshold
+    assert out["timestamp"] == features["timestamp"].iloc[i] and out["rows"] == 3
+    # equal probabilities: the newest row wins, so a steady alert carries the latest time
+    later = features["timestamp"].iloc[i] + pd.Timedelta(1, "h")
+    twice = features.iloc[[i, i]].assign(timestamp=[features["timestamp"].iloc[i], later])
+    assert engine.predict(twice)["timestamp"] == later
 
 
 def test_nothing_read_yet_is_no_rows_not_an_error() -> None:

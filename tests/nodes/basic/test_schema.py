@@ -238,6 +238,17 @@ def test_types(dtype: str, values: list[Any], bad: list[Any], cast: list[Any]) -
     assert result.frame("ok")["x"].tolist() == cast
 
 
+def test_int_keeps_64_bit_integers_exact() -> None:
+    """modbus_in keeps a uint64 counter past 2**53 exact in an object column; casting it
+    through float64 would send 2**60 for a read of 2**60 + 1."""
+    values = [2**60 + 1, -(2**62) - 3, np.int64(2**53 + 1), np.uint64(2**62 + 5), 1234.5, "7"]
+    frame = pd.DataFrame({"sensor": list("abcdef"), "value": pd.Series(values, dtype=object)})
+    result = check([frame], columns={"value": "int"})
+    ok = result.frame("ok")
+    assert ok["value"].tolist() == [2**60 + 1, -(2**62) - 3, 2**53 + 1, 2**62 + 5, 7]
+    assert rules(result) == ["value 1234.5 in column value is not int"]
+
+
 def test_columns_of_the_right_type_pass_untouched() -> None:
     frame = pd.DataFrame(
         {

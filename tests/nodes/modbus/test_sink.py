@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+from typing import Any
+
+import pandas as pd
 import pytest
 
+from flowengine.node import Done, NodeConfig, Source
 from flowengine.testing import run_flow
 from tests.helpers.peers import free_port
 
@@ -110,6 +116,94 @@ def test_sink_refuses_rows_it_cannot_write_and_writes_the_rest(device: ModbusDev
     assert bad["exception_code"].tolist() == [0, 0, 0, 2, 0]
     assert result.stats("out")["errors"] == 5 and result.stats("out")["counters"]["writes"] == 1
     assert wire_value(device.get("holding", 150, 1), "int16", "ABCD") == -300
+
+
+class ObjectRows(Source[NodeConfig]):
+    """One batch whose value column holds Python objects (None, NaN, text) as they are."""
+
+    frame: pd.DataFrame
+
+    async def read(self) -> pd.DataFrame:
+        if self.frame.empty:
+            raise Done
+        frame, self.frame = self.frame, self.frame.iloc[:0]
+        return frame
+
+
+def test_a_missing_value_goes_to_error_never_written_as_text(device: ModbusDevice) -> None:
+    """None/NaN (a row whose value was never read) must not reach a string field as the text
+    'None'/'nan', nor a number field as anything: each such row to `error`, the rest written."""
+    device.set("holding", 160, [0x4142, 0, 0, 7])  # "AB" and a setpoint of 7 already there
+    fields = [
+        {"name": "label", "address": 160, "type": "string", "length": 3, "writable": True},
+        {"name": "sp", "address": 163, "type": "uint16", "writable": True},
+    ]
+    values = pd.Series([None, math.nan, None, math.nan, "ok"], dtype=object)
+    ObjectRows.frame = pd.DataFrame({"sensor": ["label", "label", "sp", "sp", "label"]})
+    ObjectRows.frame["value"] = values
+    flow = {
+        "src": {"type": "rows", "wires": ["out"]},
+        "out": {
+            "type": "modbus_out",
+            "host": "127.0.0.1",
+            "port": device.port,
+            "devices": [{"fields": fields}],
+            "wires": {"error": ["bad"]},
+        },
+        "bad": {"type": "capture"},
+    }
+    result = run_flow(flow, types={"rows": ObjectRows})
+    bad = result.frame("bad")
+    assert bad["sensor"].tolist() == ["label", "label", "sp", "sp"]
+    assert bad["error"].tolist()[:2] == ["label: None is missing", "label: nan is missing"]
+    assert all(reason.endswith(" is missing") for reason in bad["error"])
+    assert result.stats("out")["counters"]["writes"] == 1
+    assert device.get("holding", 160, 4) == [ord("o") << 8 | ord("k"), 0, 0, 7]
+
+
+class SlowWrites(ModbusDevice):
+    """A device (unit 1) that answers writes to holding registers from ``slow_holding`` on only
+    after ``delay`` seconds, with the connection up: a slow unit behind a gateway."""
+
+    slow_holding = 10
+
+    async def _action(self, fc: int, start: int, address: int, *rest: Any) -> None:
+        if fc in (6, 16) and address >= self.slow_holding:
+            await asyncio.sleep(self.delay)
+        await super()._action(fc, start, address, *rest)
+
+
+def test_a_write_that_times_out_fails_its_row_only() -> None:
+    """Rows before the unanswered write are written and not reported; rows after it are tried."""
+    device = SlowWrites(free_port(), delay=60.0).start()
+    try:
+        fields = [
+            {"name": n, "address": a, "writable": True}
+            for n, a in (("a", 0), ("slow", 10), ("c", 5), ("d", 6))
+        ]
+        rows = [{"sensor": n, "value": v} for n, v in (("a", 1), ("slow", 2), ("c", 3), ("d", 4))]
+        flow = {
+            "src": {"type": "inject", "rows": rows, "wires": ["out"]},
+            "out": {
+                "type": "modbus_out",
+                "host": "127.0.0.1",
+                "port": device.port,
+                "timeout": 1.0,  # the other writes answer at once; this one never
+                "retries": 0,
+                "devices": [{"fields": fields}],
+                "wires": {"error": ["bad"]},
+            },
+            "bad": {"type": "capture"},
+        }
+        result = run_flow(flow)
+        bad = result.frame("bad")
+        assert bad["sensor"].tolist() == ["slow"]
+        assert bad["error"].tolist() == ["slow: timeout"]
+        assert bad["exception_code"].tolist() == [0]
+        assert result.stats("out")["counters"]["writes"] == 3
+        assert device.get("holding", 0, 1) == [1] and device.get("holding", 5, 2) == [3, 4]
+    finally:
+        device.close()
 
 
 def test_two_devices_with_one_sensor_name_need_the_device_column(device: ModbusDevice) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from flowengine.nodes.s7.address import decode, encode, parse_address
@@ -115,6 +116,31 @@ def test_values_round_trip_through_bytes(text: str, declared: str | None, value:
     a = parse_address(text, declared)
     data = encode(a, value)
     assert len(data) == a.size and decode(a, data) == value
+
+
+@pytest.mark.parametrize(
+    ("declared", "value", "want"),
+    [
+        ("LINT", 2**53 + 1, 2**53 + 1),  # the first integer a float cannot hold
+        ("LINT", 2**63 - 1, 2**63 - 1),  # float() makes it 2**63: refused though it fits
+        ("LINT", -(2**63) + 1, -(2**63) + 1),
+        ("LINT", np.int64(2**62 + 3), 2**62 + 3),  # as a pandas column holds it
+        ("LINT", " 9007199254740993 ", 2**53 + 1),  # text from a payload
+        ("ULINT", 2**64 - 1, 2**64 - 1),
+        ("ULINT", np.uint64(2**64 - 2), 2**64 - 2),
+        ("LWORD", 0x0123456789ABCDEF, 0x0123456789ABCDEF),
+        ("LINT", 2.6, 3),  # a float is still rounded, as for the shorter types
+    ],
+)
+def test_64_bit_integers_are_written_exactly(declared: str, value: object, want: int) -> None:
+    a = parse_address("DB1.DBB0", declared)
+    assert decode(a, encode(a, value)) == want
+
+
+@pytest.mark.parametrize(("declared", "value"), [("LINT", 2**63), ("ULINT", 2**64), ("ULINT", -1)])
+def test_64_bit_integers_one_past_the_range_are_refused(declared: str, value: int) -> None:
+    with pytest.raises(ValueError, match=f"is out of {declared} range"):
+        encode(parse_address("DB1.DBB0", declared), value)
 
 
 @pytest.mark.parametrize(
