@@ -189,6 +189,14 @@ def repair(path: Path, codec: Codec) -> int:
     silently."""
     if codec == "none" or not path.exists():
         return 0
+    with path.open("rb") as stream:
+        head = stream.read(len(MAGIC[codec]))
+    if head and not MAGIC[codec].startswith(head):  # not even a cut-off member of ours
+        raise CompressionError(
+            f"{path} is not a {codec} file (it was written uncompressed, or by "
+            f"something else): leave it as it is and give the sink a new path ending "
+            f"in {SUFFIX[codec]}, or move the file away"
+        )
     decoder = Decoder(codec)
     with path.open("rb") as stream:
         try:
@@ -196,14 +204,6 @@ def repair(path: Path, codec: Codec) -> int:
                 for _ in decoder.feed(chunk):
                     pass  # only the member boundaries matter
         except CompressionError as exc:
-            with path.open("rb") as head:
-                ours = detect(head.read(4)) == codec
-            if not ours:  # no member of ours at its start: never advise `truncate -s 0`
-                raise CompressionError(
-                    f"{path} is not a {codec} file (it was written uncompressed, or by "
-                    f"something else): leave it as it is and give the sink a new path ending "
-                    f"in {SUFFIX[codec]}, or move the file away"
-                ) from None
             raise CompressionError(
                 f"{path}: {exc}; the first {decoder.complete} bytes are good "
                 f"(keep them: truncate -s {decoder.complete} '{path}'), or move the file away"

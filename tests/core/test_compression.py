@@ -215,3 +215,19 @@ def test_levels_suffixes_and_library_checks(monkeypatch: pytest.MonkeyPatch) -> 
         c.check_codec("zstd")
     assert c.check_codec("gzip") == "gzip"
     assert decompress(compress(b"x", "gzip")) == b"x"  # gzip needs nothing
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_a_one_byte_plain_file_is_refused_not_cut(tmp_path: Path, codec: str) -> None:
+    path = tmp_path / "tiny"
+    path.write_bytes(b"x")  # shorter than any magic number, and not the start of one
+    with pytest.raises(CompressionError, match=f"is not a {codec} file"):
+        c.repair(path, codec)  # type: ignore[arg-type]
+    assert path.read_bytes() == b"x"
+
+
+def test_a_member_cut_inside_its_magic_number_is_trimmed(tmp_path: Path) -> None:
+    path = tmp_path / "cut.gz"
+    path.write_bytes(gzip.compress(b"a,b\n1,2\n") + b"\x1f")  # a crash after one byte
+    assert c.repair(path, "gzip") == 1
+    assert gzip.decompress(path.read_bytes()) == b"a,b\n1,2\n"
