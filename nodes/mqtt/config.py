@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from flowengine.compression import check_codec
 from flowengine.node import option
 from flowengine.sqlurl import split_host_port
 from flowengine.types import NonFinite
@@ -19,12 +20,48 @@ from flowengine.types import NonFinite
 #: What a source does with NaN, +/-Infinity or an overflowing number (see ``non_finite``).
 
 
+def broker_entry(value: str) -> tuple[str, int | None]:
+    """``(host, port or None)`` of a ``broker_host`` list entry: ``host``, ``host:port``,
+    ``[v6]:port`` or a bare IPv6 address."""
+    bare = value.strip().removeprefix("[").removesuffix("]")
+    try:
+        ipaddress.IPv6Address(bare)
+    except ValueError:
+        pass
+    else:
+        return bare, None
+    if "://" in value:
+        raise ValueError(f"'{value}': give host or host:port (no scheme)")
+    return split_host_port(value)
+
+
+def check_broker_list(hosts: list[str]) -> list[str]:
+    """A non-empty list of distinct brokers; a bad entry is named by its index."""
+    if not hosts:
+        raise ValueError("list at least one broker (the primary first)")
+    seen: list[tuple[str, int | None]] = []
+    for i, host in enumerate(hosts):
+        try:
+            entry = broker_entry(host)
+        except ValueError as exc:
+            raise ValueError(f"entry [{i}]: {exc}") from None
+        if entry in seen:
+            raise ValueError(f"entry [{i}]: '{host}' is listed twice")
+        seen.append(entry)
+    return [h.strip() for h in hosts]
+
+
 class MqttConnection(BaseModel):
     """Broker connection settings shared by ``mqtt_in`` and ``mqtt_out`` (seed keys kept)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    broker_host: str = option("127.0.0.1", description="Broker host name or address.")
+    broker_host: str | list[str] = option(
+        "127.0.0.1",
+        description="Broker host name or address, or a list: the primary first, then backups "
+        "to fail over to, each `host` or `host:port` (see `failback_interval`).",
+        examples=["mqtt.plant.local", ["mqtt-a.plant.local", "mqtt-b.plant.local:1884"]],
+    )
     broker_port: int = option(1883, ge=1, le=65535, description="Broker port (8883 for TLS).")
     username: str | None = option(None, description="User name, if the broker wants one.")
     password: str | None = option(None, secret=True, description="Password for `username`.")
@@ -48,12 +85,22 @@ class MqttConnection(BaseModel):
         False, advanced=True, description="Skip host name checks (test rigs only)."
     )
     connect_timeout: float = option(10.0, gt=0, advanced=True, description="Seconds for CONNACK.")
+    failback_interval: float = option(
+        30.0,
+        ge=0,
+        advanced=True,
+        description="With several `broker_host`s: seconds between checks whether the primary "
+        "is back while a backup serves (then the connection moves back); 0 stays on the backup.",
+    )
 
     @field_validator("broker_host")
     @classmethod
-    def _host(cls, value: str) -> str:
+    def _host(cls, value: str | list[str]) -> str | list[str]:
         """A host name or address (a bare IPv6 address too, as paho takes it); the port goes
-        in ``broker_port``, so ``broker:1883`` or ``mqtt://broker`` fail at validation."""
+        in ``broker_port``, so ``broker:1883`` or ``mqtt://broker`` fail at validation. A list
+        entry may carry its port (``host:port``, ``[::1]:1884``); a bad one is named by index."""
+        if isinstance(value, list):
+            return check_broker_list(value)
         bare = value.strip().removeprefix("[").removesuffix("]")
         try:
             ipaddress.IPv6Address(bare)
@@ -67,6 +114,13 @@ class MqttConnection(BaseModel):
         if port is not None:
             raise ValueError(f"'{value}': put the port in broker_port, not in broker_host")
         return host
+
+    def brokers(self, port: int | None = None) -> list[tuple[str, int]]:
+        """``(host, port)`` of each broker, the primary first (``broker_port`` by default)."""
+        if isinstance(self.broker_host, str):
+            return [(self.broker_host, port or self.broker_port)]
+        entries = [broker_entry(h) for h in self.broker_host]
+        return [(h, p or port or self.broker_port) for h, p in entries]
 
     @field_validator("protocol", mode="before")
     @classmethod
@@ -118,6 +172,17 @@ class MqttParsing(BaseModel):
         advanced=True,
         description="Larger payloads are not parsed: they go to the error port (a preview).",
     )
+    decompress: Literal["auto", "none", "gzip", "zstd"] = option(
+        "auto",
+        description="`auto`: a payload starting with the gzip (1f8b) or zstd (28b52ffd) magic "
+        "number is decompressed first (as `mqtt_out` with `compression` sends it), others are "
+        "read as they are; a named codec requires it. At most `max_payload_bytes` decoded.",
+    )
+
+    @field_validator("decompress")
+    @classmethod
+    def _decompress(cls, value: str) -> str:
+        return check_codec(value)  # zstd needs flowengine[zstd]
 
     @field_validator("sensor_from")
     @classmethod

@@ -13,6 +13,7 @@ from flowengine.node import option
 from flowengine.nodes.mqtt.client import MqttClient
 from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
 from flowengine.nodes.mqtt.handoff import Lost
+from flowengine.nodes.mqtt.link import endpoints_of
 from flowengine.nodes.mqtt.parse import Parser, log_bad
 
 #: The name the seed's messages have always been logged under.
@@ -27,7 +28,13 @@ class MQTTConfig(MqttConnection, MqttParsing):
 
 
 class MQTTConnector(BaseDataConnector):
-    """Subscribes in the background; ``read_data`` returns the messages since the last call."""
+    """Subscribes in the background; ``read_data`` returns the messages since the last call.
+
+    With several ``broker_host``s, a lost connection is failed over to the next broker that
+    answers (by ``read_data``; the messages received before go out first), and the primary
+    serves again once it is back; ``active_server`` names the broker that serves and
+    ``failovers`` counts the switches to a backup.
+    """
 
     label = "MQTT"
 
@@ -37,24 +44,57 @@ class MQTTConnector(BaseDataConnector):
         self._mqtt: MqttClient | None = None
         self._parser = Parser(self.settings, self.name)
         self._limiter = RateLimiter(5.0)
+        self.endpoints = endpoints_of(self.settings, log)
+        self._lost = False
+
+    @property
+    def active_server(self) -> str:
+        """The broker that serves (or served last), with its role when there are several."""
+        return self.endpoints.label()
+
+    @property
+    def failovers(self) -> int:
+        """Switches to a backup so far."""
+        return self.endpoints.failovers
 
     async def _connect(self) -> None:
         cfg = self.settings
-        self._mqtt = MqttClient(cfg)
+        self._mqtt = MqttClient(cfg, endpoints=self.endpoints)
         await self._mqtt.connect([(t, cfg.qos) for t in cfg.filters()], cfg.buffer)
+        self._lost = False
 
     async def _read(self) -> pd.DataFrame | None:
-        assert self._mqtt is not None and self._mqtt.handoff is not None
+        if self._mqtt is None:  # no broker answered the last failover: try again
+            await self._fail_over()
+            if self._mqtt is None:
+                return None
+        assert self._mqtt.handoff is not None
         for item in self._mqtt.handoff.take():
             if isinstance(item, Lost):
                 log.error("%s", item.reason)
-                self._active = False
+                self._lost = True
                 continue
             self._parser.add(*item)
         bad = self._parser.take_bad()
         if bad is not None:
             log_bad(self._limiter, log, bad)
-        return self._parser.take_rows()
+        rows = self._parser.take_rows()
+        if self._lost:
+            await self._fail_over()
+        return rows
+
+    async def _fail_over(self) -> None:
+        """One broker: not connected until ``connect`` (the seed's way). Several: connect to
+        the next that answers now; if none does, the next ``read_data`` tries again."""
+        if not self.endpoints.several:
+            self._active = False
+            return
+        await self._disconnect()
+        try:
+            await self._connect()
+        except ConnectionError as exc:
+            log.error("%s", exc)
+            await self._disconnect()
 
     async def _disconnect(self) -> None:
         if self._mqtt is not None:

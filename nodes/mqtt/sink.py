@@ -15,6 +15,7 @@ from flowengine.compression import Codec, check_codec, check_level, compress
 from flowengine.node import NodeConfig, Sink, option
 from flowengine.nodes.mqtt.client import MqttClient
 from flowengine.nodes.mqtt.config import MqttConnection
+from flowengine.nodes.mqtt.link import endpoints_of
 from flowengine.types import Batch
 
 
@@ -77,11 +78,14 @@ class MqttOut(Sink[MqttOutConfig]):
     """Publish rows or batches as JSON (timestamps as ISO 8601); with QoS 1/2 a batch counts as
     written only when the broker has acknowledged every message of it."""
 
+    io = True  # replaced by a feeder/capture in `flowengine test`
     requires = (("paho.mqtt.client", "mqtt"),)
     client: MqttClient | None = None
 
     async def start(self) -> None:
-        self.client = MqttClient(self.config, reconnect=True)  # no runtime restart for sinks
+        endpoints = endpoints_of(self.config, self.ctx.log, self.ctx.count)
+        # no runtime restart for sinks: paho reconnects, failing over between the brokers
+        self.client = MqttClient(self.config, reconnect=True, endpoints=endpoints)
         await self.client.connect()
 
     def _messages(self, frame: pd.DataFrame) -> list[tuple[str, str | bytes]]:
@@ -128,7 +132,7 @@ class MqttOut(Sink[MqttOutConfig]):
             on_wait=on_wait,
         )
         if waited:
-            self.ctx.status("reconnected", "ok")
+            self.ctx.status(f"reconnected to {self.client.endpoints.label()}", "ok")
         self.ctx.count("published", sent)
 
     async def close(self) -> None:

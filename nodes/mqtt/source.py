@@ -7,11 +7,13 @@ from collections import deque
 
 import pandas as pd
 
+from flowengine.failover import Endpoints
 from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
 from flowengine.nodes.mqtt.client import MqttClient
 from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
 from flowengine.nodes.mqtt.handoff import Lost
+from flowengine.nodes.mqtt.link import endpoints_of
 from flowengine.nodes.mqtt.parse import Parser, log_bad
 from flowengine.types import Batch
 
@@ -53,8 +55,11 @@ class MqttIn(Source[MqttInConfig]):
     published meanwhile) instead of losing them.
     """
 
+    io = True  # replaced by a feeder/capture in `flowengine test`
     requires = (("paho.mqtt.client", "mqtt"),)
     client: MqttClient | None = None
+    #: The brokers, kept across reconnects (which one was lost); shows the one that serves.
+    endpoints: Endpoints | None = None
     parser: Parser
     limiter: RateLimiter
     #: Per message taken, in order: the rows taken so far up to and including it.
@@ -67,7 +72,10 @@ class MqttIn(Source[MqttInConfig]):
         self._marks, self._taken, self._sent = deque(), 0, 0
         # confirmations wait for the journal only when there is one; else paho confirms on
         # receipt (holding them longer would stall: brokers allow ~20 unconfirmed messages)
-        self.client = client = MqttClient(cfg, manual_ack=self.ctx.journaled and cfg.qos > 0)
+        if self.endpoints is None:
+            self.endpoints = endpoints_of(cfg, self.ctx.log, self.ctx.count, self._show)
+        manual_ack = self.ctx.journaled and cfg.qos > 0
+        self.client = client = MqttClient(cfg, manual_ack=manual_ack, endpoints=self.endpoints)
         self.parser = Parser(cfg, self.ctx.node_id)
         self.limiter = RateLimiter(5.0)
         await client.connect([(t, cfg.qos) for t in cfg.filters()], cfg.buffer)
@@ -79,7 +87,7 @@ class MqttIn(Source[MqttInConfig]):
         assert self.client is not None  # the runtime calls start first
         handoff = self.client.handoff
         assert handoff is not None
-        self.ctx.status(f"subscribed to {', '.join(cfg.filters())}")
+        self._show()
         first: float | None = None
         while True:
             due = min(cfg.batch_interval, cfg.linger)
@@ -109,6 +117,13 @@ class MqttIn(Source[MqttInConfig]):
                 first = None
             if lost:
                 raise ConnectionError(lost.reason)
+
+    def _show(self) -> None:
+        """Status: the topic filters, and with several brokers the one that serves."""
+        text = f"subscribed to {', '.join(self.config.filters())}"
+        if self.endpoints is not None and self.endpoints.several:
+            text += f" at {self.endpoints.label()}"
+        self.ctx.status(text)
 
     def _take(self, item: tuple[str, bytes, int]) -> None:
         """Parse one message and remember how many rows were taken up to it (for its ack)."""

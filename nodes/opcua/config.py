@@ -39,6 +39,22 @@ def check_server_url(url: str) -> str:
     return url
 
 
+def check_server_urls(value: str | list[str]) -> str | list[str]:
+    """One URL, or a non-empty list of distinct ones; a bad entry is named by its index."""
+    if isinstance(value, str):
+        return check_server_url(value)
+    if not value:
+        raise ValueError("list at least one server (the primary first)")
+    for i, url in enumerate(value):
+        try:
+            check_server_url(url)
+        except ValueError as exc:
+            raise ValueError(f"entry [{i}]: {exc}") from None
+        if url in value[:i]:
+            raise ValueError(f"entry [{i}]: '{mask_url_password(url)}' is listed twice")
+    return value
+
+
 class Deadband(BaseModel):
     """Report a change only when it exceeds ``value`` (absolute units, or percent of EURange)."""
 
@@ -68,11 +84,22 @@ class OpcuaConnection(BaseModel):
     """How to reach the server: the seed's keys plus security (shared by source and sink)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    server_url: str = option(description="Endpoint URL.", examples=["opc.tcp://plc:4840"])
+    server_url: str | list[str] = option(
+        description="Endpoint URL, or a list: the primary first, then backups to fail over to "
+        "(see `failback_interval`).",
+        examples=["opc.tcp://plc:4840", ["opc.tcp://plc-a:4840", "opc.tcp://plc-b:4840"]],
+    )
     username: str | None = option(None, description="User name; anonymous when empty.")
     password: str | None = option(None, secret=True, description="Password of `username`.")
     security: Security | None = option(None, description="Basic256Sha256 Sign/SignAndEncrypt.")
     timeout: float = option(4.0, gt=0, advanced=True, description="Seconds per request.")
+    failback_interval: float = option(
+        30.0,
+        ge=0,
+        advanced=True,
+        description="With several `server_url`s: seconds between checks whether the primary "
+        "is back while a backup serves (then the connection moves back); 0 stays on the backup.",
+    )
     nodes: list[str] | dict[str, str] = option(
         default_factory=list,
         description="Node ids or browse paths; a mapping `node_id: name` names them.",
@@ -80,8 +107,12 @@ class OpcuaConnection(BaseModel):
 
     @field_validator("server_url")
     @classmethod
-    def _server_url(cls, value: str) -> str:
-        return check_server_url(value)
+    def _server_url(cls, value: str | list[str]) -> str | list[str]:
+        return check_server_urls(value)
+
+    def servers(self) -> list[str]:
+        """``server_url`` as a list: the primary first."""
+        return [self.server_url] if isinstance(self.server_url, str) else list(self.server_url)
 
 
 class OpcuaConfig(OpcuaConnection):

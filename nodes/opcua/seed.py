@@ -16,7 +16,12 @@ log = logging.getLogger("flowengine.connectors")
 
 class OPCUAConnector(BaseDataConnector):
     """The seed's OPC UA connector: ``read_data`` polls every node in one request (or, with
-    ``mode: subscription``, returns what arrived since the last call)."""
+    ``mode: subscription``, returns what arrived since the last call).
+
+    With several ``server_url``s, ``read_data`` connects to the next server that answers when
+    the connection is lost and moves back to the primary once it is back; ``active_server``
+    names the one that serves and ``failovers`` counts the switches to a backup.
+    """
 
     label = "OPC UA"
 
@@ -25,13 +30,27 @@ class OPCUAConnector(BaseDataConnector):
         self.settings = OpcuaConfig.model_validate(self.config)
         self.client = OpcuaClient(self.settings)
 
+    @property
+    def active_server(self) -> str:
+        """The server that serves (or served last), with its role when there are several."""
+        return self.client.endpoints.label()
+
+    @property
+    def failovers(self) -> int:
+        """Switches to a backup so far."""
+        return self.client.endpoints.failovers
+
     async def _connect(self) -> None:
-        await self.client.connect()
-        if self.settings.mode == "subscription":
-            await self.client.subscribe()
+        await self.client.connect(subscribe=self.settings.mode == "subscription")
 
     async def _read(self) -> pd.DataFrame | None:
-        if self.settings.mode == "subscription":
+        subscribe, client = self.settings.mode == "subscription", self.client
+        if client.endpoints.several:
+            if client.gone and not client.buffer:
+                await client.connect(subscribe=subscribe)  # fail over
+            else:
+                await client.failback(subscribe=subscribe)
+        if subscribe:
             frames = await self.client.take(0)
         else:
             frames = await self.client.read()

@@ -29,25 +29,38 @@ class OpcuaIn(Source[OpcuaInConfig]):
     (good/uncertain/bad), status_code, source and node_id. A lost connection raises, so the
     runtime shows `retrying` and reconnects (and resubscribes) with backoff. A bad value or
     timestamp is judged per reading (see `non_finite`): it never fails the read.
+
+    With several `server_url`s the reconnect goes to the first other server that answers,
+    and while a backup serves the primary is tried every `failback_interval` (see
+    docs/connectors-opcua.md, Failover); the status names the server that serves.
     """
 
+    io = True  # replaced by a feeder/capture in `flowengine test`
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("asyncua", "opcua"),)
     client: OpcuaClient | None = None
     _due: float = 0.0
     limiter: RateLimiter
 
+    _shown = 0
+
     async def start(self) -> None:
         self.limiter = RateLimiter(5.0)
-        self.client = OpcuaClient(self.config, logger=self.ctx.log, count=self.ctx.count)
-        await self.client.connect()
-        if self.config.mode == "subscription":
-            await self.client.subscribe()
+        if self.client is None:  # kept across reconnects: which server was lost, values held
+            self.client = OpcuaClient(self.config, logger=self.ctx.log, count=self.ctx.count)
+        await self.client.connect(subscribe=self.config.mode == "subscription")
         self._due = time.monotonic()
         self.ctx.status(f"{len(self.client.nodes)} nodes, {self.config.mode}")
 
     async def read(self) -> Result:
         assert self.client is not None  # the runtime calls start first
         cfg = self.config
+        endpoints = self.client.endpoints
+        if endpoints.several:
+            await self.client.failback(subscribe=cfg.mode == "subscription")
+            if self._shown != endpoints.connects:
+                self._shown = endpoints.connects
+                nodes = f"{len(self.client.nodes)} nodes, {cfg.mode}"
+                self.ctx.status(f"{nodes}, connected to {endpoints.label()}")
         if cfg.mode == "subscription":
             frames = await self.client.take(cfg.batch_interval)
             return None if frames is None else self._result(frames)
@@ -79,4 +92,3 @@ class OpcuaIn(Source[OpcuaInConfig]):
     async def close(self) -> None:
         if self.client is not None:
             await self.client.close()
-            self.client = None
