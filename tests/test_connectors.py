@@ -85,6 +85,7 @@ class TestOPCUAConnector:
         assert frame["value"].tolist() == [1200.0, 20.0, 900.0]
         assert frame["timestamp"].iloc[2] == SOURCE_TIME  # the server's source timestamp
         assert (frame["quality"] == "good").all()
+        assert set(frame["source"]) == {"OPCUAConnector"}  # the seed: the connector's name
         assert second is not None and second["value"].tolist() == [1200.0, 20.0, 900.0]
 
     def test_named_nodes_name_the_sensor_column(self, ua_server: Any) -> None:

@@ -58,7 +58,7 @@ class OPCUAConnector(BaseDataConnector):
             return None
         if frames.errors is not None:  # non_finite: error; the seed's API has no error port
             log.warning("%d non-finite value(s) left out", len(frames.errors))
-        return frames.rows
+        return frames.rows.assign(source=self.name)  # the seed: the connector's name
 
     async def _disconnect(self) -> None:
         await self.client.close()
