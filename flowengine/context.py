@@ -1,15 +1,31 @@
-"""The small object a node gets from the runtime: send, status, logger, counters."""
+"""The small object a node gets from the runtime: send, status, logger, counters, clock."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
+from flowengine.clock import SYSTEM_CLOCK, Clock
 from flowengine.status import NodeStats
-from flowengine.types import NodeState, Result
+from flowengine.types import Batch, NodeState, Result
+
+if TYPE_CHECKING:
+    from flowengine.inbox import Wire
 
 Sender = Callable[[Result, str], Awaitable[None]]
+
+
+class Observer(Protocol):
+    """Sees what every node sends and every error it reports (a test harness: see
+    :mod:`flowengine.harness`); the runtime calls it only when one is set."""
+
+    def sent(self, node_id: str, port: str, batch: Batch, wires: Sequence[Wire]) -> None:
+        """``node_id`` sent ``batch`` on ``port`` onto ``wires`` (none: the port is unwired)."""
+
+    def failed(self, node_id: str, message: str) -> None:
+        """``node_id`` reported an error (``ctx.error``, a failed batch, start or flush)."""
 
 
 class Context:
@@ -25,8 +41,14 @@ class Context:
         log: logging.LoggerAdapter[logging.Logger],
         flow_dir: Path,
         journaled: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.node_id = node_id
+        #: The time this node lives in: read and sleep through it, never ``time`` or
+        #: ``asyncio.sleep`` directly, so that tests can run it on a fake clock.
+        self.clock = clock
+        #: Set by a test harness (``Runtime.observe``); None in production.
+        self.observer: Observer | None = None
         #: A source's sends go to its ingest journal first (the flow checkpoints): a source
         #: whose upstream waits for confirmations may hold them until ``acknowledge``.
         self.journaled = journaled
@@ -49,6 +71,8 @@ class Context:
         in the run summary, the node's status and ``flowengine_node_errors_total``."""
         self.stats.errors += count
         self.stats.last_error = message[:500]
+        if self.observer is not None:
+            self.observer.failed(self.node_id, message)
 
     def status(self, text: str, state: NodeState | None = None) -> None:
         """Show a short status text (and optionally a state) on the node."""

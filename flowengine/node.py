@@ -110,6 +110,10 @@ class Node(Generic[C]):
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: True for types that run code written in the flow file: they load only on an opt-in.
     runs_code: ClassVar[bool] = False
+    #: True for types that talk to the world outside the flow (a device, broker, database,
+    #: file, mail server): ``flowengine test`` replaces them by a feeder (sources) or a
+    #: capture (sinks) so that a test needs no network. Plugins with I/O set it too.
+    io: ClassVar[bool] = False
     #: The type name, set by the registry from the entry point name.
     type_name: ClassVar[str] = ""
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from flowengine.clock import SYSTEM_CLOCK, Clock
+from flowengine.context import Observer
 from flowengine.inbox import Inbox, Wire
 from flowengine.logs import RateLimiter
 from flowengine.node import Node
@@ -77,6 +79,12 @@ class NodeRun:
     dropped: list[Wire] = field(default_factory=list)
     #: The store-and-forward buffer of a sink with ``buffer:`` (see flowengine.buffer).
     buffer: SinkBuffer | None = None
+    #: The node's clock (its context's): new batches are stamped with its time.
+    clock: Clock = SYSTEM_CLOCK
+    #: True while a transform or sink handles a batch (``Runtime.settled`` waits for it).
+    handling: bool = False
+    #: Sees every send and error (a test harness); None in production.
+    observer: Observer | None = None
 
     @property
     def id(self) -> str:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowengine.checkpoint import Barrier
 from flowengine.logs import redact
@@ -41,6 +41,10 @@ class NodeTasks:
         self.durable: Durability | None = None
         #: Seconds a stop gives buffered sinks to forward what they hold (then it stays on disk).
         self.drain_timeout = 15.0
+        #: Set after each batch a node handled, while ``Runtime.settled`` waits for one.
+        self.progress: asyncio.Event | None = None
+        #: States to restore into nodes once started (a test's given state), by node id.
+        self.seeded: dict[str, Any] = {}
 
     async def main(self, run: NodeRun) -> None:
         """One node's task; a hard stop still closes the node (files, connections)."""
@@ -75,6 +79,8 @@ class NodeTasks:
         run.stats.set_state("ok", "")
         if self.durable is not None:
             self.durable.restore(run)
+        if run.id in self.seeded:
+            run.node.restore(self.seeded.pop(run.id))
 
     async def _open(self, run: NodeRun) -> bool:
         """Call ``start`` until it succeeds, backing off between attempts. A node a deploy
@@ -83,11 +89,21 @@ class NodeTasks:
             if run.next_delay is not None:
                 if run.halt.is_set():
                     return False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(run.halt.wait(), run.next_delay)
+                await self._back_off(run, run.next_delay)
                 run.next_delay = None
             await self.try_start(run)
         return True
+
+    @staticmethod
+    async def _back_off(run: NodeRun, delay: float) -> None:
+        """Wait ``delay`` on the node's clock, or until a deploy halts the node."""
+        halted = asyncio.ensure_future(run.halt.wait())
+        waited = asyncio.ensure_future(run.clock.sleep(delay))
+        try:
+            await asyncio.wait({halted, waited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            halted.cancel()
+            waited.cancel()
 
     async def _failed(self, run: NodeRun, exc: BaseException, what: str) -> None:
         """Record a failed connect or run, close the node, and schedule the next attempt."""
@@ -101,6 +117,8 @@ class NodeTasks:
         stats.last_error = redact(f"{type(exc).__name__}: {exc}")
         stats.set_state("retrying", redact(f"{exc} (retry in {delay:.1f}s)"))
         run.log.warning("%s: %s; retrying in %.1fs", what, stats.last_error, delay)
+        if run.observer is not None:
+            run.observer.failed(run.id, f"{what}: {stats.last_error}")
         await self.close_node(run)
 
     @staticmethod
@@ -219,6 +237,7 @@ class NodeTasks:
             stats.batches_in += 1
             stats.rows_in += len(batch.frame.index)
             stats.last_data = time.time()
+            run.handling = True
             try:
                 result = handler(batch)
                 if is_async:
@@ -228,6 +247,10 @@ class NodeTasks:
             except Exception as exc:
                 await self._node_error(run, exc, batch)
                 continue
+            finally:
+                run.handling = False
+                if self.progress is not None:
+                    self.progress.set()
             if stats.state == "error":
                 stats.set_state("ok", "")
 
@@ -251,7 +274,9 @@ class NodeTasks:
         stats.set_state("error", message[:200])
         rows = len(batch.frame)
         run.error_log.log(run.log, logging.ERROR, lambda: f"{message} (batch of {rows} rows)")
-        if run.outputs.get(ERROR_PORT):
+        if run.observer is not None:
+            run.observer.failed(run.id, message)
+        if run.outputs.get(ERROR_PORT) or run.observer is not None:
             failed = Batch(batch.frame, batch.topic, run.id, batch.created, error=message)
             await send(run, failed, ERROR_PORT, None)
 
@@ -280,6 +305,8 @@ class NodeTasks:
         except Exception as exc:
             run.log.error("flush failed: %s: %s", type(exc).__name__, exc)
             run.stats.errors += 1
+            if run.observer is not None:
+                run.observer.failed(run.id, redact(f"flush failed: {type(exc).__name__}: {exc}"))
         await self.close_node(run)
         if run.stats.state != "error" and not run.retired:
             run.stats.set_state("stopped")

@@ -22,8 +22,10 @@ from typing import Any
 
 import networkx as nx
 
+from flowengine import settle
 from flowengine.buffer import SinkBuffer
-from flowengine.context import Context
+from flowengine.clock import SYSTEM_CLOCK, Clock
+from flowengine.context import Context, Observer
 from flowengine.deploy import Deploying, DeployReport, NotRunning
 from flowengine.durable import Durability, state_folder
 from flowengine.inbox import Inbox, Wire
@@ -55,11 +57,20 @@ class RunReport:
 
 class Runtime(Deploying):
     """Runs one checked flow. ``run`` returns when the flow has drained after ``stop``, or when
-    every source has finished by itself."""
+    every source has finished by itself.
 
-    def __init__(self, checked: CheckedFlow, *, seed: int | None = None) -> None:
+    ``clock`` is the time every node reads and sleeps on (``ctx.clock``), and the one retry
+    backoffs wait on; a test passes a :class:`~flowengine.clock.FakeClock`. Status timing,
+    the drain watchdog and checkpoint intervals stay on real time.
+    """
+
+    def __init__(
+        self, checked: CheckedFlow, *, seed: int | None = None, clock: Clock | None = None
+    ) -> None:
         if not checked.ok:
             raise FlowError(checked.problems)
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self._observer: Observer | None = None
         self._nodes = NodeTasks(random.Random(seed))
         self._nodes.drain_timeout = checked.flow.settings.drain_timeout
         self._stopping = False
@@ -126,7 +137,9 @@ class Runtime(Deploying):
                 and issubclass(built.cls, Source)
                 and not built.cls.replayable
             ),
+            clock=self.clock,
         )
+        ctx.observer = self._observer
         sender = self._sender_for(built)
         run = NodeRun(
             built=built,
@@ -136,6 +149,8 @@ class Runtime(Deploying):
             retry=built.defn.retry or self.settings.retry,
             capacity=built.defn.queue_size or self.settings.queue_size,
             outputs=outputs,
+            clock=self.clock,
+            observer=self._observer,
         )
         if isinstance(run.node, Transform):
             run.handler = run.node.process
@@ -172,6 +187,8 @@ class Runtime(Deploying):
     async def run(self, duration: float | None = None) -> RunReport:
         """Start every node, run until ``stop`` (or ``duration`` seconds), then drain."""
         loop = asyncio.get_running_loop()
+        if self.clock is not SYSTEM_CLOCK:  # a test: ``settled`` waits for thread work
+            settle.count_threads(loop)
         self._nodes.stop = asyncio.Event()
         began = time.monotonic()
         order = self.start_order()
@@ -223,10 +240,11 @@ class Runtime(Deploying):
         assert self._nodes.stop is not None
         await self._nodes.stop.wait()
         loop = asyncio.get_running_loop()
-        self._watchdog = loop.call_later(self.settings.drain_timeout, self._hard_stop)
+        self._watchdog = loop.call_later(self.settings.drain_timeout, self.hard_stop)
 
-    def _hard_stop(self) -> None:
-        """The drain took too long: cancel every node task (each still closes its node)."""
+    def hard_stop(self) -> None:
+        """The drain took too long: cancel every node task (each still closes its node); the
+        run reports that it did not drain."""
         self._drained = False
         log.error(
             "drain took longer than %gs; cancelling what is left", self.settings.drain_timeout
@@ -280,6 +298,56 @@ class Runtime(Deploying):
             live.cancel()
             ended.cancel()
         return self.running
+
+    # ---- testing --------------------------------------------------------------------------
+    def observe(self, observer: Observer | None) -> None:
+        """Let ``observer`` see every send and error of every node (a test harness)."""
+        self._observer = observer
+        for run in self._runs.values():
+            run.observer = run.node.ctx.observer = observer
+
+    def seed_state(self, node_id: str, state: Any) -> None:
+        """Restore ``state`` (what the node's ``snapshot`` returns) into ``node_id`` right
+        after its first successful ``start``, before any batch. Call before ``run``."""
+        if node_id not in self._runs:
+            raise KeyError(f"no running node '{node_id}'")
+        self._nodes.seeded[node_id] = state
+
+    async def settled(self) -> None:
+        """Return when the flow has done all it can until time passes or input comes: the
+        loop has nothing ready, no counted thread works (``to_thread``: see
+        :mod:`flowengine.settle`), and no node is inside ``process``/``write`` except one
+        asleep on a fake clock or waiting for room on a full wire. No wall-clock waiting:
+        a node busy in real time (a slow sink) is waited for batch by batch."""
+        settle.count_threads()
+        while True:
+            await settle.quiet()
+            if await settle.threads_idle():
+                continue
+            holds = getattr(self.clock, "holds", None)
+            busy = [
+                run
+                for run in self._runs.values()
+                if run.handling
+                and not run.delivering
+                and not (holds is not None and holds(run.task))
+            ]
+            if not busy:
+                return
+            progress = self._nodes.progress
+            if progress is None:
+                progress = self._nodes.progress = asyncio.Event()
+            progress.clear()
+            await progress.wait()  # a node finished a batch: look again
+
+    def held_by_clock(self) -> bool:
+        """True when some node waits for its clock to move on: inside ``process``/``write``
+        (asleep, or behind a node that is), or backing off before its next start. A test
+        draining a flow on a fake clock moves the clock while this holds."""
+        return any(
+            run.handling or (not run.started and run.next_delay is not None)
+            for run in self._runs.values()
+        )
 
     # ---- reading --------------------------------------------------------------------------
     def node(self, node_id: str) -> Node[Any]:

@@ -42,7 +42,7 @@ async def send_acknowledged(run: NodeRun, result: Result, port: str) -> None:
 
 def _wrap(run: NodeRun, frame: pd.DataFrame, parent: Batch | None) -> Batch:
     """A frame from ``run`` as a batch: the topic and age of the batch it came from, if any."""
-    topic, created = (parent.topic, parent.created) if parent else (None, time.time())
+    topic, created = (parent.topic, parent.created) if parent else (None, run.clock.time())
     return Batch(frame, topic, run.id, created)
 
 
@@ -80,10 +80,14 @@ async def deliver(run: NodeRun, port: str, batch: Batch) -> None:
             raise ValueError(
                 f"sent to port '{port}', which type '{run.built.defn.type}' does not declare"
             )
+        if run.observer is not None and (len(batch.frame.index) or batch.error is not None):
+            run.observer.sent(run.id, port, batch, ())
         return  # an unwired port drops (and does not count as output)
     rows = len(batch.frame.index)
     if not rows and batch.error is None:
         return  # an empty frame means filtered
+    if run.observer is not None:
+        run.observer.sent(run.id, port, batch, wires)
     stats = run.stats
     stats.batches_out += 1
     stats.rows_out += rows

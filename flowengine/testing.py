@@ -3,6 +3,9 @@
 result = run_flow({"src": {"type": "inject", "rows": [...], "wires": ["cap"]},
                    "cap": {"type": "capture"}})
 assert result.frame("cap")["value"].tolist() == [...]
+
+For time and step-by-step control (a fake clock, feeding, per-node outputs) use
+:class:`FlowHarness` (from :mod:`flowengine.harness`, re-exported here with ``FakeClock``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from flowengine.clock import FakeClock as FakeClock
 from flowengine.flowfile import FlowDocument
+from flowengine.harness import FlowHarness as FlowHarness
 from flowengine.model import parse_flow
 from flowengine.node import Done, Node, NodeConfig, Sink, Source, option
 from flowengine.problems import FlowError

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +147,7 @@ class Predict(Transform[PredictConfig]):
         limit_threads(cfg.threads)
         self._model = await asyncio.to_thread(load, self._path, cfg)
         self._loading: asyncio.Task[ml.LoadedModel] | None = None
-        self._checked = time.monotonic()
+        self._checked = self.ctx.clock.monotonic()
         self._every = parse_duration(cfg.check_every) / 1e9
         self.ctx.status(f"model {self._model.version}")
 
@@ -173,7 +172,7 @@ class Predict(Transform[PredictConfig]):
             else:
                 self.ctx.log.error("model reload failed, keeping %s: %s", self._model.version, exc)
                 self.ctx.status(f"reload failed, using {self._model.version}: {exc}")
-        now = time.monotonic()
+        now = self.ctx.clock.monotonic()
         if self._loading is not None or now - self._checked < self._every:
             return
         self._checked = now

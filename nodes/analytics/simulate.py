@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -105,7 +103,7 @@ class Simulate(Source[SimulateConfig]):
         unit = math.lcm(self._batch, k) // k
         block = min(CHUNK, BLOCK_ROWS // k) if cfg.realtime else BLOCK_ROWS // k
         self._block = unit * max(1, block // unit)
-        now = pd.Timestamp.now(tz="UTC").floor("ms")
+        now = self.ctx.clock.now().floor("ms")
         start = pd.Timestamp(cfg.start or (now if cfg.realtime else EPOCH))
         self._start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
         self._epoch = self._start.timestamp()
@@ -147,6 +145,6 @@ class Simulate(Source[SimulateConfig]):
         end = self._pos = min(pos + self._batch, len(self._frame))
         if self.config.realtime:  # wait until the batch's last tick is due
             due = self._epoch + ((self._row0 + end - 1) // self._k) / self.config.rate
-            if (delay := due - time.time()) > 0:
-                await asyncio.sleep(delay)
+            if (delay := due - self.ctx.clock.time()) > 0:
+                await self.ctx.clock.sleep(delay)
         return self._frame.iloc[pos:end]

@@ -2,9 +2,9 @@
 
 Silence is not in the data, so this node keeps a timer of its own: the runtime has no tick hook
 for transforms, and, like `batch`, the node runs a task from ``start`` that sends through
-``ctx.send`` when the earliest key falls due (every batch also checks). Timeouts run on a
-monotonic clock (``clock``), the alert records carry wall-clock times (``wall``); tests
-replace both to move time by hand.
+``ctx.send`` when the earliest key falls due (every batch also checks). Timeouts run on the
+context's monotonic clock (``clock``), the alert records carry its wall-clock times (``wall``):
+a test runs the node on a fake clock, or replaces both methods to move time by hand.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from collections.abc import Hashable
 from typing import Any, Literal
 
@@ -25,10 +24,6 @@ from flowengine.types import Batch, Result
 
 #: The one key of `scope: source`.
 WHOLE = "*"
-
-
-def _utcnow() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
 
 
 def _span(seconds: float) -> str:
@@ -89,11 +84,15 @@ class Watchdog(Transform[WatchdogConfig]):
     """
 
     state_attrs = ("_seen", "_last", "_active")
-    #: Seconds for timeouts (monotonic); a test replaces it to move time by hand.
-    clock = staticmethod(time.monotonic)
-    #: The alert records' times.
-    wall = staticmethod(_utcnow)
     _timer: asyncio.Task[None] | None = None
+
+    def clock(self) -> float:
+        """Seconds for timeouts (monotonic): the context clock's."""
+        return self.ctx.clock.monotonic()
+
+    def wall(self) -> pd.Timestamp:
+        """The alert records' times: the context clock's."""
+        return self.ctx.clock.now()
 
     async def start(self) -> None:
         now = self.clock()
@@ -133,7 +132,7 @@ class Watchdog(Transform[WatchdogConfig]):
         """Check when the earliest deadline passes, so a silent input raises without a batch."""
         timeout = self.config.timeout
         while True:
-            await asyncio.sleep(min(max(self._next_due - self.clock(), 0.0), timeout))
+            await self.ctx.clock.sleep(min(max(self._next_due - self.clock(), 0.0), timeout))
             try:
                 alerts = self.check()
                 if alerts is not None:
@@ -142,7 +141,7 @@ class Watchdog(Transform[WatchdogConfig]):
                 message = f"watchdog timer: {type(exc).__name__}: {exc}"
                 self.ctx.error(message)
                 self.ctx.log.error("%s", message)
-                await asyncio.sleep(timeout)  # not in a tight loop if it keeps failing
+                await self.ctx.clock.sleep(timeout)  # not in a tight loop if it keeps failing
 
     def check(self) -> pd.DataFrame | None:
         """The raise records of keys silent for `timeout` by now (None: no new alert)."""

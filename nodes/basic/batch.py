@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import pandas as pd
@@ -48,14 +47,14 @@ class BatchNode(Transform[BatchConfig]):
     def snapshot(self) -> dict[str, Any]:
         """The held rows and the age of the first (a monotonic time means nothing after a
         restart; an age does)."""
-        age = time.monotonic() - self._first if self._frames else 0.0
+        age = self.ctx.clock.monotonic() - self._first if self._frames else 0.0
         return {"frames": list(self._frames), "rows": self._rows, "age": age}
 
     def restore(self, state: Any) -> None:
         """Hold the rows again and re-arm the timer for what is left of their interval."""
         self._frames, self._rows = list(state["frames"]), int(state["rows"])
         if self._frames:
-            self._first = time.monotonic() - float(state["age"])
+            self._first = self.ctx.clock.monotonic() - float(state["age"])
             self._arrived.set()
 
     def _take(self) -> pd.DataFrame:
@@ -64,20 +63,21 @@ class BatchNode(Transform[BatchConfig]):
         return frame
 
     async def _tick(self) -> None:
-        interval = self.config.interval or 0.0
+        interval, clock = self.config.interval or 0.0, self.ctx.clock
         while True:
             if not self._frames:
                 self._arrived.clear()
                 await self._arrived.wait()
-            await asyncio.sleep(max(self._first + interval - time.monotonic(), 0.0))
-            if self._frames and time.monotonic() - self._first >= interval:
+            await clock.sleep(max(self._first + interval - clock.monotonic(), 0.0))
+            if self._frames and clock.monotonic() - self._first >= interval:
                 await self.ctx.send(self._take())
 
     def process(self, batch: Batch) -> Result:
         if batch.frame.empty:
             return None
+        now = self.ctx.clock.monotonic()
         if not self._frames:
-            self._first = time.monotonic()
+            self._first = now
             self._arrived.set()
         self._frames.append(batch.frame)
         self._rows += len(batch.frame)
@@ -89,9 +89,9 @@ class BatchNode(Transform[BatchConfig]):
             out = [frame.iloc[i : i + count] for i in range(0, full, count)]
             if full < len(frame):
                 self._frames, self._rows = [frame.iloc[full:]], len(frame) - full
-                self._first = time.monotonic()
+                self._first = now
         interval = self.config.interval
-        if interval is not None and self._frames and time.monotonic() - self._first >= interval:
+        if interval is not None and self._frames and now - self._first >= interval:
             out.append(self._take())
         return {"out": out} if out else None
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any, Literal
 
 from pydantic import model_validator
@@ -45,23 +43,24 @@ class Delay(Transform[DelayConfig]):
 
     def snapshot(self) -> dict[str, float]:
         """Seconds until the rate limit lets the next batch through (0 when it would now)."""
-        return {"ahead": max(self._next - time.monotonic(), 0.0)}
+        return {"ahead": max(self._next - self.ctx.clock.monotonic(), 0.0)}
 
     def restore(self, state: Any) -> None:
-        self._next = time.monotonic() + float(state["ahead"])
+        self._next = self.ctx.clock.monotonic() + float(state["ahead"])
 
     async def process(self, batch: Batch) -> Result:
-        cfg = self.config
+        cfg, clock = self.config, self.ctx.clock
         if cfg.mode == "delay":
-            await asyncio.sleep(max(batch.created + cfg.delay - time.time(), 0.0))
+            # at most `delay`: a batch stamped by another clock is not held for ages
+            await clock.sleep(min(max(batch.created + cfg.delay - clock.time(), 0.0), cfg.delay))
             return batch.frame
-        now = time.monotonic()
+        now = clock.monotonic()
         cost = (len(batch.frame) if cfg.per == "rows" else 1) / (cfg.rate or 1.0)
         if now < self._next:
             if cfg.drop:
                 self.ctx.count("dropped")
                 return None
             self.ctx.count("delayed")
-            await asyncio.sleep(self._next - now)
+            await clock.sleep(self._next - now)
         self._next = max(self._next, now) + cost
         return batch.frame

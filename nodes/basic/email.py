@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import ssl
-import time
 from collections import deque
 from collections.abc import Hashable
 from email.message import EmailMessage
@@ -70,6 +69,7 @@ class EmailSink(Sink[EmailConfig]):
     lose them; the send times are not (the limit starts afresh after a restart).
     """
 
+    io = True  # replaced by a feeder/capture in `flowengine test`
     state_attrs = ("_held",)
 
     async def start(self) -> None:
@@ -78,7 +78,7 @@ class EmailSink(Sink[EmailConfig]):
 
     async def write(self, batch: Batch) -> None:
         self._held.append(batch.frame)
-        limit, now = self.config.max_per_minute, time.monotonic()
+        limit, now = self.config.max_per_minute, self.ctx.clock.monotonic()
         while self._sent and now - self._sent[0] >= 60:
             self._sent.popleft()
         if limit is not None and len(self._sent) >= limit:
@@ -94,7 +94,7 @@ class EmailSink(Sink[EmailConfig]):
     async def _send_held(self) -> None:
         frame = pd.concat(self._held, ignore_index=True)
         self._held = []
-        self._sent.append(time.monotonic())
+        self._sent.append(self.ctx.clock.monotonic())
         await asyncio.to_thread(self._send, frame)
         self.ctx.count("emails")
 

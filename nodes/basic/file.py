@@ -61,6 +61,7 @@ class FileConfig(NodeConfig):
 class FileSink(Sink[FileConfig]):
     """Write each batch as CSV rows (header once per file) or JSON Lines records."""
 
+    io = True  # replaced by a feeder/capture in `flowengine test`
     codec: Codec
 
     async def start(self) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -81,17 +80,18 @@ class Inject(Source[InjectConfig]):
         scheduled = cfg.interval is not None or cfg.cron is not None
         self._left = cfg.count if cfg.count is not None else (None if scheduled else 1)
         self._first = cfg.once or not scheduled
-        self._cron = croniter(cfg.cron, datetime.now(UTC)) if cfg.cron else None
+        self._cron = croniter(cfg.cron, self.ctx.clock.now().to_pydatetime()) if cfg.cron else None
 
     async def _wait(self) -> None:
         if self._first:
             self._first = False
             return
+        clock = self.ctx.clock
         if self._cron is not None:
-            delay = self._cron.get_next(datetime).timestamp() - datetime.now(UTC).timestamp()
+            delay = self._cron.get_next(datetime).timestamp() - clock.time()
         else:
             delay = self.config.interval or 0.0
-        await asyncio.sleep(max(0.0, delay))
+        await clock.sleep(max(0.0, delay))
 
     async def read(self) -> Batch:
         if self._left == 0:
@@ -100,9 +100,9 @@ class Inject(Source[InjectConfig]):
         if self._left is not None:
             self._left -= 1
         frame = pd.DataFrame(self.config.rows)
-        now = pd.Timestamp.now(tz="UTC")
+        now = self.ctx.clock.now()
         if "timestamp" in frame:
             frame["timestamp"] = _parse_times(frame["timestamp"], now)
         else:
             frame.insert(0, "timestamp", now)
-        return Batch(frame, self.config.topic, self.ctx.node_id)
+        return Batch(frame, self.config.topic, self.ctx.node_id, now.timestamp())

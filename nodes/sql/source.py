@@ -70,6 +70,7 @@ class SqlIn(Source[SqlInConfig]):
     a `quality` column, rows that are no reading to the error port (see `non_finite`).
     """
 
+    io = True  # replaced by a feeder/capture in `flowengine test`
     requires = (("sqlalchemy", "sql"),)
     client: SqlClient | None = None
     state_path: Path
