@@ -26,6 +26,7 @@ from rich.table import Table
 from flowengine import __version__
 from flowengine.browse import browse
 from flowengine.export import FORMATS, export
+from flowengine.flowtest.cli import test as flow_tests
 from flowengine.logs import RedactFilter, quiet_libraries, setup_logging
 from flowengine.nodedocs import render
 from flowengine.registry import Registry, default_registry
@@ -372,6 +373,7 @@ def _broken(name: str, reason: str) -> click.Command:
 
 
 main.add_command(browse)
+main.add_command(flow_tests, "test")
 main.add_command(secrets_cmd, "secrets")
 _add_commands(main)
 

@@ -18,7 +18,8 @@ from flowengine.settings import BufferPolicy, FlowSettings, RetryPolicy
 from flowengine.wires import OUT, as_list, by_port, split_target
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("version", "name", "description", "settings", "nodes", "layout")
+#: ``tests`` holds test cases (see flowengine.flowtest); the runtime ignores it.
+TOP_KEYS = ("version", "name", "description", "settings", "nodes", "layout", "tests")
 #: Node keys that belong to the runtime; every other key is the node type's config.
 NODE_KEYS = ("type", "name", "description", "disabled", "wires", "queue_size", "retry", "buffer")
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
