@@ -12,9 +12,9 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import field_validator, model_validator
 
+from flowengine.exprs import check_expression, evaluate
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.nodes.analytics import alerts
-from flowengine.nodes.exprs import check_expression, evaluate
 from flowengine.types import Batch, Result
 
 

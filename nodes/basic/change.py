@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
+from flowengine.exprs import check_expression, evaluate
 from flowengine.node import NodeConfig, Transform, option
-from flowengine.nodes.exprs import check_expression, evaluate
 from flowengine.types import Batch, Result
 
 #: Unit conversions as (factor, offset): new = value * factor + offset.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
+from flowengine.exprs import check_expressions, evaluate
 from flowengine.node import NodeConfig, Transform, option
-from flowengine.nodes.exprs import check_expressions, evaluate
 from flowengine.types import Batch, Result
 
 

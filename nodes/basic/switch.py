@@ -12,8 +12,8 @@ from typing import Literal
 import pandas as pd
 from pydantic import field_validator
 
+from flowengine.exprs import check_expressions, evaluate
 from flowengine.node import NodeConfig, Transform, option
-from flowengine.nodes.exprs import check_expressions, evaluate
 from flowengine.types import Batch, Result
 
 MAX_RULES = 32

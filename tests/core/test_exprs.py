@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from flowengine.nodes.exprs import check_expression
+from flowengine.exprs import check_expression
 
 
 @pytest.mark.parametrize(

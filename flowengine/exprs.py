@@ -1,4 +1,5 @@
-"""Checks for pandas expressions in configs, so typos fail at validation, not at the first batch.
+"""Checks for pandas expressions in configs and flow tests, so typos fail at validation, not at
+the first batch (node configs and ``flowengine test`` queries share these rules).
 
 Expressions run through pandas' own engines (`DataFrame.eval` / `query`), never Python `eval`.
 pandas would also run method calls and attribute access (``value.to_csv('/tmp/x')``), so only
@@ -50,6 +51,8 @@ def check_expression(expr: str, what: str = "expression") -> str:
     """Return ``expr`` when it is a safe pandas expression; raise ``ValueError`` otherwise."""
     if not expr.strip():
         raise ValueError(f"{what} is empty")
+    if "@" in _BACKTICKED.sub("", expr):
+        raise ValueError(f"{what} uses '@' (local variables), which is not allowed")
     try:
         tree = ast.parse(_BACKTICKED.sub("_col", expr.strip()), mode="eval")
     except SyntaxError as exc:
