@@ -75,6 +75,83 @@ def _asyncua() -> Any:
         raise click.ClickException(str(exc)) from None
 
 
+class OpcuaPlant:
+    """The line as an OPC UA server: ``ns=2;i=1001..`` under Objects/Line3, each value written
+    with its source timestamp."""
+
+    def __init__(self) -> None:
+        self.ua: Any = None
+        self.server: Any = None
+        self.node_ids: list[Any] = []
+
+    async def start(
+        self, host: str, port: int, sensors: Sequence[str], units: Sequence[str]
+    ) -> str:
+        from flowengine.nodes.analytics.steelspec import sensor_specs
+
+        asyncua = _asyncua()
+        self.ua = ua = asyncua.ua
+        self.server = server = asyncua.Server()
+        await server.init()
+        server.set_endpoint(f"opc.tcp://{host}:{port}/")
+        server.set_server_name("flowengine simulated steel line")
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        idx = await server.register_namespace(PLANT_NS)
+        line = await server.nodes.objects.add_object(ua.NodeId("Line3", idx), f"{idx}:Line3")
+        for spec in sensor_specs(len(sensors)):
+            var = await line.add_variable(spec.node_id, f"{idx}:{spec.name}", 0.0)
+            self.node_ids.append(var.nodeid)
+        await server.start()
+        url = f"opc.tcp://{host}:{port}"
+        return f"serving {len(sensors)} sensors of line3 at {url} (ns={idx};i=1001..)"
+
+    async def update(self, stamp: dt.datetime, values: Sequence[float]) -> None:
+        ua = self.ua
+        for node_id, value in zip(self.node_ids, values, strict=True):
+            dv = ua.DataValue(ua.Variant(value, ua.VariantType.Double))
+            dv.SourceTimestamp = dv.ServerTimestamp = stamp
+            await self.server.write_attribute_value(node_id, dv)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+class MqttPlant:
+    """The line published to an MQTT broker: JSON ``{sensor, value, timestamp}`` on
+    ``plant/line3/<sensor>``."""
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self.sensors: Sequence[str] = ()
+
+    async def start(
+        self, host: str, port: int, sensors: Sequence[str], units: Sequence[str]
+    ) -> str:
+        try:
+            mqtt = require("paho.mqtt.client", "mqtt")
+        except LibraryMissing as exc:
+            raise click.ClickException(str(exc)) from None
+        # a unique id: a second simulator on the same broker must not take over the first's session
+        client_id = f"flowengine-simulate-{os.getpid()}"
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        try:
+            client.connect(host, port)
+        except OSError as exc:
+            raise click.ClickException(f"MQTT connection failed: {host}:{port}: {exc}") from None
+        client.loop_start()
+        self.client, self.sensors = client, sensors
+        return f"publishing {len(sensors)} sensors to mqtt://{host}:{port} as plant/line3/<sensor>"
+
+    async def update(self, stamp: dt.datetime, values: Sequence[float]) -> None:
+        for name, value in zip(self.sensors, values, strict=True):
+            payload = {"sensor": name, "value": value, "timestamp": stamp.isoformat()}
+            self.client.publish(f"plant/line3/{name}", json.dumps(payload))
+
+    async def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
 async def serve_plant(
     host: str,
     port: int,
@@ -87,98 +164,21 @@ async def serve_plant(
     extra: dict[str, str] | None = None,
     opcua: bool = True,
 ) -> None:
-    """Serve the simulated line; each tick writes every sensor with its source timestamp.
+    """Serve the simulated line; each tick gives every server every sensor's value and its
+    source timestamp.
 
     ``extra`` maps a simulator's name (``modbus``) to the ``HOST:PORT`` it serves on.
     """
-    if not opcua:
-        await _serve_others(rate=rate, seed=seed, sensors=sensors, duration=duration, extra=extra)
-        return
-    asyncua = _asyncua()
-    ua = asyncua.ua
     from flowengine.nodes.analytics.steelsim import LineConfig, SteelLine
 
-    model = SteelLine(LineConfig(seed=seed, rate=rate, sensors=sensors))
-    server = asyncua.Server()
-    await server.init()
-    server.set_endpoint(f"opc.tcp://{host}:{port}/")
-    server.set_server_name("flowengine simulated steel line")
-    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-    idx = await server.register_namespace(PLANT_NS)
-    line = await server.nodes.objects.add_object(ua.NodeId("Line3", idx), f"{idx}:Line3")
-    first = model.generate(0, 1).values[0]
-    node_ids = []
-    for spec, value in zip(model.sensors, first, strict=True):
-        var = await line.add_variable(spec.node_id, f"{idx}:{spec.name}", float(value))
-        node_ids.append(var.nodeid)
-    publisher = _mqtt_publisher(mqtt) if mqtt else None
-    await server.start()
-    url = f"opc.tcp://{host}:{port}"
-    click.echo(f"serving {len(node_ids)} sensors of line3 at {url} (ns={idx};i=1001..)")
-    others = await _start_others(model, extra or {})
-    sys.stdout.flush()
-    start = time.time()
-    tick, block, values = 0, max(1, int(rate)), None
-    try:
-        while duration is None or time.time() - start < duration:
-            if values is None or tick % block == 0:
-                values = model.generate(tick, block).values
-            due = start + tick / rate
-            if (delay := due - time.time()) > 0:
-                await asyncio.sleep(delay)
-            stamp = dt.datetime.fromtimestamp(due, dt.UTC)
-            row = values[tick % block]
-            for node_id, value in zip(node_ids, row, strict=True):
-                dv = ua.DataValue(ua.Variant(float(value), ua.VariantType.Double))
-                dv.SourceTimestamp = dv.ServerTimestamp = stamp
-                await server.write_attribute_value(node_id, dv)
-            for other in others:
-                await other.update(stamp, [float(v) for v in row])
-            if publisher is not None:
-                for spec, value in zip(model.sensors, row, strict=True):
-                    payload = {"sensor": spec.name, "value": float(value)}
-                    payload["timestamp"] = stamp.isoformat()
-                    publisher.publish(f"plant/line3/{spec.name}", json.dumps(payload))
-            tick += 1
-    finally:
-        if publisher is not None:
-            publisher.loop_stop()
-            publisher.disconnect()
-        for other in others:
-            with contextlib.suppress(Exception):
-                await other.stop()
-        with contextlib.suppress(Exception):
-            await server.stop()
-
-
-async def _start_others(model: Any, extra: dict[str, str]) -> list[PlantServer]:
-    """Start every requested simulator on its ``HOST:PORT``; print each one's line."""
-    started: list[PlantServer] = []
-    names = [s.name for s in model.sensors]
-    units = [s.unit for s in model.sensors]
-    for name, address in extra.items():
-        host, _, port = address.rpartition(":")
-        server = plant_server(name)
-        try:
-            click.echo(await server.start(host or "127.0.0.1", int(port), names, units))
-        except (OSError, ValueError) as exc:
-            for other in started:
-                await other.stop()
-            raise click.ClickException(f"cannot serve {name} at {address}: {exc}") from None
-        started.append(server)
-    return started
-
-
-async def _serve_others(
-    *, rate: float, seed: int, sensors: int, duration: float | None, extra: dict[str, str] | None
-) -> None:
-    """The line without OPC UA (``--opcua off``): only the requested simulators."""
-    from flowengine.nodes.analytics.steelsim import LineConfig, SteelLine
-
-    if not extra:
+    wanted: dict[str, str] = {"opcua": f"{host}:{port}"} if opcua else {}
+    if mqtt:
+        wanted["mqtt"] = mqtt if ":" in mqtt else f"{mqtt}:1883"
+    wanted.update(extra or {})
+    if not opcua and not extra:
         raise click.ClickException("--opcua off needs another server (--modbus, --s7, --enip)")
     model = SteelLine(LineConfig(seed=seed, rate=rate, sensors=sensors))
-    others = await _start_others(model, extra)
+    servers = await _start_all(model, wanted)
     sys.stdout.flush()
     start = time.time()
     tick, block, values = 0, max(1, int(rate)), None
@@ -191,30 +191,45 @@ async def _serve_others(
                 await asyncio.sleep(delay)
             stamp = dt.datetime.fromtimestamp(due, dt.UTC)
             row = [float(v) for v in values[tick % block]]
-            for other in others:
-                await other.update(stamp, row)
+            for server in servers:
+                await server.update(stamp, row)
             tick += 1
     finally:
-        for other in others:
+        for server in servers:
             with contextlib.suppress(Exception):
-                await other.stop()
+                await server.stop()
 
 
-def _mqtt_publisher(address: str) -> Any:
-    try:
-        mqtt = require("paho.mqtt.client", "mqtt")
-    except LibraryMissing as exc:
-        raise click.ClickException(str(exc)) from None
-    host, _, port = address.rpartition(":") if ":" in address else (address, "", "1883")
-    # a unique id: a second simulator on the same broker must not take over the first's session
-    client_id = f"flowengine-simulate-{os.getpid()}"
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-    try:
-        client.connect(host or "127.0.0.1", int(port or 1883))
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"MQTT connection failed: {address}: {exc}") from None
-    client.loop_start()
-    return client
+def _server(name: str) -> PlantServer:
+    if name == "opcua":
+        return OpcuaPlant()
+    return MqttPlant() if name == "mqtt" else plant_server(name)
+
+
+async def _start_all(model: Any, wanted: dict[str, str]) -> list[PlantServer]:
+    """Start every requested server on its ``HOST:PORT`` with the line's first values (a client
+    never reads a placeholder); print each one's line. One that cannot start stops those
+    already started and says why."""
+    started: list[PlantServer] = []
+    names = [s.name for s in model.sensors]
+    units = [s.unit for s in model.sensors]
+    first = [float(v) for v in model.generate(0, 1).values[0]]
+    now = dt.datetime.now(dt.UTC)
+    for name, address in wanted.items():
+        host, _, port = address.rpartition(":")
+        server = _server(name)
+        try:
+            click.echo(await server.start(host or "127.0.0.1", int(port), names, units))
+            started.append(server)
+            await server.update(now, first)
+        except (OSError, ValueError, click.ClickException) as exc:
+            for other in started:
+                with contextlib.suppress(Exception):
+                    await other.stop()
+            if isinstance(exc, click.ClickException):
+                raise
+            raise click.ClickException(f"cannot serve {name} at {address}: {exc}") from None
+    return started
 
 
 @click.command()
