@@ -1,5 +1,5 @@
-"""One tab's editor: palette left, canvas centre, properties / debug / chart / problems right,
-wired to the shared model and the running flow."""
+"""One tab's editor: palette left, canvas centre, properties / debug / chart / problems / tests
+right, wired to the shared model and the running flow."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from flowengine.problems import Problem
 from flowengine.ui.canvas import FlowCanvas
 from flowengine.ui.deploying import DeployBanner
 from flowengine.ui.editor import Editor
+from flowengine.ui.flowtests import TestsPanel
 from flowengine.ui.live import BatchFeed, ChartPanel, DebugPanel, fill_views, status_views
 from flowengine.ui.model import EditorModel
 from flowengine.ui.palette import Palette
 from flowengine.ui.properties import PropertyPanel
+from flowengine.ui.savedialog import SaveTestDialog
+from flowengine.ui.savetest import SaveError, capture
 from flowengine.ui.toolbar import Toolbar
 from flowengine.ui.transfer import export_download, import_dialog
+from flowengine.ui.views import NodeView, WireView
 
 LIVE_PERIOD = 1.0
 DISK_PERIOD = 2.0
@@ -50,6 +54,7 @@ class EditorView:
         self.shown_revision = -1
         self.selected: list[str] = []
         self.feed = BatchFeed()
+        self.test_marks: dict[str, str] = {}  # node -> why a test of it failed
         ui.query("body").style("overflow: hidden")
         with ui.column().classes("w-full h-screen gap-0 no-wrap"):
             self.toolbar = Toolbar(editor, model, self)
@@ -76,21 +81,33 @@ class EditorView:
         ui.timer(DISK_PERIOD, self.disk.check)
 
     def _side(self) -> None:
-        with ui.tabs().classes("w-full").props("dense no-caps") as tabs:
+        # five tabs fit the side column (and their counts) with Quasar's padding halved
+        ui.add_css(".fe-side-tabs .q-tab { padding: 0 8px; }")
+        with ui.tabs().classes("w-full fe-side-tabs").props("dense no-caps") as tabs:
             self.props_tab = ui.tab("Properties")
             debug_tab = ui.tab("Debug")
             chart_tab = ui.tab("Chart")
             self.problems_tab = ui.tab("Problems")
+            self.tests_tab = ui.tab("Tests")
         self.tabs = tabs
         with ui.tab_panels(tabs, value=self.props_tab).classes("w-full grow overflow-auto"):
             with ui.tab_panel(self.props_tab).classes("p-2"):
                 self.panel = PropertyPanel(self.model, self.edited)
             with ui.tab_panel(debug_tab).classes("p-2"):
-                self.debug = DebugPanel()
+                self.debug = DebugPanel(on_save_test=self.save_test)
             with ui.tab_panel(chart_tab).classes("p-2"):
                 self.chart = ChartPanel(self.debug_nodes)
             with ui.tab_panel(self.problems_tab).classes("p-2"):
                 self.problem_list = ui.column().classes("w-full gap-1").mark("problems")
+            with ui.tab_panel(self.tests_tab).classes("p-2"):
+                self.tests = TestsPanel(
+                    lambda: self.model.path,
+                    lambda: self.model.nodes,
+                    self.mark_tests,
+                    dirty=lambda: self.model.dirty,
+                    allow_code=self.editor.config.allow_code,
+                )
+                self.tests.tab = self.tests_tab
 
     # ---- model -> views ----------------------------------------------------------------
     def debug_nodes(self) -> list[str]:
@@ -99,10 +116,25 @@ class EditorView:
     def refresh(self) -> None:
         """Redraw the canvas and every indicator from the model."""
         self.shown_revision = self.model.revision
-        self.canvas.set_flow(*self.model.to_view())
+        self.canvas.set_flow(*self.views())
         self.indicators()
         self.panel.refresh_errors()
         self.chart.refresh_nodes()
+
+    def views(self) -> tuple[list[NodeView], list[WireView]]:
+        """The canvas's views: the model's, with nodes of failing tests marked (a problem's
+        mark wins: it says why the node cannot run)."""
+        nodes, wires = self.model.to_view()
+        for node in nodes:
+            why = self.test_marks.get(node["id"])
+            if why and not node.get("error"):
+                node["error"] = why
+        return nodes, wires
+
+    def mark_tests(self, marks: dict[str, str]) -> None:
+        """After a test run: outline the nodes of failing cases."""
+        self.test_marks = marks
+        self.canvas.set_flow(*self.views())
 
     def indicators(self) -> None:
         """The toolbar's marks and the Problems tab (its label counts the errors)."""
@@ -119,7 +151,7 @@ class EditorView:
     def edited(self) -> None:
         """After the property panel changed the model."""
         self.shown_revision = self.model.revision
-        self.canvas.set_flow(*self.model.to_view())
+        self.canvas.set_flow(*self.views())
         self.indicators()
 
     def select(self, node_id: str | None) -> None:
@@ -229,6 +261,35 @@ class EditorView:
 
     def import_dialog(self) -> None:
         import_dialog(self.model, self._show_new)
+
+    # ---- tests --------------------------------------------------------------------------
+    def save_test(self) -> None:
+        """Debug tab's "Save as test": a case from what entered and left the selection."""
+        host = self.editor.host
+        if host is None:
+            ui.notify("The flow is not running: nothing was captured", type="warning")
+            return
+        if self.model.dirty:
+            ui.notify("Deploy first: the test is of the flow as saved", type="warning")
+            return
+        selection = self.canvas.selection[0] or self.selected
+        try:
+            taken = capture(host.taps, self.model.checked(), selection)
+        except SaveError as exc:
+            ui.notify(str(exc), type="warning", multi_line=True)
+            return
+        SaveTestDialog(
+            taken,
+            self.model.path,
+            self.editor.registry,
+            allow_code=self.editor.config.allow_code,
+            on_saved=lambda _path: self.tests.refresh(),
+            on_run=self.run_tests,
+        )
+
+    async def run_tests(self) -> None:
+        self.tabs.set_value(self.tests_tab)
+        await self.tests.run()
 
     # ---- live --------------------------------------------------------------------------
     def tick(self) -> None:

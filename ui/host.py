@@ -23,6 +23,9 @@ API (what the editor calls):
 * ``host.wire_fill()``: ``{(source, port, dest, dest_port): fill 0..1}`` per wire.
 * ``host.debug_batches(node_id) -> list[Batch]``: the latest batches a node kept in its
   ``recent`` buffer (the ``debug`` node does), oldest first (empty for others or unknown ids).
+* ``host.taps``: the recent batches entering and leaving every node (bounded and rate-limited:
+  see :mod:`flowengine.ui.taps`), what "Save as test" reads. A deploy drops what the nodes
+  it restarts saw before; a new run starts with none.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import asyncio
 
 from flowengine.runtime import DeployReport, NotRunning, RunReport, Runtime, WireKey
 from flowengine.types import Batch
+from flowengine.ui.taps import Taps
 from flowengine.validate import CheckedFlow
 
 
@@ -40,6 +44,7 @@ class FlowHost:
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
         self._task: asyncio.Task[RunReport] | None = None
+        self.taps = Taps()
 
     @property
     def running(self) -> bool:
@@ -50,6 +55,8 @@ class FlowHost:
         if self._task is not None and not self._task.done():
             raise RuntimeError("a flow is already running: deploy into it or stop it first")
         runtime = Runtime(checked)
+        self.taps.forget(())  # a new run: what the last one saw is not this one's
+        runtime.observe(self.taps)
         self.runtime = runtime
         task = self._task = asyncio.create_task(runtime.run(), name="flowengine:host")
         started = asyncio.create_task(runtime.wait_started())
@@ -64,9 +71,12 @@ class FlowHost:
         """Apply ``checked`` to the running flow, or start it when none runs."""
         if self.runtime is not None and self._task is not None and not self._task.done():
             try:
-                return await self.runtime.apply(checked)
+                report = await self.runtime.apply(checked)
             except NotRunning:
                 await self.stop()  # it ended or is stopping: let it finish, then start anew
+            else:  # what a changed node saw before is not what it does now
+                self.taps.forget(set(checked.nodes) - {*report.added, *report.restarted})
+                return report
         await self.start(checked)
         assert self.runtime is not None
         return DeployReport(added=list(self.runtime.stats))

@@ -147,11 +147,18 @@ def table_of(frame: pd.DataFrame, rows: int = TABLE_ROWS) -> tuple[list[dict], l
 
 
 class DebugPanel:
-    """The debug sidebar: the latest batches from debug nodes as tables; pause, clear, filter."""
+    """The debug sidebar: the latest batches from debug nodes as tables; pause, clear, filter,
+    and "Save as test" (``on_save_test``) for the selected nodes."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_save_test: Callable[[], Any] | None = None) -> None:
         self.entries: deque[Seen] = deque(maxlen=KEEP_BATCHES)
         self.paused = False
+        if on_save_test is not None:  # the batches in and out of the canvas's selection
+            ui.button("Save as test", icon="science", on_click=on_save_test).props(
+                "flat dense no-caps"
+            ).mark("save-test").tooltip(
+                "A test case from the batches that entered and left the selected node(s)"
+            )
         with ui.row().classes("w-full items-center gap-2"):
             self.pause = ui.switch("Pause", on_change=lambda e: self._pause(e.value)).mark(
                 "debug-pause"
