@@ -25,6 +25,7 @@ LIBRARY_LABELS = {
     "enip": "EtherNet/IP",
     "secrets": "Encryption",
     "zstd": "zstd compression",
+    "nats": "NATS",
 }
 
 
