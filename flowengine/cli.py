@@ -26,7 +26,9 @@ from rich.table import Table
 from flowengine import __version__
 from flowengine.browse import browse
 from flowengine.export import FORMATS, export
+from flowengine.flowtest.check import flow_test_problems
 from flowengine.flowtest.cli import test as flow_tests
+from flowengine.flowtest.load import is_test_file
 from flowengine.logs import RedactFilter, quiet_libraries, setup_logging
 from flowengine.nodedocs import render
 from flowengine.registry import Registry, default_registry
@@ -263,21 +265,32 @@ def _summary(runtime: Runtime, report: RunReport) -> int:
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only, no warnings or summary.")
 @ALLOW_CODE
 def validate(flows: tuple[Path, ...], quiet: bool, allow_code: bool) -> None:
-    """Check FLOW files: every problem as PATH:LINE:COL: node 'ID': message.
+    """Check FLOW files and their tests: every problem as PATH:LINE:COL: node 'ID': message.
 
+    A flow's tests (inline `tests:` and FLOW.test.yaml beside it) are checked against it, as
+    `flowengine test` would before running them; a test file given as FLOW is checked alone.
     Exit 0 when clean (warnings allowed), 1 when any file has errors.
     """
     registry = _registry()
     failed = False
     for path in flows:
-        checked = load_flow(path, registry, allow_code=allow_code)
-        _report(checked, quiet)
-        errors = len(checked.errors)
-        warnings = len(checked.problems) - errors
+        if is_test_file(path):
+            problems, cases = flow_test_problems(path, registry, allow_code=allow_code)
+            nodes = ""
+        else:
+            checked = load_flow(path, registry, allow_code=allow_code)
+            tests, cases = flow_test_problems(path, registry, allow_code=allow_code)
+            problems = list(dict.fromkeys([*checked.problems, *tests]))  # the flow's, once
+            nodes = f", {len(checked.flow.nodes)} nodes"
+        for problem in problems:
+            if problem.is_error or not quiet:
+                click.echo(str(problem), err=True)
+        errors = sum(p.is_error for p in problems)
         failed |= errors > 0
         if not quiet:
             verdict = "ok" if not errors else f"{errors} error(s)"
-            click.echo(f"{path}: {verdict}, {warnings} warning(s), {len(checked.flow.nodes)} nodes")
+            tested = f", {cases} test case(s)" if cases else ""
+            click.echo(f"{path}: {verdict}, {len(problems) - errors} warning(s){nodes}{tested}")
     sys.exit(EXIT_INVALID if failed else 0)
 
 

@@ -25,14 +25,28 @@ from flowengine.clock import FakeClock, Instant
 from flowengine.inbox import Wire
 from flowengine.node import Node
 from flowengine.runtime import RunReport, Runtime
-from flowengine.standins import Feeder, MockSource, MockTransform, Range, Rows, as_frame, reshape
+from flowengine.standins import (
+    Feeder,
+    MockSource,
+    MockTransform,
+    Range,
+    Rows,
+    as_frame,
+    check_state,
+    reshape,
+)
 from flowengine.types import ERROR_PORT, Batch
 from flowengine.validate import BuiltNode, CheckedFlow
 
-__all__ = ["FlowHarness", "Recorder"]
+__all__ = ["FlowHarness", "Recorder", "StateRejected"]
 
 #: Timers a drain may fire before the harness stops moving fake time (a timer that re-arms).
 MAX_DRAIN_STEPS = 10_000
+
+
+class StateRejected(Exception):
+    """A node refused the state a test gave it (its ``restore`` raised): the case cannot run
+    as written."""
 
 
 class Recorder:
@@ -94,10 +108,10 @@ class FlowHarness:
         self._name_origins(checked)
         for node_id, ports in (mocks or {}).items():
             self._mock(node_id, ports)
+        #: Why nodes refused the state given to them (their ``restore`` raised).
+        self.rejected: list[str] = []
         for node_id, snapshot in (state or {}).items():
-            if node_id not in self._shape.originals:
-                raise ValueError(f"state for node '{node_id}', which is not in the flow under test")
-            self.runtime.seed_state(node_id, snapshot)
+            self._seed(node_id, snapshot)
         self._task: asyncio.Task[RunReport] | None = None
         #: How the run ended, once the harness has stopped it.
         self.report: RunReport | None = None
@@ -114,6 +128,32 @@ class FlowHarness:
                 feeder = self.runtime.node(feeder_id)
                 if len(senders) == 1 and isinstance(feeder, Feeder):
                     feeder.origin = senders.pop()
+
+    def _seed(self, node_id: str, state: Any) -> None:
+        """Give ``node_id`` ``state`` at its start; a state it cannot take fails the case (a
+        :class:`StateRejected` at the next settle), never passes it unnoticed."""
+        if node_id not in self._shape.originals:
+            raise ValueError(f"state for node '{node_id}', which is not in the flow under test")
+        node = self.runtime.node(node_id)
+        if type(node) is not self._shape.originals[node_id].cls:
+            raise ValueError(
+                f"state for node '{node_id}', which this test replaces by a stand-in "
+                f"({type(node).__name__}: mocked, fed, or external I/O with replace_io): "
+                "the state would not be used"
+            )
+        check_state(node_id, type(node), state)
+        self.runtime.seed_state(node_id, state)
+        restore = node.restore
+
+        def guarded(given: Any) -> None:
+            try:
+                restore(given)
+            except Exception as exc:  # refused: the case fails at the next settle
+                self.rejected.append(
+                    f"node '{node_id}' rejected the given state: {type(exc).__name__}: {exc}"
+                )
+
+        node.restore = guarded  # type: ignore[method-assign,assignment]  # the runtime calls it
 
     def _mock(self, node_id: str, ports: Mapping[str, Rows]) -> None:
         node = self.runtime.node(node_id)
@@ -134,7 +174,11 @@ class FlowHarness:
         if not await self.runtime.wait_started():
             await self._end()
             raise RuntimeError(f"the flow did not start: {self.runtime.snapshot()}")
-        await self.settle()
+        try:
+            await self.settle()
+        except BaseException:
+            await self._end()
+            raise
         return self
 
     async def __aexit__(
@@ -233,6 +277,8 @@ class FlowHarness:
             await asyncio.wait({self._task})
 
     def _raise_if_crashed(self) -> None:
+        if self.rejected:
+            raise StateRejected("; ".join(self.rejected))
         task = self._task
         if task is not None and task.done() and not task.cancelled():
             exc = task.exception()

@@ -21,7 +21,7 @@ from flowengine.context import Context
 from flowengine.model import NodeDef
 from flowengine.node import Node, NodeConfig, Sink, Source, Transform, option
 from flowengine.noderun import active_nodes
-from flowengine.problems import FlowError
+from flowengine.problems import FlowError, did_you_mean
 from flowengine.types import ERROR_PORT, Batch, Result
 from flowengine.validate import BuiltNode, CheckedFlow
 
@@ -39,6 +39,27 @@ def as_frame(rows: Rows) -> pd.DataFrame:
     if "timestamp" in frame and not pd.api.types.is_datetime64_any_dtype(frame["timestamp"]):
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
     return frame
+
+
+def check_state(node_id: str, kind: type[Node[Any]], state: Any) -> None:
+    """Refuse a state that the default ``restore`` would silently ignore: a node that keeps
+    no state, or names that are not its ``state_attrs`` (a misspelt one tests nothing)."""
+    if kind.restore is not Node.restore or kind.snapshot is not Node.snapshot:
+        return  # its own restore decides (and may raise: see FlowHarness._seed)
+    attrs = kind.state_attrs
+    if not attrs:
+        name = kind.type_name or kind.__name__
+        raise ValueError(f"state for node '{node_id}', whose type '{name}' keeps none")
+    if not isinstance(state, Mapping):
+        raise ValueError(
+            f"state for node '{node_id}' must map its state names ({', '.join(attrs)}) to values"
+        )
+    for name in state:
+        if name not in attrs:
+            raise ValueError(
+                f"node '{node_id}' keeps no state '{name}' (its state: {', '.join(attrs)})"
+                f"{did_you_mean(str(name), attrs)}"
+            )
 
 
 class StandInConfig(NodeConfig):

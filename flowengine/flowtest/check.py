@@ -7,7 +7,9 @@ test never runs and never fails with a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,11 +21,19 @@ from dotenv import dotenv_values
 
 from flowengine.envsubst import FlowEnv
 from flowengine.flowfile import FlowDocument
-from flowengine.flowtest.load import RawSuite, case_problem, file_problem, read_suite
+from flowengine.flowtest.load import (
+    RawSuite,
+    case_problem,
+    file_problem,
+    is_test_file,
+    read_suite,
+    tests_for_flow,
+)
 from flowengine.flowtest.spec import CaseSpec, Feed, Given, Range, merged_given
 from flowengine.model import Flow, parse_flow
 from flowengine.problems import Pos, Problem, did_you_mean
 from flowengine.registry import Registry
+from flowengine.standins import check_state
 from flowengine.types import ERROR_PORT
 from flowengine.validate import CheckedFlow, check_flow
 
@@ -91,7 +101,7 @@ def load_suite(path: Path, registry: Registry, *, allow_code: bool = False) -> S
     flow = _read_flow(raw, suite)
     if flow is None:
         return suite
-    checked_by_env: dict[tuple[tuple[str, str], ...], CheckedFlow] = {}
+    checked_by_given: dict[tuple[tuple[tuple[str, str], ...], str], CheckedFlow] = {}
     for index, spec in enumerate(raw.spec.cases):
         case = Case(path, index, spec, merged_given(raw.spec.given, spec), raw.flow_path)
         try:
@@ -100,11 +110,14 @@ def load_suite(path: Path, registry: Registry, *, allow_code: bool = False) -> S
             dotenv = str(raw.flow_path.parent / ".env")
             suite.problems.append(Problem(dotenv, Pos(1, 1), f"cannot read .env: {exc}"))
             continue
-        key = tuple(sorted(env.items()))
-        if key not in checked_by_env:
-            checked_by_env[key] = check_flow(flow, registry, env, allow_code=allow_code)
-            suite.problems += checked_by_env[key].errors
-        case.checked = checked_by_env[key]
+        config = case.given.config
+        key = (tuple(sorted(env.items())), json.dumps(config, sort_keys=True, default=str))
+        if key not in checked_by_given:
+            configured, marks = with_config(flow, config)
+            checked = check_flow(configured, registry, env, allow_code=allow_code)
+            checked_by_given[key] = checked
+            suite.problems += [_at_override(raw, index, p, marks) for p in checked.errors]
+        case.checked = checked_by_given[key]
         if not case.checked.ok:
             continue
         problems = CaseCheck(raw, case).run()
@@ -113,6 +126,55 @@ def load_suite(path: Path, registry: Registry, *, allow_code: bool = False) -> S
             suite.cases.append(case)
     suite.problems = list(dict.fromkeys(suite.problems))
     return suite
+
+
+#: Where a key set by ``given.config`` sits, in the flow a case runs: a mark, not a place in the
+#: flow file, so that a problem of that key is reported at the key in the test file.
+Marks = dict[Pos, tuple[str, str]]
+
+
+def with_config(flow: Flow, config: Mapping[str, Mapping[str, Any]]) -> tuple[Flow, Marks]:
+    """``flow`` with a case's ``given.config`` set over its nodes' configs (a node the flow
+    does not have is left to :class:`CaseCheck`), and the marks of the keys set."""
+    if not config:
+        return flow, {}
+    nodes = dict(flow.nodes)
+    marks: Marks = {}
+    for node_id, values in config.items():
+        node = nodes.get(node_id)
+        if node is None:
+            continue
+        field_pos = dict(node.field_pos)
+        for name in values:
+            field_pos[name] = mark = Pos(0, -1 - len(marks))
+            marks[mark] = (node_id, name)
+        nodes[node_id] = dataclasses.replace(
+            node, config={**node.config, **values}, field_pos=field_pos
+        )
+    return dataclasses.replace(flow, nodes=nodes), marks
+
+
+def _at_override(raw: RawSuite, index: int, problem: Problem, marks: Marks) -> Problem:
+    """A problem of a key ``given.config`` set, moved from the flow to that key in the test
+    file (in the case, or in the file's ``given``); any other problem as it is."""
+    if problem.pos not in marks:
+        return problem
+    node, name = marks[problem.pos]
+    prefix = f"field '{name}': "
+    message = f"node '{node}': {problem.message.removeprefix(prefix)}"
+    loc = ["given", "config", node, name]
+    case = raw.data[raw.key][index] if isinstance(raw.data, dict) else None
+    if _has(case, loc):
+        return case_problem(raw, index, loc, message)
+    return file_problem(raw, loc, f"'{'.'.join(loc)}': {message}")
+
+
+def _has(data: Any, loc: list[str]) -> bool:
+    for part in loc:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
 
 
 def _read_flow(raw: RawSuite, suite: Suite) -> Flow | None:
@@ -163,9 +225,14 @@ class CaseCheck:
                 for port, rows in ports.items():
                     self._port(["mocks", node, port], node, port, self.outputs(node))
                     self._file(["mocks", node, port], rows)
-        for key, given in (("state", spec.given.state), ("watermark", spec.given.watermark)):
-            for node in given:
-                self._node(["given", key, node], node, anywhere=True)
+        given = self.case.given
+        for node in given.config:
+            self._node(["given", "config", node], node, anywhere=True)
+        for key, seeded in (("state", given.state), ("watermark", given.watermark)):
+            for node, value in seeded.items():
+                if self._node(["given", key, node], node):
+                    state = {"watermark": value} if key == "watermark" else value
+                    self._state(["given", key, node], node, state)
         for k, step in enumerate(spec.input):
             if isinstance(step, Feed):
                 self._feed(["input", k], step)
@@ -194,6 +261,30 @@ class CaseCheck:
             self.fail(["target"], f"no path from '{target.from_}' to '{target.to}'")
             return False
         return True
+
+    def _state(self, loc: list[Any], node: str, state: Any) -> None:
+        """A state the node would take: not one for a stand-in, and names it keeps."""
+        why = self._stand_in(node)
+        if why is not None:
+            self.fail(loc, f"node '{node}' runs as a stand-in in this case ({why}): "
+                      "a state given to it would not be used")  # fmt: skip
+            return
+        try:
+            check_state(node, self.checked.nodes[node].cls, state)
+        except ValueError as exc:
+            self.fail(loc, str(exc))
+
+    def _stand_in(self, node: str) -> str | None:
+        """Why ``node`` runs as a stand-in in this case (None: it runs itself)."""
+        spec, cls = self.case.spec, self.checked.nodes[node].cls
+        if node in spec.mocks:
+            return "it is mocked"
+        steps = [s for s in spec.input if isinstance(s, Feed)]
+        if cls.kind == "source" and any(self.split(s.feed)[0] == node for s in steps):
+            return "the case feeds it"
+        if spec.replace_io and cls.io:
+            return "external I/O is replaced unless replace_io is false"
+        return None
 
     def _unknown(self, node: str) -> str:
         flow = self.checked.flow
@@ -261,3 +352,19 @@ def load_suites(
 ) -> Mapping[Path, Suite]:
     """Every test file in ``paths``, loaded."""
     return {p: load_suite(p, registry, allow_code=allow_code) for p in paths}
+
+
+def flow_test_problems(
+    path: Path, registry: Registry, *, allow_code: bool = False
+) -> tuple[list[Problem], int]:
+    """What ``flowengine validate`` adds for ``path``: the problems of its tests (a flow's
+    inline ``tests:`` and the ``NAME.test.yaml`` beside it; or ``path`` itself, a test file)
+    and how many cases they hold that are ready to run."""
+    files = [path] if is_test_file(path) else tests_for_flow(path)
+    problems: list[Problem] = []
+    cases = 0
+    for file in files:
+        suite = load_suite(file, registry, allow_code=allow_code)
+        problems += suite.problems
+        cases += len(suite.cases)
+    return list(dict.fromkeys(problems)), cases

@@ -59,8 +59,8 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
         if path.is_dir():
             found += _walk(path)
         elif path.is_file():
-            found += [path] if is_test_file(path) else _for_flow(path)
-            if not is_test_file(path) and not _for_flow(path):
+            found += [path] if is_test_file(path) else tests_for_flow(path)
+            if not is_test_file(path) and not tests_for_flow(path):
                 problems.append(Problem(str(path), _TOP, "no tests for this flow", None, "warning"))
         else:
             problems.append(Problem(str(path), _TOP, "no such file or directory"))
@@ -79,7 +79,7 @@ def _walk(root: Path) -> list[Path]:
     return out
 
 
-def _for_flow(flow: Path) -> list[Path]:
+def tests_for_flow(flow: Path) -> list[Path]:
     """A flow's own tests: inline ones, then ``NAME.test.yaml`` beside it."""
     out = [flow] if has_inline_tests(flow) else []
     out += [s for s in (flow.with_name(flow.stem + x) for x in TEST_SUFFIXES) if s.is_file()]

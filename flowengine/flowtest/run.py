@@ -322,7 +322,6 @@ def _pooled(
             if future.cancelled() or future.exception() is not None:
                 return
             result = future.result()
-            done(result)
             if exitfirst and result.outcome in ("failed", "error") and not stop:
                 stop = True
                 for other in futures:
@@ -340,4 +339,5 @@ def _pooled(
                 done(failed)
                 yield failed
                 continue
+            done(future.result())  # in collection order: one progress line per file
             yield future.result()

@@ -135,6 +135,12 @@ class Given(Strict):
     watermark: dict[str, Any] = Field(
         default={}, description="sql_in node id -> its watermark (the last value already read)."
     )
+    config: dict[str, dict[str, Any]] = Field(
+        default={},
+        description="Node id -> config keys set over the flow's for this case, checked like "
+        "the flow's (a simulator without defects, or sending a minute at a time).",
+        examples=[{"plc": {"defect_interval": 100000, "batch_size": 600}}],
+    )
 
 
 class Feed(Strict):

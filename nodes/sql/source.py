@@ -63,8 +63,23 @@ def _load(state: dict[str, Any]) -> Any:
     return pd.Timestamp(value).to_pydatetime() if state["type"] == "datetime" else value
 
 
+def _mark(value: Any) -> Any:
+    """A watermark as written (``initial``, a test's ``given.watermark``): ISO text is a time,
+    anything else stays as it is."""
+    if isinstance(value, str):
+        try:
+            return pd.Timestamp(value).to_pydatetime()
+        except ValueError:
+            return value
+    return _plain(value)
+
+
 class SqlIn(Source[SqlInConfig]):
     """Poll a query; with `watermark_column`, each row is read once across restarts.
+
+    The watermark is the node's state: a checkpoint keeps it with the batches it covers, and
+    a test seeds it (`given.watermark`). It is also kept in a file beside the flow, so a flow
+    without checkpoints goes on where it was too.
 
     A result in the long format (timestamp, sensor, value) is read as readings: float values,
     a `quality` column, rows that are no reading to the error port (see `non_finite`).
@@ -72,9 +87,13 @@ class SqlIn(Source[SqlInConfig]):
 
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires = (("sqlalchemy", "sql"),)
+    state_attrs = ("watermark",)
     client: SqlClient | None = None
     state_path: Path
     watermark: Any = None
+    #: True once the watermark is known (read at the first start, restored, or seeded): a
+    #: reconnect goes on from it.
+    _has_mark: bool = False
     #: Polls made so far; kept across restarts so `polls` counts them all.
     _done: int = 0
     limiter: RateLimiter
@@ -84,18 +103,20 @@ class SqlIn(Source[SqlInConfig]):
         self.client = SqlClient(beside_flow(self.config.connection_string, self.ctx.flow_dir))
         await self.client.ping()
         self.state_path = self.ctx.flow_dir / ".flowengine-state" / f"{self.ctx.node_id}.json"
-        self.watermark = self._restore()
+        if not self._has_mark:
+            self.watermark, self._has_mark = self._initial(), True
 
-    def _restore(self) -> Any:
+    def restore(self, state: Any) -> None:
+        """Take the watermark of a checkpoint or a test (ISO text is a time, as `initial`)."""
+        if not isinstance(state, dict) or set(state) != {"watermark"}:
+            raise ValueError("sql_in's state is {watermark: VALUE}")
+        self.watermark, self._has_mark = _mark(state["watermark"]), True
+
+    def _initial(self) -> Any:
+        """The watermark in the file of the last run, else `initial`."""
         if self.state_path.exists():
             return _load(json.loads(self.state_path.read_text()))
-        initial = self.config.initial
-        if isinstance(initial, str):
-            try:
-                return pd.Timestamp(initial).to_pydatetime()
-            except ValueError:
-                return initial
-        return initial
+        return _mark(self.config.initial)
 
     def _persist(self) -> None:
         """Write the watermark atomically (temp file + rename): never half a state file."""
@@ -113,7 +134,7 @@ class SqlIn(Source[SqlInConfig]):
         assert self.client is not None  # the runtime calls start first
         while cfg.polls is None or self._done < cfg.polls:
             if self._done:
-                await asyncio.sleep(cfg.poll_interval)
+                await self.ctx.clock.sleep(cfg.poll_interval)
             params = dict(cfg.params)
             if column:
                 params[f"last_{column}"] = self.watermark
@@ -121,17 +142,25 @@ class SqlIn(Source[SqlInConfig]):
             self._done += 1
             if frame.empty:
                 continue
-            await self._send(frame)
-            if column:
-                if column not in frame:
-                    raise ValueError(f"query result has no watermark column '{column}'")
-                self.watermark = _plain(frame[column].max())
-                await asyncio.to_thread(self._persist)
+            if not column:
+                await self._send(frame)
+                continue
+            if column not in frame:
+                raise ValueError(f"query result has no watermark column '{column}'")
+            # moved before the send, so that a checkpoint of this batch holds its watermark;
+            # taken back if the send fails, so the rows are read again
+            before, self.watermark = self.watermark, _plain(frame[column].max())
+            try:
+                await self._send(frame)
+            except BaseException:
+                self.watermark = before
+                raise
+            await asyncio.to_thread(self._persist)
 
     async def _send(self, frame: pd.DataFrame) -> None:
         """Rows to ``out``; rows that are no reading to ``error``, each counted as an error of
         this node and in the ``bad_rows`` counter, logged rate-limited."""
-        rows, errors = readings(frame, self.config.non_finite, pd.Timestamp.now(tz="UTC"))
+        rows, errors = readings(frame, self.config.non_finite, self.ctx.clock.now())
         if errors is None:
             await self.ctx.send(rows)
             return

@@ -60,6 +60,27 @@ def test_validate_exit_codes(cli_env, tmp_path):
     assert flowengine("run", str(bad), env=cli_env).returncode == 1
 
 
+def test_validate_checks_the_tests_beside_a_flow(cli_env, tmp_path):
+    flow = tmp_path / "line.yaml"
+    flow.write_text(
+        "version: 1\nnodes:\n  a: {type: inject, rows: [{v: 1}], wires: [b]}\n  b: {type: debug}\n"
+    )
+    tests = tmp_path / "line.test.yaml"
+    tests.write_text("cases:\n  - name: typo\n    expect: {bb: {no_output: true}}\n")
+    done = flowengine("validate", str(flow), env=cli_env)
+    assert done.returncode == 1
+    assert (
+        f"{tests}:3:14: case 'typo': 'expect.bb': no node 'bb' in {flow} (did you mean 'b'?)"
+        in done.stderr
+    )
+    assert f"{flow}: 1 error(s), 0 warning(s), 2 nodes" in done.stdout
+    tests.write_text("cases:\n  - name: fixed\n    expect: {b: {row_count: 1}}\n")
+    done = flowengine("validate", str(flow), str(tests), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert f"{flow}: ok, 0 warning(s), 2 nodes, 1 test case(s)" in done.stdout
+    assert f"{tests}: ok, 0 warning(s), 1 test case(s)" in done.stdout
+
+
 def test_broken_yaml_never_shows_a_traceback(cli_env, tmp_path):
     bad = tmp_path / "broken.yaml"
     bad.write_text("version: 1\nnodes:\n  a: [unclosed\n")

@@ -8,6 +8,7 @@ node asleep on the fake clock is not.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 
+from flowengine.harness import StateRejected
 from flowengine.node import NodeConfig, Sink, Source, Transform, option
 from flowengine.testing import FakeClock, FlowHarness, check_text
 from flowengine.types import Batch, Result
@@ -106,6 +108,25 @@ class RealSleep(Sink[SlowConfig]):
         self.written.append(len(batch.frame))
 
 
+class Picky(Transform[Empty]):
+    """Keeps a count; its ``restore`` refuses a state without one (as a node whose state
+    format changed would)."""
+
+    def __init__(self, config: Empty, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        self.n = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {"n": self.n}
+
+    def restore(self, state: Any) -> None:
+        self.n = int(state["n"])
+
+    def process(self, batch: Batch) -> Result:
+        self.n += len(batch.frame)
+        return batch.frame.assign(n=self.n)
+
+
 TYPES: dict[str, Any] = {
     "plc": Plc,
     "historian": Historian,
@@ -113,6 +134,7 @@ TYPES: dict[str, Any] = {
     "threaded": Threaded,
     "background": Background,
     "realsleep": RealSleep,
+    "picky": Picky,
 }
 
 
@@ -381,6 +403,58 @@ def test_seeded_state_is_restored_before_the_first_batch() -> None:
         assert values(h.outputs("b")) == [1.0, 2.0, 3.0]
 
     scenario(flow, body, state={"b": held})
+
+
+def test_a_state_the_node_refuses_fails_with_its_reason_and_nothing_unretrieved(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow = {
+        "src": {"type": "plc", "wires": ["p"]},
+        "p": {"type": "picky", "wires": ["hist"]},
+        "hist": {"type": "historian"},
+    }
+    reached: list[str] = []
+
+    async def body(h: FlowHarness) -> None:
+        reached.append("body")  # never: the case stops before its first step
+
+    with pytest.raises(StateRejected) as info:
+        scenario(flow, body, state={"p": {"count": 3}})
+    assert str(info.value) == "node 'p' rejected the given state: KeyError: 'n'"
+    assert reached == []
+    gc.collect()  # an exception nobody retrieved is logged when its task is collected
+    assert "never retrieved" not in caplog.text
+
+
+def test_a_state_the_node_takes_is_used() -> None:
+    flow = {"p": {"type": "picky", "wires": ["hist"]}, "hist": {"type": "historian"}}
+
+    async def body(h: FlowHarness) -> None:
+        await h.feed("p", frame(1.0, 2.0))
+
+    h = scenario(flow, body, state={"p": {"n": 40}})
+    assert values(h.outputs("p"), "n") == [42, 42]
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"d": {"last": {}}}, r"node 'd' keeps no state 'last' \(its state: _last\) \(did you"),
+        ({"d": [1, 2]}, "state for node 'd' must map its state names"),
+        ({"f": {"x": 1}}, "state for node 'f', whose type 'filter' keeps none"),
+        ({"hist": {"x": 1}}, r"node 'hist', which this test replaces by a stand-in \(Drop: mocked"),
+    ],
+)
+def test_a_state_that_would_be_ignored_is_refused_before_the_run(
+    state: dict[str, Any], message: str
+) -> None:
+    flow = {
+        "d": {"type": "deadband", "band": 1.0, "wires": ["f"]},
+        "f": {"type": "filter", "query": "value > 0", "wires": ["hist"]},
+        "hist": {"type": "historian"},
+    }
+    with pytest.raises(ValueError, match=message):
+        FlowHarness(check_text(flow, types=TYPES), clock=FakeClock(), state=state)
 
 
 def test_leaving_the_harness_drains_and_what_is_flushed_is_observed() -> None:

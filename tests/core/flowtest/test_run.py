@@ -278,3 +278,32 @@ def test_seeded_state_and_counters(write_test, tmp_path):
     )
     code, out = run(path)
     assert code == 0, out
+
+
+def test_a_state_the_node_refuses_errors_the_case_with_its_reason(write_test, tmp_path):
+    (tmp_path / "al.yaml").write_text(
+        "version: 1\nnodes:\n"
+        "  src: {type: inject, rows: [{line: '3', p: 0.1}], wires: [al]}\n"
+        "  al: {type: alert, column: p, raise_at: 0.5, wires: [sink]}\n"
+        "  sink: {type: debug}\n"
+    )
+    path = write_test(
+        """\
+        cases:
+          - name: an old state shape
+            target: al
+            given: {state: {al: {stats: {}}}}
+            input: [{feed: al, rows: [{timestamp: "+0s", line: "3", p: 0.9}]}]
+            expect:
+              al: {row_count: 1}
+        """,
+        "al.test.yaml",
+    )
+    code, out = run(path)
+    assert code == 1, out
+    assert f"{path} E" in out
+    assert (
+        f"ERROR {path}::an old state shape - StateRejected: node 'al' rejected the given state: "
+        "KeyError: 'keys'"
+    ) in out
+    assert "never retrieved" not in out
