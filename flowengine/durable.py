@@ -192,11 +192,19 @@ class Durability:
                     "windows, held rows) does not fit them and is dropped",
                     self.restored_from.id,
                 )
-        if state is not None:
+        if state is None:
+            return
+        try:
             run.node.restore(state)
-            run.log.info(
-                "state restored (checkpoint %s)", self.restored_from and self.restored_from.id
+        except Exception as exc:  # a state the node cannot take must not stop the flow's start
+            run.node.ctx.error(f"state not restored: {type(exc).__name__}: {exc}")
+            run.log.error(
+                "its saved state could not be restored (%s: %s): it starts without it",
+                type(exc).__name__,
+                exc,
             )
+            return
+        run.log.info("state restored (checkpoint %s)", self.restored_from and self.restored_from.id)
 
     def _source_state(self, run: NodeRun) -> Any:
         """A source's state as of its last journaled batch (newer than any checkpoint)."""

@@ -181,8 +181,8 @@ class DefectPredictionEngine:
         self.model_path = Path(os.path.normpath(path if path.is_absolute() else base / path))
         if not self.model_path.exists():
             raise FileNotFoundError(f"model file not found: {self.model_path}")
-        limit_threads(self.config.predict.threads)
         self.model = load(self.model_path, self.config.predict)
+        limit_threads(self.config.predict.threads)  # after the load (see limit_threads)
 
     @property
     def threshold(self) -> float:

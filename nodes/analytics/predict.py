@@ -95,7 +95,9 @@ class PredictConfig(NodeConfig):
 
 def limit_threads(threads: int) -> None:
     """Cap OpenMP threads (process-wide): scikit-learn's tree ensembles use one per core by
-    default, and a one-row batch on a busy box then costs ~50x more than with one thread."""
+    default, and a one-row batch on a busy box then costs ~50x more than with one thread.
+    Call it after the model is loaded: before scikit-learn is imported there is no OpenMP
+    runtime to limit, and the call does nothing."""
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     threadpool_limits(threads, user_api="openmp")
@@ -144,8 +146,8 @@ class Predict(Transform[PredictConfig]):
         if not self._path.exists():
             raise FileNotFoundError(f"model file not found: {self._path}")
         self._stamp = self._file_stamp()
-        limit_threads(cfg.threads)
         self._model = await asyncio.to_thread(load, self._path, cfg)
+        limit_threads(cfg.threads)  # after the load: OpenMP exists only once sklearn is imported
         self._loading: asyncio.Task[ml.LoadedModel] | None = None
         self._checked = self.ctx.clock.monotonic()
         self._every = parse_duration(cfg.check_every) / 1e9

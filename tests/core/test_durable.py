@@ -72,6 +72,28 @@ def test_a_stopped_flow_goes_on_where_it_stopped_without_duplicates(tmp_path: Pa
     assert after["total"].tolist() == [sum(range(s + 1)) for s in after["seq"]]
 
 
+class Picky(Total):
+    """A total whose ``restore`` refuses what an older version of it saved."""
+
+    def restore(self, state: Any) -> None:
+        raise KeyError("keys")
+
+
+def test_a_state_the_node_refuses_is_logged_and_the_flow_starts_without_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "line.yaml"
+    text = flow_text(40, pause=0.01)
+    first = run_flow(text, types=TYPES, path=path, duration=0.15)  # stopped: sum has a total
+    again = run_flow(text, types={**TYPES, "total": Picky}, path=path)
+    done = [s for b in first.batches("cap") for s in b.frame["seq"]]
+    after = again.frame("cap")
+    assert after["seq"].tolist() == list(range(len(done), 200))  # the source went on
+    assert after["total"].iloc[0] == after["seq"].iloc[0]  # sum started afresh
+    assert again.stats("sum")["errors"] == 1 and again.report.drained
+    assert "its saved state could not be restored (KeyError" in caplog.text
+
+
 def test_without_checkpoints_no_state_folder_is_made(tmp_path: Path) -> None:
     text = flow_text(3).replace("settings: {checkpoint: 50ms}", "")
     run_flow(text, types=TYPES, path=tmp_path / "plain.yaml")
