@@ -20,6 +20,7 @@ once, and stateful results equal an uninterrupted run's.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -27,13 +28,16 @@ import os
 import pickle
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("flowengine.checkpoint")
 
 #: Format of the checkpoint file; a file of another version is ignored (with a warning).
 VERSION = 1
+#: The entry point group of checkpoint stores, by URL scheme (``nats-kv``).
+STORES = "flowengine.checkpoint_stores"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,46 +75,134 @@ def fingerprint(node_type: str, config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class CheckpointStore:
-    """The last completed checkpoint of one flow, in ``folder/checkpoint``."""
+class StoreUnavailable(Exception):
+    """A checkpoint store that cannot be reached now (a store on the network): the flow must
+    not start without its state, or its first checkpoint would overwrite the saved one."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.path = folder / "checkpoint"
 
-    def load(self) -> Checkpoint | None:
-        """The saved checkpoint, or None when there is none or it does not read (logged)."""
+class CheckpointBackend(Protocol):
+    """Where the bytes of one flow's (or one partition's) last checkpoint live.
+
+    The default is a file beside the flow; ``flowengine run --checkpoint-store URL`` and the
+    workers of ``--worker I/N`` use one on the network (a NATS KV bucket), so that another host
+    can take the state over. Calls are synchronous and may block (the runtime calls ``write``
+    off the event loop); ``write`` replaces the old checkpoint atomically or not at all.
+    """
+
+    #: Where it is, for log lines (no secrets).
+    where: str
+
+    def read(self) -> bytes | None:
+        """The saved bytes; None when nothing was saved yet. Raises :class:`StoreUnavailable`
+        when the store cannot be reached, ``OSError`` when it cannot be read."""
+
+    def write(self, data: bytes) -> None:
+        """Replace the saved bytes (all or nothing); raises when that failed."""
+
+    def close(self) -> None:
+        """Release connections; the store is not used again."""
+
+
+class FileBackend:
+    """A file written atomically: a temporary file, fsync, rename, fsync of the folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = str(path)
+
+    def read(self) -> bytes | None:
         try:
-            data = self.path.read_bytes()
+            return self.path.read_bytes()
         except FileNotFoundError:
             return None
-        except OSError as exc:
-            log.error("checkpoint %s unreadable (%s): starting without it", self.path, exc)
-            return None
-        try:
-            version, checkpoint = pickle.loads(data)
-        except Exception as exc:
-            log.error("checkpoint %s damaged (%s): starting without it", self.path, exc)
-            return None
-        if version != VERSION or not isinstance(checkpoint, Checkpoint):
-            log.warning("checkpoint %s is of another version: starting without it", self.path)
-            return None
-        return checkpoint
 
-    def save(self, checkpoint: Checkpoint) -> None:
-        """Write atomically: a temporary file, fsync, rename over the old one, fsync the folder."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def write(self, data: bytes) -> None:
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.tmp")
         with tmp.open("wb") as out:
-            out.write(pickle.dumps((VERSION, checkpoint), protocol=pickle.HIGHEST_PROTOCOL))
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
-        dir_fd = os.open(self.folder, os.O_RDONLY)
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def open_backend(url: str, key: str) -> CheckpointBackend:
+    """The checkpoint store ``url`` names (``nats-kv://host:4222/bucket``), for the checkpoint
+    ``key`` (a flow, or a flow's partition). The store types come from the entry point group
+    ``flowengine.checkpoint_stores``, by URL scheme, so the core names none of them."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    found = {ep.name: ep for ep in entry_points(group=STORES)}
+    if scheme not in found:
+        known = ", ".join(f"{name}://" for name in sorted(found)) or "none installed"
+        raise ValueError(f"checkpoint store '{url}': unknown scheme (known: {known})")
+    factory = found[scheme].load()
+    backend: CheckpointBackend = factory(url, key)
+    return backend
+
+
+class CheckpointStore:
+    """The last completed checkpoint of one flow: ``folder/checkpoint`` unless another
+    ``backend`` keeps it (see :class:`CheckpointBackend`)."""
+
+    def __init__(self, folder: Path, backend: CheckpointBackend | None = None) -> None:
+        self.folder = folder
+        self.path = folder / "checkpoint"
+        self.backend = backend if backend is not None else FileBackend(self.path)
+
+    def load(self) -> Checkpoint | None:
+        """The saved checkpoint, or None when there is none or it does not read (logged).
+        A store that cannot be reached raises :class:`StoreUnavailable`."""
+        where = self.backend.where
+        try:
+            data = self.backend.read()
+        except OSError as exc:
+            log.error("checkpoint %s unreadable (%s): starting without it", where, exc)
+            return None
+        if data is None:
+            return None
+        try:
+            version, checkpoint = pickle.loads(data)
+        except Exception as exc:
+            log.error("checkpoint %s damaged (%s): starting without it", where, exc)
+            return None
+        if version != VERSION or not isinstance(checkpoint, Checkpoint):
+            log.warning("checkpoint %s is of another version: starting without it", where)
+            return None
+        return checkpoint
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Replace the saved checkpoint atomically (a crash mid-write keeps the old one)."""
+        self.backend.write(pickle.dumps((VERSION, checkpoint), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def encode_state(state: Any) -> str | None:
+    """A state as text (pickled, base64): how journal entries carry a source's state."""
+    if state is None:
+        return None
+    return base64.b64encode(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)).decode()
+
+
+def decode_state(text: Any) -> Any:
+    """What :func:`encode_state` made, or None (logged) when it does not read."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return pickle.loads(base64.b64decode(text))  # our own journal: as trusted as the flow
+    except Exception as exc:
+        log.error("a journaled source state does not read (%s): ignored", exc)
+        return None
 
 
 @dataclass(slots=True)

@@ -7,7 +7,6 @@ drained (drain timeout), 130 stopped hard by a second signal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -32,16 +31,18 @@ from flowengine.flowtest.load import is_test_file
 from flowengine.logs import RedactFilter, quiet_libraries, setup_logging
 from flowengine.nodedocs import render
 from flowengine.registry import Registry, default_registry
+from flowengine.running import EXIT_FORCED, run_command
 from flowengine.secrets import secrets_cmd
 from flowengine.validate import CheckedFlow, load_flow
 
 if TYPE_CHECKING:
-    from flowengine.runtime import RunReport, Runtime
+    from flowengine.runtime import Runtime
+    from flowengine.worker import Worker
 
 log = logging.getLogger("flowengine")
 #: The entry point group of CLI subcommands contributed by node families and the editor.
 COMMANDS = "flowengine.commands"
-EXIT_INVALID, EXIT_UNDRAINED, EXIT_FORCED = 1, 3, 130
+EXIT_INVALID = 1
 #: Seconds within which a repeated stop signal is the same request, not a second one.
 SIGNAL_DEBOUNCE = 1.0
 FLOW_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -60,6 +61,19 @@ def _finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise click.BadParameter("must be a finite number of seconds")
     return value
+
+
+def _worker(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
+    from flowengine.worker import parse_worker
+
+    if value is None or not value.strip():
+        return None
+    try:
+        return parse_worker(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _report(checked: CheckedFlow, quiet: bool = False) -> None:
@@ -114,6 +128,23 @@ def main() -> None:
     show_default=True,
     help="Seconds between status log lines when not live (0: none).",
 )
+@click.option(
+    "--worker",
+    metavar="I/N",
+    envvar="FLOWENGINE_WORKER",
+    callback=_worker,
+    help="Run as worker I of N of a flow that reads a partitioned stream (nats_in): one copy "
+    "of the flow per partition p with p % N == I, its state checkpointed where another host "
+    "can take it over. Also FLOWENGINE_WORKER=I/N.",
+)
+@click.option(
+    "--checkpoint-store",
+    metavar="URL",
+    envvar="FLOWENGINE_CHECKPOINT_STORE",
+    help="Keep checkpoints in this store instead of beside the flow (nats-kv://host:4222/bucket); "
+    "with --worker the partitioned source's own store is the default. Also "
+    "FLOWENGINE_CHECKPOINT_STORE.",
+)
 @ALLOW_CODE
 def run(
     flow: Path,
@@ -124,13 +155,16 @@ def run(
     log_format: str,
     live: bool | None,
     status_interval: float,
+    worker: tuple[int, int] | None,
+    checkpoint_store: str | None,
     allow_code: bool,
 ) -> None:
     """Run FLOW until Ctrl-C / SIGTERM (or --for SECONDS), then drain every queue and exit.
 
     \b
-    Example:
+    Examples:
       flowengine run flows/line3.yaml --for 60 --metrics-port 9108
+      flowengine run flows/plant-analytics.yaml --worker 0/2   # and 1/2 elsewhere
     """
     live = sys.stdout.isatty() and log_format == "text" if live is None else live
     console = Console()
@@ -148,10 +182,15 @@ def run(
     if not checked.ok:
         click.echo(f"{flow}: {len(checked.errors)} error(s); not started", err=True)
         sys.exit(EXIT_INVALID)
+    shown = (metrics_port, metrics_host, live, console, status_interval)
+
+    def make() -> Runtime | Worker:
+        from flowengine.worker import runner
+
+        return runner(checked, _registry(), worker, checkpoint_store or None, allow_code)
+
     try:
-        code = asyncio.run(
-            _run(checked, duration, metrics_port, metrics_host, live, console, status_interval)
-        )
+        code = asyncio.run(run_command(make, _Signals, duration, *shown))
     except KeyboardInterrupt:
         code = EXIT_FORCED
     except Exception as exc:  # the engine never ends in a traceback for a user
@@ -164,44 +203,6 @@ def run(
     sys.exit(code)
 
 
-async def _run(
-    checked: CheckedFlow,
-    duration: float | None,
-    metrics_port: int | None,
-    metrics_host: str,
-    live: bool,
-    console: Console,
-    status_interval: float,
-) -> int:
-    """Run the flow until it ends or is stopped, with metrics and a display; the exit code."""
-    from flowengine.metrics import MetricsServer
-    from flowengine.runtime import Runtime
-
-    runtime = Runtime(checked)
-    signals = _Signals(runtime)
-    server = (
-        MetricsServer(runtime, metrics_port, metrics_host) if metrics_port is not None else None
-    )
-    if server:
-        await server.start()
-    display = _start_display(runtime, live, console, status_interval)
-    log.info("running %s (%d nodes)", checked.flow.path, len(runtime.stats))
-    try:
-        report = await runtime.run(duration)
-    except asyncio.CancelledError:
-        if signals.forced:
-            return EXIT_FORCED
-        raise
-    finally:
-        if display:
-            display.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await display
-        if server:
-            await server.close()
-    return _summary(runtime, report)
-
-
 class _Signals:
     """SIGINT/SIGTERM: the first drains the flow, a second cancels the running command.
 
@@ -209,7 +210,7 @@ class _Signals:
     process-group signal (``timeout``, some init systems) can deliver two at once.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime | Worker) -> None:
         self.runtime = runtime
         self.main_task = asyncio.current_task()
         self.forced = False
@@ -232,32 +233,6 @@ class _Signals:
             self.forced = True
             assert self.main_task is not None
             self.main_task.cancel()
-
-
-def _start_display(
-    runtime: Runtime, live: bool, console: Console, status_interval: float
-) -> asyncio.Task[None] | None:
-    """The live table (``--live``) or periodic status lines, as a task; None for neither."""
-    from flowengine.live import log_status, show_live
-
-    if live:
-        return asyncio.create_task(show_live(runtime, console))
-    if status_interval:
-        return asyncio.create_task(log_status(runtime, status_interval))
-    return None
-
-
-def _summary(runtime: Runtime, report: RunReport) -> int:
-    """Log how the run ended; the exit code (undrained queues: ``EXIT_UNDRAINED``)."""
-    rows = sum(s.rows_out for s in runtime.stats.values() if s.kind == "source")
-    log.info(
-        "stopped after %.1fs: %d rows read, %d errors%s",
-        report.duration,
-        rows,
-        report.errors,
-        "" if report.drained else f", {report.lost_batches} batches not drained",
-    )
-    return 0 if report.drained else EXIT_UNDRAINED
 
 
 @main.command()

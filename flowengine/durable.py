@@ -12,7 +12,8 @@ What it adds to the runtime, and where:
   inputs and pass it on; nodes without outgoing wires acknowledge it. See
   :mod:`flowengine.checkpoint` for the algorithm.
 * **Completion.** A checkpoint whose every terminal node acknowledged is saved atomically;
-  then each journal deletes through its source's position.
+  then each journal deletes through its source's position, and each source hears which of
+  its states the saved checkpoint holds (``Source.committed``: a JetStream source acks then).
 * **Restart.** Node states come back from the last complete checkpoint (after ``start``,
   before the first batch); each source first replays its journal after its position, then
   reads anew. Everything after the checkpoint is processed again: at-least-once delivery,
@@ -25,16 +26,23 @@ What it adds to the runtime, and where:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from flowengine.checkpoint import Barrier, Checkpoint, CheckpointStore, Coordinator, fingerprint
+from flowengine.checkpoint import (
+    Barrier,
+    Checkpoint,
+    CheckpointBackend,
+    CheckpointStore,
+    Coordinator,
+    decode_state,
+    encode_state,
+    fingerprint,
+)
 from flowengine.journal import Journal, JournalFull
 from flowengine.model import Flow
 from flowengine.node import Source
@@ -62,15 +70,20 @@ def state_folder(flow: Flow) -> Path:
 
 
 class Durability:
-    """The checkpoint coordinator, journals and restore logic for one :class:`Runtime`."""
+    """The checkpoint coordinator, journals and restore logic for one :class:`Runtime`; its
+    checkpoints in ``folder/checkpoint`` or ``backend`` (a store other hosts read)."""
 
-    def __init__(self, flow: Flow, runs: dict[str, NodeRun]) -> None:
+    def __init__(
+        self, flow: Flow, runs: dict[str, NodeRun], backend: CheckpointBackend | None = None
+    ) -> None:
         self.flow = flow
         self.runs = runs
         self.interval = flow.settings.checkpoint or 1.0
         self.folder = state_folder(flow)
-        self.store = CheckpointStore(self.folder)
+        self.store = CheckpointStore(self.folder, backend)
         self.restored_from = self.store.load()
+        #: The checkpoint a clean stop saved, until its sources heard of it (``confirm``).
+        self.final: Checkpoint | None = None
         self.coordinator = Coordinator(self.store, self.restored_from)
         self.journals: dict[str, Journal] = {}
         self.positions: dict[str, int] = {}
@@ -132,7 +145,7 @@ class Durability:
         if not sends:
             return
         journal = self.journal(run)
-        state = _encode_state(run.node.snapshot())
+        state = encode_state(run.node.snapshot())
         fp = self._fingerprint(run)
         records = [
             (b.frame, {"port": p, "topic": b.topic, "created": b.created, "state": state, "fp": fp})
@@ -154,7 +167,7 @@ class Durability:
         async with self.lock(run):
             for out_port, batch in batches_of(run, result, port, None):
                 await deliver(run, out_port, batch)
-            self.source_states[run.id] = _encode_state(run.node.snapshot())
+            self.source_states[run.id] = encode_state(run.node.snapshot())
 
     async def _append(
         self, run: NodeRun, journal: Journal, records: list[tuple[Any, dict[str, Any]]]
@@ -215,7 +228,7 @@ class Durability:
         if last[-1].meta.get("fp") != self._fingerprint(run):
             run.log.warning("its settings changed since its journal was written: it starts anew")
             return None
-        return _decode_state(last[-1].meta.get("state"))
+        return decode_state(last[-1].meta.get("state"))
 
     async def replay(self, run: NodeRun) -> None:
         """Send again what ``run``'s journal holds after the last checkpoint's position (once
@@ -267,8 +280,8 @@ class Durability:
         fp = self._fingerprint(run)
         if isinstance(run.node, Source):
             if run.id not in self.source_states:  # sent nothing yet: what it was restored to
-                self.source_states[run.id] = _encode_state(run.node.snapshot())
-            state = _decode_state(self.source_states[run.id])
+                self.source_states[run.id] = encode_state(run.node.snapshot())
+            state = decode_state(self.source_states[run.id])
         else:
             state = run.node.snapshot()
         self.coordinator.record(cid, run.id, state, fp, position)
@@ -299,7 +312,12 @@ class Durability:
         if checkpoint is None:
             return
         async with self._saving:
-            await asyncio.to_thread(self.store.save, checkpoint)
+            try:
+                await asyncio.to_thread(self.store.save, checkpoint)
+            except Exception as exc:  # a store on the network may be away: the next one saves
+                self._unsaved(f"checkpoint {checkpoint.id}", exc)
+                return
+            await self._commit(checkpoint)
             for source, position in checkpoint.positions.items():
                 journal = self.journals.get(source)
                 if journal is not None and position:
@@ -307,6 +325,35 @@ class Durability:
                     run = self.runs.get(source)
                     if run is not None:
                         self._show(run, journal)
+
+    async def _commit(self, checkpoint: Checkpoint) -> None:
+        """Tell each source that cares (``Source.committed``) which of its states the saved
+        ``checkpoint`` holds, so it may confirm upstream what that state covers."""
+        for run in list(self.runs.values()):
+            node = run.node
+            if not isinstance(node, Source) or type(node).committed is Source.committed:
+                continue  # (a source without state records none: nothing to confirm)
+            try:
+                state = checkpoint.state_of(run.id, self._fingerprint(run))
+                if state is not None:
+                    await node.committed(state)
+            except Exception as exc:  # never fails the checkpoint: it is saved already
+                run.log.warning("confirming checkpoint %d failed: %s", checkpoint.id, exc)
+
+    async def confirm(self) -> None:
+        """After the run: the sources hear of a clean stop's last checkpoint; store closed."""
+        try:
+            if self.final is not None:
+                await self._commit(self.final)
+        finally:
+            self.final = None
+            self.store.close()
+
+    def _unsaved(self, what: str, exc: Exception) -> None:
+        where = self.store.backend.where
+        log.error(
+            "%s not saved to %s: %s: %s (journals kept)", what, where, type(exc).__name__, exc
+        )
 
     def abort(self) -> None:
         """A deploy changed the graph: open checkpoints are dropped, inboxes unaligned."""
@@ -322,6 +369,8 @@ class Durability:
         try:
             if drained:
                 self._final_checkpoint()
+        except Exception as exc:  # the store is away: the last periodic checkpoint stands
+            self._unsaved("the last checkpoint", exc)
         finally:
             for journal in self.journals.values():
                 with contextlib.suppress(Exception):
@@ -337,24 +386,9 @@ class Durability:
         if checkpoint is None:  # begin with no terminals completes on the first acknowledge
             return
         self.store.save(checkpoint)  # the run is over: nothing else waits on the loop
+        self.final = checkpoint
         for source, journal in self.journals.items():
             journal.delete_through(self.positions.get(source, journal.last_seq()))
-
-
-def _encode_state(state: Any) -> str | None:
-    if state is None:
-        return None
-    return base64.b64encode(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)).decode()
-
-
-def _decode_state(text: Any) -> Any:
-    if not isinstance(text, str):
-        return None
-    try:
-        return pickle.loads(base64.b64decode(text))  # our own journal: as trusted as the flow
-    except Exception as exc:
-        log.error("a journaled source state does not read (%s): ignored", exc)
-        return None
 
 
 def _batch_of(run: NodeRun, frame: pd.DataFrame, meta: dict[str, Any]) -> Batch:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Protocol
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from flowengine.runtime import Runtime
+from flowengine.model import Flow
 from flowengine.status import NodeStats, human_age, human_bytes
 
 log = logging.getLogger("flowengine.status")
@@ -23,7 +25,22 @@ STATE_STYLE = {
 
 
 COLUMNS = ("node", "type", "state", "rows in", "rows out", "rows/s", "errors", "queue", "age")
-RIGHT = {"rows in", "rows out", "rows/s", "errors", "age", "on disk"}
+RIGHT = {"rows in", "rows out", "rows/s", "errors", "age", "on disk", "lag"}
+
+
+class Watched(Protocol):
+    """What the table, the status lines and ``/metrics`` read: a Runtime (nodes by id), or a
+    ``--worker`` Worker (the nodes of its partitions' flows as ``<node>@p<partition>``, its
+    flow's name saying which partitions it owns)."""
+
+    @property
+    def flow(self) -> Flow: ...
+
+    @property
+    def stats(self) -> Mapping[str, NodeStats]: ...
+
+    @property
+    def stopping(self) -> bool: ...
 
 
 def disk_cell(stats: NodeStats) -> str:
@@ -38,18 +55,21 @@ def disk_cell(stats: NodeStats) -> str:
     return f"[yellow]{text}[/]" if stats.warning else text
 
 
-def status_table(runtime: Runtime) -> Table:
+def status_table(runtime: Watched) -> Table:
     """One row per node; rows/s is the node's own rate (:meth:`NodeStats.rows_per_s`). The
-    "on disk" column (buffers and journals) is there only when some node has one."""
+    "on disk" column (buffers and journals) is there only when some node has one, the "lag"
+    column (messages waiting for a consumer: ``nats_in``) when some node counts one."""
     table = Table(title=runtime.flow.name or str(runtime.flow.path), expand=False)
     on_disk = any(s.on_disk() is not None for s in runtime.stats.values())
-    for col in (*COLUMNS, *(["on disk"] if on_disk else []), "status"):
+    lag = any("lag" in s.counters for s in runtime.stats.values())
+    extra = [*(["on disk"] if on_disk else []), *(["lag"] if lag else [])]
+    for col in (*COLUMNS, *extra, "status"):
         table.add_column(col, justify="right" if col in RIGHT else "left")
-    for s in runtime.stats.values():
+    for key, s in runtime.stats.items():
         queue = " ".join(f"{len(w.items)}/{w.capacity}" for w in s.wires) or "-"
         age = f"{s.data_age:.1f}s" if s.data_age is not None else "-"
         table.add_row(
-            s.node_id,
+            key,
             s.type,
             f"[{STATE_STYLE[s.state]}]{s.state}[/]",
             f"{s.rows_in:,}",
@@ -59,14 +79,17 @@ def status_table(runtime: Runtime) -> Table:
             queue,
             age,
             *([disk_cell(s)] if on_disk else []),
+            *([f"{s.counters['lag']:,}" if "lag" in s.counters else "-"] if lag else []),
             s.text[:40],
         )
     return table
 
 
-def status_part(stats: NodeStats) -> str:
+def status_part(stats: NodeStats, name: str | None = None) -> str:
     """``db=retrying 0 rows/s, 1,234 rows buffered (2.1 MB, oldest 35s) [buffer full]``."""
-    part = f"{stats.node_id}={stats.state} {stats.rows_per_s():.0f} rows/s"
+    part = f"{name or stats.node_id}={stats.state} {stats.rows_per_s():.0f} rows/s"
+    if "lag" in stats.counters:
+        part += f", lag {stats.counters['lag']:,}"
     if (disk := stats.on_disk()) is not None:
         part += f", {disk.describe()}"
     if warning := stats.warning:
@@ -74,7 +97,7 @@ def status_part(stats: NodeStats) -> str:
     return part
 
 
-async def show_live(runtime: Runtime, console: Console, period: float = 0.5) -> None:
+async def show_live(runtime: Watched, console: Console, period: float = 0.5) -> None:
     """Redraw the table until cancelled."""
     with Live(
         status_table(runtime), console=console, refresh_per_second=4, transient=False
@@ -87,8 +110,9 @@ async def show_live(runtime: Runtime, console: Console, period: float = 0.5) -> 
             live.update(status_table(runtime), refresh=True)
 
 
-async def log_status(runtime: Runtime, period: float) -> None:
+async def log_status(runtime: Watched, period: float) -> None:
     """Log one summary line per ``period`` seconds until cancelled."""
     while True:
         await asyncio.sleep(period)
-        log.info("status: %s", "; ".join(status_part(s) for s in runtime.stats.values()))
+        parts = (status_part(s, key) for key, s in runtime.stats.items())
+        log.info("status: %s", "; ".join(parts))

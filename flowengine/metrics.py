@@ -8,17 +8,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from flowengine.runtime import Runtime
+from flowengine.live import Watched
 from flowengine.status import NodeStats
 
 log = logging.getLogger("flowengine.metrics")
 STATES = ("starting", "ok", "retrying", "error", "stopped")
+#: A node counter that holds a partition's consumer lag (``nats_in``: ``lag_p3``).
+LAG = re.compile(r"lag_p(\d+)")
 LABELS = ["node", "type"]
 COUNTERS = {
     "batches_in": "Batches received",
@@ -44,13 +47,13 @@ def _disk_gauges() -> dict[str, GaugeMetricFamily]:
 
 
 def _add_disk(
-    gauges: dict[str, GaugeMetricFamily], warning: GaugeMetricFamily, stats: NodeStats
+    gauges: dict[str, GaugeMetricFamily], warning: GaugeMetricFamily, stats: NodeStats, node: str
 ) -> None:
-    key = [stats.node_id, stats.type]
+    key = [node, stats.type]
     warning.add_metric(key, 0.0 if stats.warning is None else 1.0)
     if (disk := stats.on_disk()) is None:
         return
-    dkey = [stats.node_id, disk.kind]
+    dkey = [node, disk.kind]
     gauges["buffered_rows"].add_metric(dkey, disk.rows)
     gauges["buffered_bytes"].add_metric(dkey, disk.bytes)
     if disk.age_s is not None:
@@ -58,9 +61,11 @@ def _add_disk(
 
 
 class RuntimeCollector(Collector):
-    """Turns node stats into metric families at scrape time (no bookkeeping in the hot path)."""
+    """Turns node stats into metric families at scrape time (no bookkeeping in the hot path).
+    The ``node`` label is the key in the runtime's stats: the node id, or ``<node>@p<p>`` for
+    the partitions of a ``--worker``."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Watched) -> None:
         self.runtime = runtime
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
@@ -90,8 +95,13 @@ class RuntimeCollector(Collector):
             labels=LABELS,
         )
         disk = _disk_gauges()
-        for stats in self.runtime.stats.values():
-            key = [stats.node_id, stats.type]
+        lag = GaugeMetricFamily(
+            "flowengine_partition_lag",
+            "Messages waiting for a partition's consumer (nats_in: num_pending)",
+            labels=["node", "partition"],
+        )
+        for node, stats in self.runtime.stats.items():
+            key = [node, stats.type]
             for name, family in families.items():
                 family.add_metric(key, getattr(stats, name))
             for s in STATES:
@@ -99,21 +109,23 @@ class RuntimeCollector(Collector):
             if stats.data_age is not None:
                 age.add_metric(key, stats.data_age)
             for wire in stats.wires:
-                wkey = [stats.node_id, wire.source, wire.port]
+                wkey = [node, wire.source, wire.port]
                 depth.add_metric(wkey, len(wire.items))
                 capacity.add_metric(wkey, wire.capacity)
             for name, value in stats.counters.items():
                 custom.add_metric([*key, name], value)
-            _add_disk(disk, warning, stats)
+                if match := LAG.fullmatch(name):
+                    lag.add_metric([node, match.group(1)], value)
+            _add_disk(disk, warning, stats, node)
         yield from families.values()
-        yield from (state, age, depth, capacity, custom, warning)
+        yield from (state, age, depth, capacity, custom, warning, lag)
         yield from disk.values()
 
 
 class MetricsServer:
     """Serves ``/metrics`` (Prometheus text format) and ``/healthz`` on 127.0.0.1 by default."""
 
-    def __init__(self, runtime: Runtime, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, runtime: Watched, port: int, host: str = "127.0.0.1") -> None:
         self.runtime = runtime
         self.host, self.port = host, port
         self.registry = CollectorRegistry()
@@ -131,7 +143,7 @@ class MetricsServer:
             await self._server.wait_closed()
 
     def _health(self) -> tuple[int, bytes]:
-        states = {s.node_id: s.state for s in self.runtime.stats.values()}
+        states = {node: s.state for node, s in self.runtime.stats.items()}
         status = "stopping" if self.runtime.stopping else "ok"
         code = 503 if self.runtime.stopping else 200
         return code, json.dumps({"status": status, "nodes": states}).encode()

@@ -31,6 +31,7 @@ from flowengine.types import Batch, NodeKind, Result
 
 if TYPE_CHECKING:
     from flowengine.context import Context
+    from flowengine.worker import Partitioning
 
 
 class Done(Exception):
@@ -186,6 +187,21 @@ class Source(Node[C]):
         """What this source emitted so far is safe on local disk (its ingest journal): confirm
         it upstream now (an MQTT source sends its held acknowledgements). The default does
         nothing: a source whose upstream does not wait for confirmations needs nothing here."""
+
+    async def committed(self, state: Any) -> None:
+        """A checkpoint is saved that holds ``state`` for this source (what its ``snapshot``
+        returned when the checkpoint's barrier left it): whatever that state covers is safe
+        for good, so a ``replayable`` source whose upstream keeps messages until confirmed (a
+        JetStream consumer) confirms them now, and needs no ingest journal. Called in
+        checkpoint order; for a clean stop's last checkpoint after ``close``. The default does
+        nothing."""
+
+    @classmethod
+    def partitioning(cls, config: Any) -> Partitioning | None:
+        """How ``flowengine run --worker I/N`` splits a flow that reads from this source with
+        ``config`` into partitions (see :mod:`flowengine.worker`); None (the default): it is
+        not partitioned."""
+        return None
 
     async def run(self) -> None:
         """Emit what ``read`` returns until cancelled or :class:`Done`."""

@@ -24,6 +24,7 @@ import networkx as nx
 
 from flowengine import settle
 from flowengine.buffer import SinkBuffer
+from flowengine.checkpoint import CheckpointBackend
 from flowengine.clock import SYSTEM_CLOCK, Clock
 from flowengine.context import Context, Observer
 from flowengine.deploy import Deploying, DeployReport, NotRunning
@@ -62,10 +63,18 @@ class Runtime(Deploying):
     ``clock`` is the time every node reads and sleeps on (``ctx.clock``), and the one retry
     backoffs wait on; a test passes a :class:`~flowengine.clock.FakeClock`. Status timing,
     the drain watchdog and checkpoint intervals stay on real time.
+
+    ``checkpoint_store`` keeps the checkpoints of a flow with ``settings.checkpoint`` somewhere
+    else than beside the flow file (a store another host can read: ``--worker``).
     """
 
     def __init__(
-        self, checked: CheckedFlow, *, seed: int | None = None, clock: Clock | None = None
+        self,
+        checked: CheckedFlow,
+        *,
+        seed: int | None = None,
+        clock: Clock | None = None,
+        checkpoint_store: CheckpointBackend | None = None,
     ) -> None:
         if not checked.ok:
             raise FlowError(checked.problems)
@@ -86,7 +95,13 @@ class Runtime(Deploying):
         self._deploying = asyncio.Lock()
         self.stats: dict[str, NodeStats] = {}
         self._adopt(checked)
-        self._durable = Durability(self.flow, self._runs) if self.settings.checkpoint else None
+        if checkpoint_store is not None and not self.settings.checkpoint:
+            raise ValueError("a checkpoint store needs settings.checkpoint (e.g. 1s)")
+        self._durable = (
+            Durability(self.flow, self._runs, checkpoint_store)
+            if self.settings.checkpoint
+            else None
+        )
         self._nodes.durable = self._durable
         self._build()
 
@@ -198,6 +213,8 @@ class Runtime(Deploying):
         try:
             if not await self._start_phase(order):
                 await self._abandon_start()
+                if self._durable is not None:
+                    await self._durable.confirm()  # nothing to confirm: lets the store go
                 return RunReport(True, time.monotonic() - began)
             ticker = self._checkpoints()
             # A child cancelled by the watchdog ends quietly; TaskGroup ignores cancelled children.
@@ -218,7 +235,10 @@ class Runtime(Deploying):
                 timer.cancel()
             if self._watchdog:
                 self._watchdog.cancel()
-        return self._report(began)
+        report = self._report(began)
+        if self._durable is not None:  # the sources hear of a clean stop's last checkpoint
+            await self._durable.confirm()
+        return report
 
     async def _start_phase(self, order: list[str]) -> bool:
         """Start nodes in ``order``; False when ``stop`` came first (a hung connect included)."""

@@ -3,9 +3,11 @@ what the node's state already holds, each fetching in order into one queue.
 
 The node's state (the last applied stream sequence per subject) is the truth: a consumer that
 holds unacknowledged deliveries when it is bound (messages fetched but never made safe before a
-crash, or lost in flight when the server went away) is recreated to deliver again from the
-sequence after the state's, in order. Without that, JetStream would redeliver them only after
-``ack_wait``, behind newer ones, and the source would take them for repeats.
+crash, or lost in flight when the server went away), or that went past messages of its subject
+the state does not hold (the state came from an older checkpoint, perhaps on another host), is
+recreated to deliver again from the sequence after the state's, at once and in order. Without
+that, JetStream would redeliver them only after ``ack_wait``, behind newer ones, and the source
+would take them for repeats; or never, once acknowledged.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Feed:
         self.sub: Any = None
         #: The consumer's delivery number of the last message taken (see ``in_order``).
         self.cseq = 0
+        #: Messages waiting on the consumer when it was bound (its lag then).
+        self.pending = 0
         self.task: asyncio.Task[None] | None = None
 
     def config(self, after: int | None) -> Any:
@@ -73,8 +77,9 @@ class Feed:
 
     async def bind(self, after: int | None, log: logging.LoggerAdapter[logging.Logger]) -> None:
         """Create the consumer, or take the existing one (its limits updated). One that holds
-        deliveries never acknowledged is recreated to deliver from after ``after``, the last
-        sequence the state holds, so they come again now and in order."""
+        deliveries never acknowledged, or that went past messages after ``after`` (the last
+        sequence the state holds), is recreated to deliver from after ``after``, so what the
+        state lacks comes again now and in order."""
         jserrors = require("nats.js.errors", "nats")
         js, guard, stream = self.link.js, self.link.guard, self.settings.stream
         try:
@@ -87,25 +92,45 @@ class Feed:
                 f"not '{self.subject}': choose another durable name, or delete it "
                 f"(nats consumer rm {stream} {self.name})"
             )
-        if info is not None and after is not None and info.num_ack_pending:
+        if info is not None and after is not None and await self._behind(info, after):
             log.info(
-                "consumer %s holds %d unacknowledged deliveries: delivering again from stream "
-                "sequence %d, after the state's",
+                "consumer %s holds %d unacknowledged deliveries and went up to stream "
+                "sequence %d; the state holds %d: delivering again from %d",
                 self.name,
                 info.num_ack_pending,
+                _delivered(info),
+                after,
                 after + 1,
             )
-            await self._recreate(after)
+            info = await self._recreate(after)
             self.cseq = 0
         elif info is None:
-            await guard(js.add_consumer(stream, self.config(after)))
+            info = await guard(js.add_consumer(stream, self.config(after)))
             self.cseq = 0
         else:  # the limits may change on a durable consumer; where it is stays
-            await guard(js.add_consumer(stream, self._updated(info.config)))
+            info = await guard(js.add_consumer(stream, self._updated(info.config)))
             self.cseq = info.delivered.consumer_seq if info.delivered else 0
+        self.pending = int(getattr(info, "num_pending", 0) or 0)
         self.sub = await guard(js.pull_subscribe_bind(self.name, stream))
 
-    async def _recreate(self, after: int) -> None:
+    async def _behind(self, info: Any, after: int) -> bool:
+        """True when the state (holding ``after``) lacks what the consumer delivered: it holds
+        unacknowledged deliveries, or it went past ``after`` and its subject has messages
+        there (a consumer moves past other subjects' messages too: those do not count)."""
+        if info.num_ack_pending:
+            return True
+        if _delivered(info) <= after:
+            return False
+        jserrors = require("nats.js.errors", "nats")
+        try:
+            last = await self.link.guard(
+                self.link.js.get_last_msg(self.settings.stream, self.subject)
+            )
+        except jserrors.NotFoundError:
+            return False
+        return int(last.seq) > after
+
+    async def _recreate(self, after: int) -> Any:
         """Delete the consumer and create it again from ``after + 1``. On an interest stream
         a bridge consumer holds the interest meanwhile, or the server would drop the messages
         nobody else wants the moment the consumer is gone."""
@@ -115,9 +140,10 @@ class Feed:
             bridge = f"{self.name}-bridge"
             await guard(js.add_consumer(stream, self.config(after).evolve(durable_name=bridge)))
         await guard(js.delete_consumer(stream, self.name))
-        await guard(js.add_consumer(stream, self.config(after)))
+        info = await guard(js.add_consumer(stream, self.config(after)))
         if bridge is not None:
             await guard(js.delete_consumer(stream, bridge))
+        return info
 
     def in_order(self, msgs: list[Any]) -> tuple[list[Any], bool]:
         """The messages up to a gap in the consumer's delivery numbers (a delivery that went
@@ -165,3 +191,8 @@ class Feed:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+def _delivered(info: Any) -> int:
+    """The last stream sequence a consumer delivered."""
+    return int(info.delivered.stream_seq or 0) if info.delivered else 0

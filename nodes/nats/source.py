@@ -1,5 +1,6 @@
 """NATS in: durable pull consumers of a JetStream stream (one per partition), batches decoded
-from Arrow IPC or JSON rows, messages acknowledged once the flow has them safe."""
+from Arrow IPC or JSON rows, messages acknowledged once the flow has them safe: when a saved
+checkpoint covers them (``Source.committed``), or without checkpoints once on the wires."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import field_validator, model_validator
 
 from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
+from flowengine.nodes.nats.acks import Held, ack_all
 from flowengine.nodes.nats.client import NatsLink
 from flowengine.nodes.nats.codec import PayloadError, decode
 from flowengine.nodes.nats.config import (
@@ -23,8 +25,10 @@ from flowengine.nodes.nats.config import (
     seconds,
 )
 from flowengine.nodes.nats.consumer import Feed, Lost, Settings
+from flowengine.nodes.nats.kvstore import check_bucket
 from flowengine.nodes.nats.partition import subject_of
 from flowengine.nodes.nats.stream import stream_partitions
+from flowengine.nodes.nats.workers import NatsPartitioning
 from flowengine.types import Batch, Result
 
 Queued = tuple[Feed, list[Any]] | Lost
@@ -69,13 +73,26 @@ class NatsInConfig(NodeConfig, NatsConnection, NatsSubject):
         1000,
         ge=1,
         description="Messages delivered and not yet acknowledged at most, per consumer; "
-        "the server stops delivering beyond it (backpressure).",
+        "the server stops delivering beyond it (backpressure). With checkpoints a message "
+        "waits for the next one: keep this above the messages per partition per interval.",
+    )
+    state_bucket: str = option(
+        "flowengine_state",
+        advanced=True,
+        description="KV bucket where `flowengine run --worker I/N` keeps each partition's "
+        "checkpoint, so any host can take it over (created when missing; for HA create it "
+        "beforehand with `nats kv add --replicas 3`).",
     )
 
     @field_validator("durable")
     @classmethod
     def _durable(cls, value: str) -> str:
         return check_name(value, "consumer")
+
+    @field_validator("state_bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        return check_bucket(value)
 
     @field_validator("ack_wait", mode="before")
     @classmethod
@@ -132,14 +149,16 @@ class NatsIn(Source[NatsInConfig]):
     the batches `nats_out` published (or JSON rows from other producers), one batch per
     partition and fetch, `topic` = the subject. Unreadable payloads go to `error`.
 
-    A message is acknowledged once the flow has it safe: in the ingest journal when the flow
-    checkpoints, else once it is on its wires. The state keeps the last stream sequence
-    applied per subject: a message delivered again that it holds is skipped, and a restart
-    goes on right after it.
+    The state keeps the last stream sequence applied per subject: a message delivered again
+    that it holds is skipped, and a restart (on any host: `--worker`) goes on right after it,
+    so no ingest journal is needed (``replayable``). A message is acknowledged once the flow
+    has it safe: when a saved checkpoint's state covers it, or without checkpoints once it is
+    on its wires.
     """
 
     requires = (("nats", "nats"),)
     io = True  # replaced by a feeder/capture in `flowengine test`
+    replayable = True  # the stream keeps what the state does not cover yet
     state_attrs = ("positions",)
     link: NatsLink | None = None
     limiter: RateLimiter
@@ -148,11 +167,20 @@ class NatsIn(Source[NatsInConfig]):
         super().__init__(config, ctx)
         #: The last stream sequence applied (sent on) per subject: the node's state.
         self.positions: dict[str, int] = {}
+        #: Messages taken and not acknowledged, until the flow has them safe.
+        self.held = Held()
         self.feeds: list[Feed] = []
-        self._acks: list[Any] = []
         self._queue: asyncio.Queue[Queued] | None = None
         self._last_seq = 0
         self.limiter = RateLimiter(5.0)
+
+    @classmethod
+    def partitioning(cls, config: Any) -> NatsPartitioning:
+        return NatsPartitioning(config)
+
+    def restore(self, state: Any) -> None:
+        super().restore(state)
+        self.held.covered(self.positions)  # a saved checkpoint's: safe for good
 
     async def start(self) -> None:
         cfg = self.config
@@ -183,10 +211,11 @@ class NatsIn(Source[NatsInConfig]):
     async def run(self) -> None:
         """Bind the consumers after the restored state, then emit what they fetch; a lost
         connection raises, so the runtime connects again (and binds again) with backoff."""
-        self._acks = []
+        self.held.msgs = []  # a lost connection's: the consumers are bound again after the state
         self._queue = queue = asyncio.Queue[Queued](maxsize=len(self.feeds))
         for feed in self.feeds:
             await feed.bind(self._after(feed.subject), self.ctx.log)
+            self._lag(feed, feed.pending)
         for feed in self.feeds:
             feed.start(queue)
         self._show()
@@ -200,11 +229,10 @@ class NatsIn(Source[NatsInConfig]):
             if result:
                 try:
                     await self.ctx.send(result)
-                except asyncio.CancelledError:  # a stop cut the send short (no journal):
-                    self._acks.clear()  # unacknowledged, they come again; none is lost
-                    raise
-            if self._acks:  # only repeats the state already holds: nothing to send first
-                await self.acknowledge()
+                except asyncio.CancelledError:  # a stop cut the send short: unacknowledged,
+                    self.held.forget_unsafe()
+                    raise  # they come again; none is lost
+            await self._ack_safe()  # repeats the state holds, or all (no checkpoints)
             if lost is not None:
                 raise ConnectionError(str(lost))
             if gaps:
@@ -255,8 +283,8 @@ class NatsIn(Source[NatsInConfig]):
             last = self.positions.get(feed.subject, 0)
             frames = []
             for msg in msgs:
-                self._acks.append(msg)
                 seq = msg.metadata.sequence.stream
+                self.held.take(feed.subject, seq, msg)
                 if seq <= last:  # delivered again, and already applied: skip
                     self.ctx.count("redelivered_skipped")
                     continue
@@ -266,7 +294,7 @@ class NatsIn(Source[NatsInConfig]):
                 except PayloadError as exc:
                     bad.append(_bad_row(msg, seq, str(exc), self.ctx.clock.now()))
             self.positions[feed.subject] = last
-            self._lag(feed, msgs[-1])
+            self._lag(feed, msgs[-1].metadata.num_pending)
             frames = [f for f in frames if not f.empty]
             if frames:
                 frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -278,11 +306,11 @@ class NatsIn(Source[NatsInConfig]):
             result["error"] = self._errors(bad)
         return result or None
 
-    def _lag(self, feed: Feed, msg: Any) -> None:
-        """Messages still waiting on this consumer after ``msg``, per partition and in all."""
+    def _lag(self, feed: Feed, pending: int) -> None:
+        """Messages still waiting on this consumer, per partition (``lag_p<p>``) and in all."""
         counters = self.ctx.stats.counters
         suffix = feed.subject[len(self.config.subject) :].lstrip(".")
-        counters[f"lag_p{suffix}" if suffix else "lag"] = msg.metadata.num_pending
+        counters[f"lag_p{suffix}" if suffix else "lag"] = pending
         if suffix:
             counters["lag"] = sum(v for k, v in counters.items() if k.startswith("lag_p"))
 
@@ -296,18 +324,24 @@ class NatsIn(Source[NatsInConfig]):
         return Batch(frame, origin=self.ctx.node_id, error="Could not decode NATS payload")
 
     async def acknowledge(self) -> None:
-        """Acknowledge every message taken so far (the runtime calls this once what was sent
-        is safe). A failed ack is not an error: the message comes again and is skipped."""
-        acks, self._acks = self._acks, []
-        failed = 0
-        for msg in acks:
-            try:
-                await msg.ack()
-            except Exception:
-                failed += 1
-        self.ctx.count("acked", len(acks) - failed)
-        if failed:
-            self.ctx.count("ack_failures", failed)
+        """Without checkpoints: what was sent is on its wires now, so all taken is safe."""
+        self.held.covered(self.positions)
+        await self._ack_safe()
+
+    async def committed(self, state: Any) -> None:
+        """A saved checkpoint holds ``state``: acknowledge every message up to its positions
+        (after ``close``, for a clean stop's last checkpoint, over a connection of its own)."""
+        positions = state.get("positions") if isinstance(state, dict) else None
+        self.held.covered(positions or {})
+        await self._ack_safe()
+
+    async def _ack_safe(self) -> None:
+        """Acknowledge the taken messages the flow has safe (see ``acks.py``)."""
+        if ready := self.held.ready():
+            failed = await ack_all(ready, self.link, self.config)
+            self.ctx.count("acked", len(ready) - failed)
+            if failed:
+                self.ctx.count("ack_failures", failed)
 
     async def flush(self) -> Result:
         """Hand on what was fetched already; its acknowledgements go out before ``close``."""
@@ -319,8 +353,8 @@ class NatsIn(Source[NatsInConfig]):
             if not isinstance(item, Lost):
                 items.append(item)
         result = self._collect(items, [])
-        if not result and self._acks:
-            await self.acknowledge()
+        if not result:
+            await self._ack_safe()
         return result
 
     async def close(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from flowengine.checkpoint import CheckpointStore
 from flowengine.runtime import Runtime
 from flowengine.testing import Counter, check_text, run_flow
 from tests.helpers.crash import (
@@ -106,6 +107,7 @@ def test_the_consuming_flow_stopped_mid_stream_then_restarted_loses_nothing(
     wait_for_checkpoint(state, first, 2)
     assert kill(first, sig) == (0 if sig == signal.SIGTERM else -signal.SIGKILL)  # mid-stream
     at_stop = count_rows(db, "readings")
+    before = CheckpointStore(state).load()
     again = start(flow, cli_env())
     wait_until(
         again,
@@ -113,6 +115,8 @@ def test_the_consuming_flow_stopped_mid_stream_then_restarted_loses_nothing(
         "every row",
         timeout=120,
     )
+    # the restart is running (its signal handlers installed) once it saved a checkpoint of its own
+    wait_for_checkpoint(state, again, (before.id if before else 0) + 1)
     again.send_signal(signal.SIGTERM)
     _, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
