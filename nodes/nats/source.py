@@ -260,11 +260,19 @@ class NatsIn(Source[NatsInConfig]):
         return after
 
     def _show(self) -> None:
+        """ "consuming p0, p2 of PLANT at nats://...; lag 12": which partitions this node owns
+        (the editor and the live table show it) and how far behind they are."""
         cfg = self.config
         subjects = [f.subject for f in self.feeds]
-        text = subjects[0] if len(subjects) == 1 else f"{len(subjects)} partitions of {cfg.stream}"
+        parts = [s[len(cfg.subject) :].lstrip(".") for s in subjects]
+        if len(subjects) == 1 and not parts[0]:
+            text = subjects[0]
+        else:
+            text = f"{', '.join(f'p{p}' for p in parts)} of {cfg.stream}"
         assert self.link is not None
-        self.ctx.status(f"consuming {text} at {self.link.url}")
+        lag = self.ctx.stats.counters.get("lag")
+        shown = f"; lag {lag}" if lag is not None else ""
+        self.ctx.status(f"consuming {text} at {self.link.url}{shown}")
 
     def _collect(
         self, items: list[tuple[Feed, list[Any]]], gaps: list[str] | None = None
@@ -310,9 +318,12 @@ class NatsIn(Source[NatsInConfig]):
         """Messages still waiting on this consumer, per partition (``lag_p<p>``) and in all."""
         counters = self.ctx.stats.counters
         suffix = feed.subject[len(self.config.subject) :].lstrip(".")
+        before = counters.get("lag")
         counters[f"lag_p{suffix}" if suffix else "lag"] = pending
         if suffix:
             counters["lag"] = sum(v for k, v in counters.items() if k.startswith("lag_p"))
+        if counters["lag"] != before and self.link is not None:
+            self._show()
 
     def _errors(self, bad: list[dict[str, Any]]) -> Batch:
         """Unreadable payloads as one error batch, counted and logged (rate-limited)."""

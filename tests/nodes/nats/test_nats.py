@@ -186,6 +186,8 @@ def test_a_worker_consumes_its_partitions_with_one_durable_consumer_each(
     topics = {b.topic for b in runtime.node("cap").batches}  # type: ignore[attr-defined]
     assert topics <= {f"{subject}.1", f"{subject}.3"}
     assert runtime.stats["in"].counters["lag"] == 0
+    assert f"consuming p1, p3 of {stream} at " in runtime.stats["in"].text  # what it owns
+    assert runtime.stats["in"].text.endswith("; lag 0")
 
     async def names_of(js: Any) -> list[str]:
         return sorted([c.name for c in await js.consumers_info(stream)])
