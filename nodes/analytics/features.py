@@ -48,6 +48,13 @@ class FeaturesConfig(NodeConfig):
         "counted as `late_rows` and sent to the error port.",
         examples=["2s"],
     )
+    partial: bool = option(
+        True,
+        description="Emit windows that hold less than `size` of a line's data: its first "
+        "windows, which start before its first reading, and those the end of the stream "
+        "flushes. A model trained on full windows misreads them (the slope and spread of a "
+        "second of data are noise), so a flow that scores windows sets false.",
+    )
     key: str = option("sensor", advanced=True, description="Column naming the sensor.")
     value: str = option("value", advanced=True, description="Numeric column aggregated.")
 
@@ -80,6 +87,7 @@ class FeaturesConfig(NodeConfig):
             key=self.key,
             value=self.value,
             lateness=parse_duration(self.lateness),
+            partial=self.partial,
         )
 
 

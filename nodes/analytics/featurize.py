@@ -59,7 +59,11 @@ class Featurizer:
     ``push`` returns (rows of windows now complete, rejected rows) and ``flush`` the rest, like
     the other stream classes; lateness follows the same rule (a row older than the watermark
     before its batch is rejected; windows are emitted once the watermark reaches their end).
+    With ``partial`` false, a group's windows that start before its first row, and those that
+    ``flush`` would emit past its last pane, are left out: each row then covers ``size``.
     """
+
+    partial: bool = True  # (a class default too: state pickled before the setting existed)
 
     def __init__(
         self,
@@ -73,6 +77,7 @@ class Featurizer:
         key: str = "sensor",
         value: str = "value",
         lateness: int = 0,
+        partial: bool = True,
     ) -> None:
         step = step or size
         if size <= 0 or step <= 0 or size % step:
@@ -84,6 +89,8 @@ class Featurizer:
         self._by_fixed = False  # ``by`` columns absent from the first batch are dropped
         self._empty_cache: tuple[tuple[int, int], pd.DataFrame] | None = None
         self.key, self.value, self.lateness = key, value, lateness
+        self.partial = partial
+        self._first = np.zeros(0, dtype=np.int64)  # per group: first full window (partial=False)
         # per group (line): the newest time seen and the last window emitted, so that a line
         # running behind another is not late by the other's clock
         self._max_seen = np.zeros(0, dtype=np.int64)
@@ -129,6 +136,8 @@ class Featurizer:
                 if g == len(self._max_seen):
                     self._max_seen = np.append(self._max_seen, np.int64(_MIN))
                     self._emitted = np.append(self._emitted, np.int64(_MIN))
+                    if not self.partial:
+                        self._first = np.append(self._first, np.iinfo(np.int64).max)
                 code = self._codes[combo] = len(self._codes)
                 self._group_of.append(g)
                 self._sensor_of.append(str(combo[-1]))
@@ -166,15 +175,20 @@ class Featurizer:
             )
             self._add(codes[keep], t[keep], values[keep], labels)
             np.maximum.at(self._max_seen, group[keep], t[keep])
+            if not self.partial:
+                first = -(-t[keep] // self.step)  # the first pane that starts at or after a row
+                np.minimum.at(self._first, group[keep], first)
         wm = self.watermarks()
         upto = np.where(wm == _MIN, _MIN, wm // self.step - self.panes)  # last complete windows
         return self._emit(upto), frame[late]
 
     def flush(self) -> pd.DataFrame:
-        """Emit every window still open (end of stream)."""
+        """Emit every window still open (end of stream); with ``partial`` false only those
+        that end by the group's last pane."""
         upto = self._emitted.copy()
         group = np.asarray(self._group_of, dtype=np.int64)[self._pane_keys[:, 0]]
-        np.maximum.at(upto, group, self._pane_keys[:, 1])
+        last = self._pane_keys[:, 1] - (0 if self.partial else self.panes - 1)
+        np.maximum.at(upto, group, last)
         return self._emit(upto)
 
     def _add(self, codes: np.ndarray, t: np.ndarray, v: np.ndarray, labels: np.ndarray) -> None:
@@ -266,6 +280,8 @@ class Featurizer:
         keys, stats = self._pane_keys[active], self._pane_stats[active]
         labels, group = self._pane_labels[active], all_groups[active]
         lo, hi = self._emitted[group] + 1, upto[group]
+        if not self.partial:  # no window that starts before the group's first row
+            lo = np.maximum(lo, self._first[group])
         self._emitted = np.maximum(self._emitted, upto)
         # each pane p is in windows p-m+1 .. p; explode panes into the windows being emitted
         p = keys[:, 1]

@@ -172,13 +172,20 @@ class LineSchedule:
         return np.maximum(onset - t, 0.0)
 
     def _coils(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Target gauge, slab temperature offset and threading dip (0..1) at times ``g``."""
+        """Target gauge, slab temperature offset and threading dip (0..1) at times ``g``.
+
+        Coil ``j`` starts within 10 s of ``j * COIL_SECONDS``, so the coil being rolled at a
+        time of slot ``s`` is ``s - 1``, ``s`` or ``s + 1`` (a coil that starts before its
+        slot): every change, early or late, then blends from the previous coil with its
+        threading dip, and no value jumps at a slot boundary.
+        """
         slot = np.floor(g / COIL_SECONDS).astype(np.int64)
-        j = np.arange(int(slot[0]) - 2, int(slot[-1]) + 1)
+        j = np.arange(int(slot[0]) - 2, int(slot[-1]) + 2)
         bounds = j * COIL_SECONDS + 20.0 * (self._uniform(20, j) - 0.5)
         gauge = GRADES_MM[(self._uniform(21, j) * len(GRADES_MM)).astype(np.intp)]
         slab = 5.0 * self._normal(22, j)
         i = slot - j[0]
+        i = i + (g >= bounds[i + 1])  # the next coil started early, before its slot
         i = np.where(g >= bounds[i], i, i - 1)  # the coil being rolled
         since = g - bounds[i]
         blend = _smoothstep((since - 2.0) / 6.0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,6 +17,25 @@ def _seconds(text: str) -> float:
         return parse_duration(text) / 1e9
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(f"not a duration: {text!r} ({exc})") from None
+
+
+def _command(params: dict[str, Any]) -> str:
+    """This run as one command with every setting spelled out (a SQL URL masked as in the
+    card's source), so that the card says how to make the model again."""
+    data = params["data"]
+    words = [
+        "flowengine",
+        "train",
+        "--data",
+        data.split("://")[0] + "://..." if "://" in data else data,
+    ]
+    flags = {"kind": "--model", "time_col": "--time"}
+    for key, value in params.items():
+        if key in ("data", "note", "out") or value in ("", None, ()):
+            continue
+        for item in value if isinstance(value, tuple) else (value,):
+            words += [flags.get(key, f"--{key}"), str(item)]
+    return shlex.join([*words, "--out", str(params["out"])])
 
 
 @click.command()
@@ -52,6 +73,12 @@ def _seconds(text: str) -> float:
 @click.option("--name", default="", help="Model name in the card and version (default: file stem).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
+    "--note",
+    default="",
+    help="How the history was made and why these settings (the flow that made it, say), "
+    "kept in the card with this command.",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
@@ -70,6 +97,7 @@ def train(
     by: str,
     name: str,
     seed: int,
+    note: str,
     out: Path,
 ) -> None:
     """Train a defect model on history and report time-ordered cross-validated ROC AUC."""
@@ -92,6 +120,9 @@ def train(
             name=name or out.stem,
             seed=seed,
         )
+        ctx = click.get_current_context()  # the options in their declared order
+        command = _command({p.name: ctx.params[p.name] for p in ctx.command.params if p.name})
+        trained.card["training"] = {"command": command, "note": note}
         paths = ml.save(trained, out)
     except (KeyError, ValueError, FileNotFoundError, ImportError, OSError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -31,7 +31,10 @@ def test_line3_demo_alerts_early_and_archives_features_and_predictions(tmp_path:
     engine.dispose()
     archive["timestamp"] = pd.to_datetime(archive["timestamp"], utc=True)
     model = ml.load_model(FLOWS / "models" / "line3.joblib")
-    assert len(archive) >= 235  # a row per second
+    # a row per second from the first full window (features `partial: false`): 10 s .. 240 s
+    assert len(archive) == 231 and archive["timestamp"].iloc[0] == pd.Timestamp(
+        "2026-01-01 00:00:10Z"
+    )
     assert {"defect_probability", "model_version", "defect", *model.features} <= set(archive)
     episodes = archive[archive["defect"] == 1]
     assert len(episodes) and archive.loc[episodes.index, "defect_probability"].mean() > 0.5

@@ -118,6 +118,12 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _training(training: dict[str, Any]) -> list[str]:
+    """How the model was made, when ``flowengine train`` recorded it: the command, the note."""
+    lines = [f"- Made with: `{training['command']}`"] if training.get("command") else []
+    return lines + ([f"- How and why: {training['note']}"] if training.get("note") else [])
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """The card for people: what it predicts, from what, how well, and with what."""
     m, d, t = card["metrics"], card["data"], card["task"]
@@ -133,6 +139,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"({d['positives']} positive) — source: {d['source'] or 'a DataFrame'}",
         f"- Cross-validated ROC AUC: {auc} over {len(m['folds'])} {m['cv']}; gap {m['gap_rows']} rows",
         f"- Versions: {', '.join(f'{k} {v}' for k, v in card['versions'].items())}",
+        *_training(card.get("training") or {}),
         "",
         "| fold | train rows | test rows | test period | ROC AUC | avg precision |",
         "|---|---|---|---|---|---|",

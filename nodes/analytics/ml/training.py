@@ -154,8 +154,8 @@ def train(
     """Fit on ``frame`` (time-ordered), cross-validate with time-ordered folds, build the card."""
     from sklearn.base import clone
 
-    frame = _time_ordered(frame, label, time)
     groups = [c for c in by if c in frame.columns]
+    frame = _time_ordered(frame, label, time, groups)
     y = horizon_target(frame, label, horizon, time=time, by=groups)
     names = _feature_names(frame, label, groups, features)
     x = frame[names].astype(float)
@@ -182,8 +182,12 @@ def train(
     return Trained(model, card)
 
 
-def _time_ordered(frame: pd.DataFrame, label: str, time: str) -> pd.DataFrame:
-    """The labelled rows of ``frame`` sorted by UTC time; names a missing label or time."""
+def _time_ordered(
+    frame: pd.DataFrame, label: str, time: str, groups: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The labelled rows of ``frame`` sorted by UTC time, then group (rows of several lines
+    arrive interleaved in any order: the model must not depend on it); names a missing label
+    or time."""
     if label not in frame.columns:
         raise KeyError(
             f"the data has no label column '{label}' (columns: {', '.join(frame.columns[:20])})"
@@ -192,7 +196,7 @@ def _time_ordered(frame: pd.DataFrame, label: str, time: str) -> pd.DataFrame:
         raise KeyError(f"the data has no time column '{time}'")
     frame = frame.dropna(subset=[label])
     frame = frame.assign(**{time: pd.to_datetime(frame[time], utc=True)})
-    return frame.sort_values(time, kind="stable").reset_index(drop=True)
+    return frame.sort_values([time, *groups], kind="stable").reset_index(drop=True)
 
 
 def _feature_names(
@@ -218,11 +222,14 @@ def _target(label: str, horizon: float, y: pd.Series) -> Target:
 
 def _gap(times: pd.Series, horizon: float, folds: int) -> int:
     """Rows left out between train and test rows: as long as the horizon (label leakage),
-    at most a fold's share of the rows."""
-    step = pd.Timedelta(times.diff().median())
+    at most a fold's share of the rows. Several groups (lines) share each time, so the
+    horizon's times count as many rows as there are rows per time."""
+    distinct = times.drop_duplicates()
+    step = pd.Timedelta(distinct.diff().median())
     gap = 0
     if horizon > 0 and pd.notna(step):
-        gap = int(np.ceil(horizon / max(step.total_seconds(), 1e-9)))
+        per_time = len(times) / max(len(distinct), 1)
+        gap = int(np.ceil(np.ceil(horizon / max(step.total_seconds(), 1e-9)) * per_time))
     return min(gap, len(times) // (folds + 2))
 
 

@@ -147,6 +147,36 @@ def test_node_turns_simulated_readings_into_feature_rows() -> None:
     assert np.all((temp > 1100) & (temp < 1300))
 
 
+def test_partial_false_emits_only_full_windows_per_line() -> None:
+    """A defect model is trained on full windows: `partial: false` leaves out each line's
+    first windows (they start before its first reading) and the tail `flush` would add, and
+    the windows it keeps are the same rows as with `partial: true`."""
+    rows: list[Row] = [
+        (line, "a", t, float(t % 7), 0)
+        for line, start in (("L1", 0), ("L2", 4_500))  # L2 starts later, mid-second
+        for t in range(start, 30_000, 100)
+    ]
+    outputs = {}
+    for partial in (True, False):
+        feats = Featurizer(
+            parse_duration("10s"), parse_duration("1s"), ["mean", "count"], by=["line"],
+            partial=partial,
+        )  # fmt: skip
+        parts = [feats.push(frame(rows[i : i + 37]))[0] for i in range(0, len(rows), 37)]
+        outputs[partial] = pd.concat([*parts, feats.flush()], ignore_index=True)
+    full, every = outputs[False], outputs[True]
+    seconds = (full["timestamp"] - pd.Timestamp(BASE, tz="UTC")).dt.total_seconds()
+    ends = {line: seconds[full["line"] == line].astype(int).tolist() for line in ("L1", "L2")}
+    assert ends == {"L1": list(range(10, 31)), "L2": list(range(15, 31))}
+    assert (full["a_count"] == 100).all()  # ten seconds of 10 Hz readings in every row
+    kept = every.merge(full[["timestamp", "line"]], on=["timestamp", "line"])
+    pd.testing.assert_frame_equal(
+        kept.sort_values(["line", "timestamp"], ignore_index=True),
+        full.sort_values(["line", "timestamp"], ignore_index=True),
+    )
+    assert len(every) > len(full) and (every["a_count"] < 100).any()
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [

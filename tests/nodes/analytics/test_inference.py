@@ -75,7 +75,8 @@ CONFIG = f"""
 model: {MODEL}
 threshold: 0.8
 polling_interval: 1.0
-features: {{size: 10s, step: 1s, aggregations: [mean, std, min, max, slope], labels: [defect]}}
+features: {{size: 10s, step: 1s, aggregations: [mean, std, min, max, slope], labels: [defect],
+           partial: false}}
 predict: {{top_features: 3}}
 """
 
@@ -121,7 +122,9 @@ def test_engine_keeps_the_predict_settings_of_its_config(tmp_path: Path) -> None
 # ---- the seed's loop, as written --------------------------------------------------------------
 def test_seed_loop_alerts_before_the_first_defect(tmp_path: Path) -> None:
     """The loop of the seed's "Integration with Inference System", one read per second of the
-    line of flows/line3.yaml: no alert while nothing is wrong, one before the defect starts."""
+    line of flows/line3.yaml: no alert while nothing is wrong, one before the defect starts.
+    As in the flow, only full windows are scored (`partial: false`): the first ones, with a
+    second or two of readings, are noise to a model trained on full windows."""
     engine = DefectPredictionEngine(str(write_config(tmp_path, CONFIG)))
     feature_engineer = FeatureEngineer(str(tmp_path / "configs" / "inference_config.yaml"))
     threshold = engine.threshold

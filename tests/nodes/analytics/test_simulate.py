@@ -159,6 +159,20 @@ def test_any_split_of_the_tick_range_gives_the_same_values() -> None:
     np.testing.assert_array_equal(np.concatenate([p.quality for p in parts]), whole.quality)
 
 
+@pytest.mark.parametrize("seed", [7, 163])
+def test_coil_changes_blend_and_never_jump(seed: int) -> None:
+    """A coil that starts before its 90 s slot blends in like any other (issue 14: it used to
+    jump in at the slot boundary, a gauge and temperature step with no threading dip, which a
+    defect model takes for a precursor). Noise-free at 2 Hz, a change of the widest grades
+    (2 -> 5 mm) moves the gauge at most 3 mm x 1.5/6 s x 0.5 s = 0.375 mm per tick."""
+    model = SteelLine(LineConfig(seed=seed, rate=2, noise=0.0, defect_interval=10_000_000))
+    r = model.generate(0, 2 * 3600 * 2)  # two hours: about 80 coil changes
+    step = dict(zip(model.names, np.abs(np.diff(r.values, axis=0)).max(axis=0), strict=True))
+    assert step["strip_thickness"] <= 0.38
+    assert step["strip_speed"] <= 2.5  # a jump between grades is 30/2 - 30/5 = 9 m/s
+    assert step["furnace_temp"] <= 5.0  # slabs differ by several degrees
+
+
 def test_values_are_plausible(history: tuple[SteelLine, pd.DataFrame]) -> None:
     model, frame = history
     for sensor in model.sensors:

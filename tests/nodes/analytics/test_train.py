@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,28 @@ def test_trains_from_csv_and_writes_model_and_card(csv: Path, tmp_path: Path) ->
     assert "# Model card: line3" in (tmp_path / "models" / "line3.card.md").read_text()
     model = ml.load_model(out)
     assert model.features == card["features"] and "line" not in model.features
+
+
+def test_the_card_says_how_to_make_the_model_again(csv: Path, tmp_path: Path) -> None:
+    """The card keeps the command with every setting spelled out and the --note; running that
+    command again gives the same model (flows/models/line3.card.md says how it was made)."""
+    out = tmp_path / "first.joblib"
+    args = ["train", "--data", str(csv), "--label", "defect", "--horizon", "20s", "--folds", "2"]
+    note = "history: 30 min of seed 11"
+    result = CliRunner().invoke(main, [*args, "--note", note, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    card = json.loads(ml.card_path(out).read_text())
+    command = card["training"]["command"]
+    assert card["training"]["note"] == note
+    assert command.startswith(f"flowengine train --data {csv} --label defect --horizon 20s")
+    assert "--model gradient_boosting --folds 2" in command and command.endswith(str(out))
+    markdown = ml.card_path(out).with_suffix(".md").read_text()
+    assert f"- Made with: `{command}`" in markdown and note in markdown
+    again = tmp_path / "again.joblib"
+    words = shlex.split(command.replace(str(out), str(again)))[1:]  # without `flowengine`
+    assert CliRunner().invoke(main, words).exit_code == 0
+    redo = json.loads(ml.card_path(again).read_text())
+    assert redo["metrics"] == card["metrics"] and redo["features"] == card["features"]
 
 
 def test_trains_from_a_sql_table_with_chosen_features(csv: Path, tmp_path: Path) -> None:
