@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
-from flowengine.exprs import check_expression, evaluate
+from flowengine import frames
+from flowengine.context import Context
+from flowengine.exprs import check_expression, values
+from flowengine.frames import Edits
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
 
@@ -104,17 +108,34 @@ def _convert(series: pd.Series, dtype: str) -> pd.Series:
     return series.astype(pd.api.types.pandas_dtype(_DTYPES[dtype]))
 
 
+def _scaled(frame: pd.DataFrame, column: str, factor: float, offset: float) -> Any:
+    """``frame[column] * factor + offset``: numpy on a numeric column (what pandas runs)."""
+    values = frames.column(frame, column)
+    if type(values) is np.ndarray and values.dtype.kind in "iuf":
+        with np.errstate(all="ignore"):
+            return values * factor + offset
+    return (frame[column] * factor + offset)._values
+
+
 class Change(Transform[ChangeConfig]):
     """Reshape columns declaratively, so common edits need no code node."""
 
+
+    def __init__(self, config: ChangeConfig, ctx: Context) -> None:
+        super().__init__(config, ctx)
+        self._edits = Edits()
+
     def process(self, batch: Batch) -> Result:
-        frame = batch.frame
+        frame, edits = batch.frame, self._edits
         for op in self.config.operations:
             if isinstance(op, SetOp):
-                value: Any = evaluate(frame, op.expr) if op.expr is not None else op.value
-                frame = frame.assign(**{op.column: value})
+                if op.expr is None:
+                    frame = frame.assign(**{op.column: op.value})
+                else:
+                    frame = edits.assign(frame, op.column, values(frame, op.expr))
             elif isinstance(op, DeleteOp):
-                frame = frame.drop(columns=op.columns, errors="ignore")
+                columns = frame.columns
+                frame = edits.drop(frame, [c for c in op.columns if c in columns])
             elif isinstance(op, MoveOp):
                 frame = frame.drop(columns=[op.to], errors="ignore")
                 frame = frame.rename(columns={op.column: op.to}, errors="raise")
@@ -122,5 +143,5 @@ class Change(Transform[ChangeConfig]):
                 frame = frame.assign(**{op.column: _convert(frame[op.column], op.dtype)})
             else:
                 factor, offset = UNITS[op.unit] if op.unit else (op.factor, op.offset)
-                frame = frame.assign(**{op.column: frame[op.column] * factor + offset})
+                frame = edits.assign(frame, op.column, _scaled(frame, op.column, factor, offset))
         return frame

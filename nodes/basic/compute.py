@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from flowengine.exprs import check_expressions, evaluate
+from flowengine.context import Context
+from flowengine.exprs import check_expressions, values
+from flowengine.frames import Edits
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
 
@@ -23,10 +25,15 @@ class ComputeConfig(NodeConfig):
 
 
 class Compute(Transform[ComputeConfig]):
-    """Add columns computed with pandas' expression engine (never Python `eval`)."""
+    """Add columns computed with pandas' expression semantics (never Python `eval`)."""
+
+
+    def __init__(self, config: ComputeConfig, ctx: Context) -> None:
+        super().__init__(config, ctx)
+        self._edits = Edits()
 
     def process(self, batch: Batch) -> Result:
         frame = batch.frame
         for name, expr in self.config.columns.items():
-            frame = frame.assign(**{name: evaluate(frame, expr)})
+            frame = self._edits.assign(frame, name, values(frame, expr))
         return frame

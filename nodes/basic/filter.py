@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 from pydantic import field_validator
 
-from flowengine.exprs import check_expression, evaluate
+from flowengine.exprs import check_expression, values
+from flowengine.frames import take_rows
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
 
@@ -28,7 +31,12 @@ class Filter(Transform[FilterConfig]):
 
     def process(self, batch: Batch) -> Result:
         frame = batch.frame
-        mask = evaluate(frame, self.config.query)
+        mask = values(frame, self.config.query)
+        if type(mask) is not np.ndarray or mask.dtype != bool:  # pandas decides what it means
+            series = pd.Series(mask, index=frame.index, dtype=mask.dtype)
+            if not self.ctx.wired("rejected"):
+                return frame[series]
+            return {"out": frame[series], "rejected": frame[~series]}
         if not self.ctx.wired("rejected"):
-            return frame[mask]
-        return {"out": frame[mask], "rejected": frame[~mask]}
+            return take_rows(frame, mask)
+        return {"out": take_rows(frame, mask), "rejected": take_rows(frame, ~mask)}

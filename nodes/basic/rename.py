@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flowengine.context import Context
+from flowengine.frames import Edits
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
 
@@ -20,8 +22,14 @@ class RenameConfig(NodeConfig):
 class Rename(Transform[RenameConfig]):
     """Rename columns and/or values of the `sensor` column."""
 
+
+    def __init__(self, config: RenameConfig, ctx: Context) -> None:
+        super().__init__(config, ctx)
+        self._edits = Edits()
+
     def process(self, batch: Batch) -> Result:
         frame, cfg = batch.frame, self.config
         if cfg.sensors and "sensor" in frame.columns:
-            frame = frame.assign(sensor=frame["sensor"].replace(cfg.sensors))
-        return frame.rename(columns=cfg.columns) if cfg.columns else frame
+            renamed = frame["sensor"].replace(cfg.sensors)
+            frame = self._edits.assign(frame, "sensor", renamed._values)
+        return self._edits.rename(frame, cfg.columns) if cfg.columns else frame

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flowengine.context import Context
+from flowengine.frames import Edits
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
 
@@ -19,10 +21,18 @@ class SelectConfig(NodeConfig):
 class Select(Transform[SelectConfig]):
     """Keep the listed columns (or drop them); a missing column is an error naming it."""
 
+
+    def __init__(self, config: SelectConfig, ctx: Context) -> None:
+        super().__init__(config, ctx)
+        self._edits = Edits()
+
     def process(self, batch: Batch) -> Result:
         frame, cfg = batch.frame, self.config
-        missing = [c for c in cfg.columns if c not in frame.columns]
-        if missing and not cfg.missing_ok:
-            raise KeyError(f"missing columns {missing}; the batch has {list(frame.columns)}")
-        present = [c for c in cfg.columns if c in frame.columns]
-        return frame.drop(columns=present) if cfg.drop else frame[present]
+        columns = frame.columns
+        present = [c for c in cfg.columns if c in columns]
+        if len(present) < len(cfg.columns) and not cfg.missing_ok:
+            missing = [c for c in cfg.columns if c not in columns]
+            raise KeyError(f"missing columns {missing}; the batch has {list(columns)}")
+        if cfg.drop:
+            return self._edits.drop(frame, present)
+        return self._edits.select(frame, present)

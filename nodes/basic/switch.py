@@ -7,12 +7,14 @@ editor all ask, so a wire to a rule that does not exist is a validation error.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import field_validator
 
-from flowengine.exprs import check_expressions, evaluate
+from flowengine.exprs import check_expressions, values
+from flowengine.frames import take_rows
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
 
@@ -57,13 +59,28 @@ class Switch(Transform[SwitchConfig]):
 
     def process(self, batch: Batch) -> Result:
         frame = batch.frame
-        taken = pd.Series(False, index=frame.index)
-        result: dict[str, pd.DataFrame] = {}
+        taken = np.zeros(len(frame.index), dtype=bool)
+        result: dict[str, pd.DataFrame | None] = {}
         for port, expr in self.config.rules.items():
-            mask = evaluate(frame, expr).astype(bool)
+            mask = _as_bool(values(frame, expr))
             if self.config.mode == "first":
                 mask &= ~taken
             taken |= mask
-            result[port] = frame[mask]
-        result["otherwise"] = frame[~taken]
+            result[port] = _rows(frame, mask, result)
+        result["otherwise"] = _rows(frame, ~taken, result)
         return result
+
+
+def _as_bool(mask: object) -> np.ndarray:
+    """A rule's values as a bool array, as ``Series.astype(bool)`` makes it (a new array)."""
+    if type(mask) is np.ndarray and mask.dtype == bool:
+        return mask.copy()
+    return pd.Series(mask, dtype=getattr(mask, "dtype", None)).astype(bool).to_numpy(copy=True)
+
+
+def _rows(frame: pd.DataFrame, mask: np.ndarray, sent: dict[str, pd.DataFrame | None]) -> Any:
+    """The matching rows; a whole frame goes to a second port as its own (shallow) copy."""
+    rows = take_rows(frame, mask)
+    if rows is frame and any(other is frame for other in sent.values()):
+        return frame.copy(deep=False)
+    return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from flowengine.testing import check_text, run_flow
@@ -63,3 +64,38 @@ def test_config_errors() -> None:
     ]
     for ops in bad:
         assert check_text({"ch": {"type": "change", "operations": ops}}).errors, ops
+
+
+SIMULATED = {"type": "simulate", "realtime": False, "batch_size": 4, "count": 6, "seed": 3}
+OPERATIONS: list[dict[str, Any]] = [
+    {"op": "scale", "unit": "degC->degF"},
+    {"op": "scale", "column": "defect", "factor": 2.0, "offset": 1.0},  # int8 -> float
+    {"op": "set", "column": "hot", "expr": "value > 2000 and quality == 'good'"},
+    {"op": "set", "column": "unit", "value": "F"},
+    {"op": "delete", "columns": ["source", "not_there"]},
+    {"op": "move", "column": "line", "to": "plant_line"},
+]
+
+
+def old_change(frame: Any) -> Any:
+    """The operations above as the change node did them with pandas."""
+    frame = frame.assign(value=frame["value"] * (9 / 5) + 32.0)
+    frame = frame.assign(defect=frame["defect"] * 2.0 + 1.0)
+    frame = frame.assign(hot=frame.eval("value > 2000 and quality == 'good'"))
+    frame = frame.assign(unit="F").drop(columns=["source", "not_there"], errors="ignore")
+    return frame.rename(columns={"line": "plant_line"})
+
+
+def test_frames_are_what_the_pandas_operations_make() -> None:
+    flow_raw = {
+        "src": {**SIMULATED, "wires": ["ch", "raw"]},
+        "ch": {"type": "change", "operations": OPERATIONS, "wires": ["cap"]},
+        "cap": {"type": "capture"},
+        "raw": {"type": "capture"},
+    }
+    result = run_flow(flow_raw)
+    inputs = [b.frame for b in result.batches("raw")]
+    got = [b.frame for b in result.batches("cap")]
+    assert len(got) == len(inputs) == 9
+    for frame, out in zip(inputs, got, strict=True):
+        pd.testing.assert_frame_equal(out, old_change(frame), check_exact=True)

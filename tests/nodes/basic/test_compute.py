@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+import pytest
+
 from flowengine.testing import check_text, run_flow
 
 ROWS = [{"sensor": "a", "value": 1200.0}, {"sensor": "b", "value": 1300.0}]
@@ -63,3 +66,42 @@ def test_unknown_column_routes_the_batch_to_error() -> None:
     [failed] = run_flow(flow).batches("cap")
     assert "missing_col" in (failed.error or "")
     assert list(failed.frame.columns) == ["timestamp", "sensor", "value"]
+
+
+MIXED = [
+    {"timestamp": "2026-01-01T00:00:00Z", "sensor": "a", "value": 1300.0, "quality": "good"},
+    {"timestamp": "2026-01-01T00:00:03Z", "sensor": None, "value": float("nan"), "quality": "bad"},
+]
+SOURCES = {
+    "simulate": {"type": "simulate", "realtime": False, "batch_size": 4, "count": 6, "seed": 3},
+    "rows": {"type": "frames", "frames": [MIXED, MIXED[::-1], MIXED[:1]]},
+}
+COLUMNS = {
+    "value_f": "value * 9 / 5 + 32",
+    "hot": "value_f > 2250 and quality == 'good'",
+    "value": "value // 7",  # replaced in place, as pandas' assign does
+    "late": "timestamp >= '2026-01-01T00:00:02Z'",
+    "named": "sensor",  # a bare column: a copy, not the same memory
+    "two": "2",
+}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_frames_are_what_pandas_eval_and_assign_make(source: str) -> None:
+    flow = compute(COLUMNS)
+    flow["src"] = {**SOURCES[source], "wires": ["c", "raw"]}
+    flow["raw"] = {"type": "capture"}
+    result = run_flow(flow)
+    inputs = [b.frame for b in result.batches("raw")]
+    got = [b.frame for b in result.batches("cap")]
+    assert len(got) == len(inputs)
+    for frame, out in zip(inputs, got, strict=True):
+        for name, expr in COLUMNS.items():
+            made = frame.eval(expr)
+            if not isinstance(made, pd.Series):
+                made = pd.Series(made, index=frame.index)
+            frame = frame.assign(**{name: made})
+        pd.testing.assert_frame_equal(out, frame, check_exact=True)
+        assert out.columns.dtype == frame.columns.dtype
+        out.loc[out.index[0], "named"] = "changed"  # copy-on-write: the input stays
+    assert "changed" not in pd.concat(inputs)["sensor"].tolist()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+import pandas as pd
+import pytest
+
 from flowengine.testing import check_text, run_flow
 
 ROWS = [
@@ -98,3 +101,57 @@ def test_missing_column_routes_the_batch_to_error_and_the_flow_goes_on() -> None
     # both good batches got through, including the one after the failure
     assert result.frame("kept").to_dict("records") == [good[0], good[0]]
     assert result.stats("f")["errors"] == 1
+
+
+#: Batches as sources make them: the simulator's row slices (object strings, int8, UTC times)
+#: and rows from JSON (pandas' str dtype, missing values).
+MIXED = [
+    {"timestamp": "2026-01-01T00:00:00Z", "sensor": "a", "value": 1300.0, "quality": "good"},
+    {"timestamp": "2026-01-01T00:00:03Z", "sensor": None, "value": float("nan"), "quality": "bad"},
+    {
+        "timestamp": "2026-01-01T00:00:05Z",
+        "sensor": "furnace_temp",
+        "value": 900.0,
+        "quality": "good",
+    },
+]
+SOURCES = {
+    "simulate": {"type": "simulate", "realtime": False, "batch_size": 4, "count": 6, "seed": 3},
+    "rows": {"type": "frames", "frames": [MIXED, MIXED[::-1], MIXED[:1]]},
+}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize(
+    "query",
+    [
+        "quality == 'good' and value > 1000",
+        "sensor in ['furnace_temp', 'a'] or value != value",
+        "timestamp > '2026-01-01T00:00:01Z'",
+        "not (value < 1200) | (sensor == 'furnace_temp')",
+    ],
+)
+def test_both_sides_are_the_frames_pandas_selects(source: str, query: str) -> None:
+    flow = split_flow(query, [])
+    flow["src"] = {**SOURCES[source], "wires": ["f", "raw"]}
+    flow["raw"] = {"type": "capture"}
+    result = run_flow(flow)
+    inputs = [b.frame for b in result.batches("raw")]
+    masks = [frame.eval(query) for frame in inputs]
+    kept = [f[m] for f, m in zip(inputs, masks, strict=True) if m.any()]
+    rejected = [f[~m] for f, m in zip(inputs, masks, strict=True) if (~m).any()]
+    for node, expected in (("kept", kept), ("rej", rejected)):
+        got = [b.frame for b in result.batches(node)]
+        assert len(got) == len(expected)
+        for frame, want in zip(got, expected, strict=True):
+            pd.testing.assert_frame_equal(frame, want, check_exact=True)
+
+
+def test_a_query_that_is_not_a_condition_fails_as_in_pandas() -> None:
+    flow = split_flow("value * 2", ROWS)
+    flow["f"]["wires"]["error"] = ["err"]
+    flow["err"] = {"type": "capture"}
+    result = run_flow(flow)
+    [failed] = result.batches("err")
+    assert "KeyError" in (failed.error or "")
+    assert result.batches("kept") == []

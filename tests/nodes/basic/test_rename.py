@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from flowengine.testing import run_flow
 
 ROWS = [
@@ -57,3 +59,22 @@ def test_input_frame_is_not_modified_for_other_recipients() -> None:
     flow["raw"] = {"type": "capture"}
     raw = run_flow(flow).frame("raw")
     assert raw[["sensor", "value"]].to_dict("records") == ROWS
+
+
+SIMULATED = {"type": "simulate", "realtime": False, "batch_size": 4, "count": 6, "seed": 3}
+
+
+def test_frames_are_what_pandas_renames() -> None:
+    columns, sensors = {"value": "value_c", "sensor": "tag", "nothing": "x"}, {"furnace_temp": "ft"}
+    flow = rename(columns=columns, sensors=sensors)
+    flow["src"] = {**SIMULATED, "wires": ["r", "raw"]}
+    flow["raw"] = {"type": "capture"}
+    result = run_flow(flow)
+    inputs = [b.frame for b in result.batches("raw")]
+    got = [b.frame for b in result.batches("cap")]
+    assert len(got) == len(inputs) == 9
+    for frame, out in zip(inputs, got, strict=True):
+        expected = frame.assign(sensor=frame["sensor"].replace(sensors)).rename(columns=columns)
+        pd.testing.assert_frame_equal(out, expected, check_exact=True)
+        assert out.columns.dtype == expected.columns.dtype
+    assert "ft" in pd.concat(got)["tag"].tolist()

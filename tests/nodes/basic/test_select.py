@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+import pytest
+
 from flowengine.testing import run_flow
 
 ROW = {"sensor": "a", "value": 1.0, "quality": "good", "source": "plc"}
@@ -53,3 +56,33 @@ def test_missing_ok_keeps_what_is_there() -> None:
 def test_missing_ok_in_drop_mode_drops_what_is_there() -> None:
     result = run_flow(select(columns=["pressure", "source"], drop=True, missing_ok=True))
     assert list(result.frame("cap").columns) == ["timestamp", "sensor", "value", "quality"]
+
+
+SIMULATED = {"type": "simulate", "realtime": False, "batch_size": 4, "count": 6, "seed": 3}
+
+
+@pytest.mark.parametrize(
+    ("config", "reference"),
+    [
+        (
+            {"columns": ["value", "timestamp", "sensor"]},
+            lambda f: f[["value", "timestamp", "sensor"]],
+        ),
+        (
+            {"columns": ["sensor", "line"], "drop": True},
+            lambda f: f.drop(columns=["sensor", "line"]),
+        ),
+        ({"columns": ["defect", "gone"], "missing_ok": True}, lambda f: f[["defect"]]),
+    ],
+)
+def test_frames_are_what_pandas_selects(config: dict[str, Any], reference: Any) -> None:
+    flow = select(**config)
+    flow["src"] = {**SIMULATED, "wires": ["s", "raw"]}
+    flow["raw"] = {"type": "capture"}
+    result = run_flow(flow)
+    inputs = [b.frame for b in result.batches("raw")]
+    got = [b.frame for b in result.batches("cap")]
+    assert len(got) == len(inputs) == 9
+    for frame, out in zip(inputs, got, strict=True):
+        pd.testing.assert_frame_equal(out, reference(frame), check_exact=True)
+        assert out.columns.dtype == frame.columns.dtype

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+import pytest
+
 from flowengine.testing import FlowResult, check_text, run_flow
 
 ROWS = [{"sensor": "t", "value": v} for v in (800.0, 1000.0, 1300.0, 1500.0)]
@@ -77,3 +80,53 @@ def test_an_invalid_config_does_not_add_guessed_port_errors() -> None:
     }
     [problem] = check_text(flow).errors  # the rule's syntax, not the wire
     assert "rule 'hot'" in problem.message
+
+
+SIMULATED = {"type": "simulate", "realtime": False, "batch_size": 4, "count": 6, "seed": 3}
+MIXED_RULES = {
+    "hot": "value > 1000",
+    "good": "quality == 'good'",
+    "all": "value == value",
+    "again": "value == value",
+}
+
+
+def old_switch(frame: pd.DataFrame, mode: str) -> dict[str, pd.DataFrame]:
+    """What the switch did with pandas' eval and boolean masks."""
+    taken = pd.Series(False, index=frame.index)
+    result = {}
+    for port, expr in MIXED_RULES.items():
+        mask = frame.eval(expr).astype(bool)
+        if mode == "first":
+            mask &= ~taken
+        taken |= mask
+        result[port] = frame[mask]
+    result["otherwise"] = frame[~taken]
+    return result
+
+
+@pytest.mark.parametrize("mode", ["first", "all"])
+def test_ports_get_the_frames_pandas_masks_select(mode: str) -> None:
+    ports = [*MIXED_RULES, "otherwise"]
+    flow: dict[str, Any] = {
+        "src": {**SIMULATED, "wires": ["sw", "raw"]},
+        "sw": {
+            "type": "switch",
+            "rules": MIXED_RULES,
+            "mode": mode,
+            "wires": {p: [p] for p in ports},
+        },
+        "raw": {"type": "capture"},
+        **{p: {"type": "capture"} for p in ports},
+    }
+    result = run_flow(flow)
+    expected = [old_switch(b.frame, mode) for b in result.batches("raw")]
+    for port in ports:
+        want = [by_port[port] for by_port in expected if len(by_port[port])]
+        got = [b.frame for b in result.batches(port)]
+        assert len(got) == len(want)
+        for frame, reference in zip(got, want, strict=True):
+            pd.testing.assert_frame_equal(frame, reference, check_exact=True)
+    if mode == "all":  # two ports with every row get two frames, not one shared object
+        pairs = zip(result.batches("all"), result.batches("again"), strict=True)
+        assert all(a.frame is not b.frame for a, b in pairs)
