@@ -1,49 +1,43 @@
-"""MQTT over paho-mqtt 2.x: one client shared by the seed's ``MQTTConnector`` and the nodes.
+"""The MQTT client of the seed's ``MQTTConnector`` and the nodes, on the event loop.
 
-paho runs its network loop in its own thread (``loop_start``). Received messages cross into
-asyncio through a bounded :class:`~flowengine.nodes.mqtt.handoff.Handoff` (backpressure instead
-of dropping).
+A :class:`~flowengine.nodes.mqtt.link.Link` is one connection; received messages go into a
+bounded :class:`~flowengine.nodes.mqtt.handoff.Handoff` that the source takes from, everything
+one socket read brought at once. Published QoS 1/2 messages wait in an
+:class:`~flowengine.nodes.mqtt.outbox.Outbox` until acknowledged; a batch waits once for all of
+its acknowledgements, not per message (docs/performance.md says why there is no paho thread).
 
-The source never lets paho reconnect on its own: a lost connection surfaces as an exception, so
-the runtime shows ``retrying``, backs off and calls ``start`` again, which reconnects and
-subscribes anew (a persistent session keeps QoS 1/2 messages at the broker meanwhile).
+The source never reconnects on its own: a lost connection surfaces as an exception, so the
+runtime shows ``retrying``, backs off and calls ``start`` again, which reconnects and
+subscribes anew (a persistent session keeps QoS 1/2 messages at the broker meanwhile). A
+publisher (``reconnect=True``) reconnects in the background and sends again what the broker
+had not acknowledged.
 
-With several brokers (``broker_host`` a list, see ``failover.py``) ``connect`` takes the first
-that answers; a publisher whose broker is lost moves to the next at once and publishes there
-what the lost one had not acknowledged. While a backup serves, a background task tries the
-primary every ``failback_interval``; once connected (and subscribed) there, it becomes the
-connection, and the backup is closed once what it delivered is confirmed: make before break,
-so nothing published on either broker meanwhile is missed.
+With several brokers (``broker_host`` a list, see ``flowengine.failover``) ``connect`` takes
+the first that answers; a publisher whose broker is lost moves to the next at once and
+publishes there what the lost one had not acknowledged. While a backup serves, a background
+task tries the primary every ``failback_interval``; once connected (and subscribed) there, it
+becomes the connection, and the backup is closed once what it delivered is confirmed: make
+before break, so nothing published on either broker meanwhile is missed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
 
-from flowengine.extras import require
 from flowengine.failover import Endpoints
 from flowengine.nodes.mqtt.config import MqttConnection
 from flowengine.nodes.mqtt.handoff import Handoff, Lost
-from flowengine.nodes.mqtt.link import (
-    ACK_WINDOW,
-    FAILED,
-    Link,
-    connect_args,
-    endpoints_of,
-    make_client,
-    refused,
-    settle,
-    stop,
-)
+from flowengine.nodes.mqtt.link import FAILED, Link, Received, endpoints_of, open_link
+from flowengine.nodes.mqtt.outbox import Outbox
 
-Message = tuple[str, str | bytes]
+Message = tuple[str, bytes]
+
+#: Seconds between a publisher's attempts to reconnect to its one broker (doubling up to 10).
+RECONNECT_DELAY = 0.5
 
 
 class MqttClient:
@@ -66,16 +60,19 @@ class MqttClient:
         #: ``(link, mid, qos)`` of received messages, in order, for :meth:`ack` (manual mode).
         self.received: deque[tuple[Link, int, int]] = deque()
         self.handoff: Handoff | None = None
+        self.outbox = Outbox()
         self.endpoints = endpoints or endpoints_of(cfg)
         self._brokers = cfg.brokers()
         self._link: Link | None = None
+        #: The broker that served last (a reconnection there sends duplicates, not news).
+        self._served: int | None = None
         self._subs: list[tuple[str, int]] = []
-        #: One message at a time into ``received`` and the hand-off (two links while switching).
-        self._taking = threading.Lock()
         #: Held while publishing: a switch back to the primary waits for the acks.
         self._busy = asyncio.Lock()
         self._failback: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
         self._retiring: set[Link] = set()
+        self._closed = False
 
     @property
     def connected(self) -> bool:
@@ -87,7 +84,7 @@ class MqttClient:
     ) -> None:
         """Connect to the first broker that answers and subscribe; raises ``ConnectionError``
         with the broker's return code (with several brokers, naming each one tried)."""
-        self.handoff = Handoff(asyncio.get_running_loop(), buffer)
+        self.handoff = Handoff(buffer)
         self._subs = list(subscriptions)
         await self._connect_any(self.endpoints.order())
 
@@ -96,12 +93,13 @@ class MqttClient:
         skipped: list[str] = []
         for index in order:
             try:
-                self._link = await self._open(index)
+                link = await self._open(index)
             except ConnectionError as exc:
                 if not self.endpoints.several:
                     raise
                 skipped.append(self._why(index, exc))
                 continue
+            self._adopt(link)
             self.endpoints.connected(index, skipped)
             if self._failback is None and self.endpoints.several and self.cfg.failback_interval:
                 self._failback = asyncio.create_task(self._failing_back())
@@ -118,84 +116,89 @@ class MqttClient:
     async def _open(self, index: int) -> Link:
         """A connection to broker ``index``, its CONNACK (and SUBACK) in."""
         host, port = self._brokers[index]
-        link = Link(index, host, port, asyncio.get_running_loop().create_future())
-        cfg = self.cfg
-        client = make_client(cfg, link, reconnect=self.reconnect, manual_ack=self.manual_ack)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        if self._subs:
-            client.on_message = self._on_message
-        link.client, kwargs = client, connect_args(cfg)
-        try:  # TCP and TLS handshake block: keep them off the event loop
-            await asyncio.to_thread(client.connect, host, port, cfg.keep_alive, **kwargs)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectionError(f"{FAILED}: {host}:{port}: {exc}") from exc
-        client.loop_start()
-        try:
-            await asyncio.wait_for(asyncio.shield(link.connack), cfg.connect_timeout)
-        except BaseException as exc:
-            await stop(link)
-            if isinstance(exc, TimeoutError):
-                raise ConnectionError(f"{FAILED}: no CONNACK (timeout)") from None
-            raise
-        return link
+        return await open_link(
+            index,
+            host,
+            port,
+            self.cfg,
+            self._subs,
+            manual_ack=self.manual_ack,
+            outbox=self.outbox,
+            deliver=self._deliver if self._subs else None,
+            lost=self._lost,
+        )
 
-    def _on_connect(self, client: Any, link: Link, flags: Any, rc: Any, props: Any) -> None:
-        if rc.is_failure:
-            settle(link, refused(rc, self.cfg.protocol))
+    def _adopt(self, link: Link) -> None:
+        """``link`` serves from now on; it sends what is still unacknowledged."""
+        same = self._served == link.index
+        self._link, self._served = link, link.index
+        if len(self.outbox):
+            link.resend(self.outbox, same)
+
+    def _deliver(self, link: Link, messages: list[Received]) -> None:
+        """Messages of one socket read into the hand-off (and, manual mode, ``received``)."""
+        handoff = self.handoff
+        if handoff is None:
             return
-        link.connected = True
-        if not self._subs:
-            settle(link, None)
-            return
-        result, mid = client.subscribe(self._subs)  # connect() returns once the SUBACK is in
-        if result:
-            settle(link, ConnectionError(f"MQTT subscribe failed, return code: {result}"))
-        link.sub_mid = mid
-
-    def _on_subscribe(self, client: Any, link: Link, mid: int, codes: Any, props: Any) -> None:
-        if mid != link.sub_mid:
-            return
-        denied = [
-            f"{t} ({c})" for (t, _), c in zip(self._subs, codes, strict=False) if c.is_failure
-        ]
-        if denied:
-            settle(link, ConnectionError(f"MQTT subscription refused: {', '.join(denied)}"))
-        else:
-            settle(link, None)
-
-    def _on_disconnect(self, client: Any, link: Link, flags: Any, rc: Any, props: Any) -> None:
-        link.connected = False
-        settle(link, ConnectionError(f"{FAILED}: disconnected ({rc})"))
-        if link is self._link and self.handoff is not None and self._subs:
-            where = f" to {self.endpoints.label(link.index)}" if self.endpoints.several else ""
-            self.handoff.put(Lost(f"MQTT connection{where} lost ({rc})"))
-
-    def _on_message(self, client: Any, link: Link, msg: Any) -> None:
-        assert self.handoff is not None
         if link.closing and self.manual_ack and not self.cfg.clean_session:
             return  # unconfirmed, it stays in the session there: it comes when we come back
-        with self._taking:
-            if self.manual_ack:  # before the put: the flow never takes a message not listed here
-                self.received.append((link, msg.mid, msg.qos))
-            self.handoff.put((msg.topic, msg.payload, time.time_ns()))
+        if self.manual_ack:  # before the put: the flow never takes a message not listed here
+            self.received.extend((link, mid, qos) for _, _, qos, mid in messages)
+        now = time.time_ns()
+
+        def pause() -> Callable[[], None]:
+            link.pause_reading()
+            return link.resume_reading
+
+        handoff.put_many([(t, p, now) for t, p, _, _ in messages], pause)
+
+    def _lost(self, link: Link, reason: str) -> None:
+        """A connection ended: tell the source, or (a publisher) reconnect in the background."""
+        if link is not self._link or self._closed:
+            return
+        if self.handoff is not None and self._subs:
+            where = f" to {self.endpoints.label(link.index)}" if self.endpoints.several else ""
+            self.handoff.put_lost(Lost(f"MQTT connection{where} lost ({reason})"))
+        if self.reconnect and not self.endpoints.several and self._reconnecting is None:
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect(link))
+
+    async def _reconnect(self, lost: Link) -> None:
+        """A publisher's one broker is gone: try again, 0.5 s to 10 s apart, until it is back."""
+        delay = RECONNECT_DELAY
+        try:
+            while not self._closed:
+                await asyncio.sleep(delay)
+                try:
+                    link = await self._open(lost.index)
+                except ConnectionError:
+                    delay = min(delay * 2, 10.0)
+                    continue
+                if self._closed:
+                    link.close()
+                    return
+                self._adopt(link)
+                return
+        finally:
+            self._reconnecting = None
 
     def ack(self, count: int) -> None:
         """Confirm the first ``count`` received messages not confirmed yet (manual mode);
         QoS 0 ones need nothing. Messages of a lost connection are the broker's to resend."""
+        by_link: dict[Link, list[tuple[int, int]]] = {}
         for _ in range(min(count, len(self.received))):
             link, mid, qos = self.received.popleft()
             if qos and link.connected:
-                link.client.ack(mid, qos)
+                by_link.setdefault(link, []).append((mid, qos))
+        for link, pending in by_link.items():
+            link.ack(pending)
 
     async def wait_connected(
         self, timeout: float, on_wait: Callable[[str], None] | None = None
     ) -> bool:
-        """Wait up to ``timeout`` seconds for paho to reconnect (a client made with
-        ``reconnect=True`` does so by itself), or with several brokers for the next one that
-        answers; True if it had to wait. Raises ``ConnectionError`` when the connection is
-        not back in time."""
+        """Wait up to ``timeout`` seconds for the reconnection (a client made with
+        ``reconnect=True`` reconnects by itself), or with several brokers for the next one
+        that answers; True if it had to wait. Raises ``ConnectionError`` when the connection
+        is not back in time."""
         if self.connected:
             return False
         link = self._link
@@ -226,7 +229,7 @@ class MqttClient:
             on_wait(f"broker {self.endpoints.label()} lost: failing over (up to {timeout:g}s)")
         self._link = None
         if lost is not None:
-            await stop(lost)
+            lost.close()
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -246,73 +249,82 @@ class MqttClient:
         *,
         reconnect_timeout: float = 0.0,
         on_wait: Callable[[str], None] | None = None,
+        window: int = 1000,
     ) -> int:
         """Publish; for QoS > 0 return only when the broker acknowledged every message.
 
-        While the connection is down (a broker restart) wait up to ``reconnect_timeout`` seconds
-        for paho to reconnect, calling ``on_wait`` first, instead of dropping: QoS 1/2 messages
-        stay in paho's queue and are sent again after the reconnect (at least once), QoS 0
-        messages refused while disconnected are published again. With several brokers the
-        wait is a failover, and what the lost broker had not acknowledged is published on the
-        next. ``timeout`` bounds the wait for acks while connected.
+        Everything is written at once (QoS 1/2: at most ``window`` unacknowledged at a time,
+        fewer if an MQTT 5 broker asks for that, more as acknowledgements come in), and the
+        acknowledgements are awaited together, not one by one. While
+        the connection is down (a broker restart) wait up to ``reconnect_timeout`` seconds
+        for the reconnection, calling ``on_wait`` first, instead of dropping: unacknowledged
+        QoS 1/2 messages are sent again after it (at least once), QoS 0 messages not written
+        yet are written then. With several brokers the wait is a failover, and what the lost
+        broker had not acknowledged is published on the next. ``timeout`` bounds the wait
+        for acks while connected. A batch that fails leaves nothing behind to be sent later.
         """
+        todo = messages if isinstance(messages, list) else list(messages)
         async with self._busy:
-            if not self.connected:
-                if reconnect_timeout <= 0:
-                    raise ConnectionError(f"{FAILED}: not connected")
-                await self.wait_connected(reconnect_timeout, on_wait)
-            no_conn = require("paho.mqtt.client", "mqtt").MQTT_ERR_NO_CONN
-            sent = 0
-            todo = list(messages)
-            for start in range(0, len(todo), ACK_WINDOW):  # message ids are 16 bits
-                chunk = todo[start : start + ACK_WINDOW]
-                while chunk:
+            try:
+                if not qos:
+                    await self._ready(reconnect_timeout, on_wait)
                     assert self._link is not None
-                    client = self._link.client
-                    infos = [client.publish(t, p, qos=qos, retain=retain) for t, p in chunk]
-                    if qos:
-                        for info in infos:
-                            if info.rc == no_conn:  # paho keeps QoS 1/2, resends on reconnect
-                                info.rc = 0
-                        chunk = await self._acked(chunk, infos, timeout, reconnect_timeout, on_wait)
-                        continue
-                    chunk = [m for m, i in zip(chunk, infos, strict=True) if i.rc == no_conn]
-                    if chunk:  # QoS 0 refused while disconnected: publish again once connected
-                        if reconnect_timeout <= 0:
-                            raise ConnectionError(f"{FAILED}: disconnected")
-                        await self.wait_connected(reconnect_timeout, on_wait)
-                sent += len(todo[start : start + ACK_WINDOW])
-            return sent
+                    self._link.publish(todo, 0, retain)
+                    await self._link.drain()
+                    return len(todo)
+                start = 0
+                while True:  # a sliding window: more as the acknowledgements come in
+                    link = await self._ready(reconnect_timeout, on_wait)
+                    limit = max(1, min(window, link.receive_max))
+                    room = limit - len(self.outbox)
+                    if room > 0 and start < len(todo):
+                        chunk = todo[start : start + room]
+                        link.publish(chunk, qos, retain, self.outbox.add(chunk, qos, retain))
+                        start += len(chunk)
+                    if start >= len(todo) and not len(self.outbox):
+                        return len(todo)
+                    target = 0 if start >= len(todo) else limit // 2
+                    await self._acked(target, timeout, reconnect_timeout, on_wait)
+            except BaseException:
+                self.outbox.take()  # the batch fails as a whole (error port): none of it later
+                raise
+
+    async def _ready(self, reconnect_timeout: float, on_wait: Callable[[str], None] | None) -> Link:
+        """The connection that serves, waiting for it while it is down."""
+        if not self.connected:
+            if reconnect_timeout <= 0:
+                raise ConnectionError(f"{FAILED}: not connected")
+            await self.wait_connected(reconnect_timeout, on_wait)
+        assert self._link is not None
+        return self._link
 
     async def _acked(
         self,
-        chunk: list[Message],
-        infos: list[Any],
+        target: int,
         timeout: float,
         reconnect_timeout: float,
         on_wait: Callable[[str], None] | None,
-    ) -> list[Message]:
-        """Wait for the acks of ``infos``; a disconnection pauses the ack clock (bounded by
-        ``reconnect_timeout``) because paho sends the unacknowledged ones again. Returns the
-        messages to publish again: none, or those a failed-over broker never saw."""
-        link = self._link
+    ) -> None:
+        """Wait until at most ``target`` messages are unacknowledged. ``timeout`` without
+        an acknowledgement fails; a disconnection pauses that clock (bounded by
+        ``reconnect_timeout``): the next connection sends the unacknowledged ones again."""
         deadline = time.monotonic() + timeout
-        pending = list(zip(chunk, infos, strict=True))
-        while pending := [(m, i) for m, i in pending if not i.is_published()]:
-            if not self.connected:
+        while len(self.outbox) > target:
+            link = self._link
+            if link is None or not link.connected:
                 if reconnect_timeout <= 0:
                     raise ConnectionError("MQTT connection lost before the broker acknowledged")
                 await self.wait_connected(reconnect_timeout, on_wait)
-                if self._link is not link:
-                    return [m for m, _ in pending]
                 deadline = time.monotonic() + timeout
                 continue
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"MQTT publish not acknowledged within {timeout}s")
-            # acks come in order: block on the last one (off the loop), then look again
-            await asyncio.to_thread(pending[-1][1].wait_for_publish, min(0.25, left))
-        return []
+            before = len(self.outbox)
+            enough = self.outbox.at_most(target)
+            await asyncio.wait([enough, link.ended], timeout=left, return_when="FIRST_COMPLETED")
+            if len(self.outbox) < before:  # progress: the clock starts again
+                deadline = time.monotonic() + timeout
 
     async def _failing_back(self) -> None:
         """While a backup serves: try the primary every ``failback_interval``; once it is
@@ -327,7 +339,8 @@ class MqttClient:
                 self.endpoints.log.info("primary not back yet: %s", self._why(0, exc))
                 continue
             async with self._busy:
-                old, self._link = self._link, primary
+                old = self._link
+                self._adopt(primary)
                 self.endpoints.connected(0)
             if old is not None:
                 self._retiring.add(old)
@@ -344,20 +357,24 @@ class MqttClient:
             if not any(link is old for link, _, _ in self.received):
                 break
             await asyncio.sleep(0.05)
-        await stop(old)
+        old.close()
         self._retiring.discard(old)
 
     async def disconnect(self) -> None:
-        """Disconnect and stop paho's thread (joined off the event loop)."""
-        task, self._failback = self._failback, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        """Send DISCONNECT and close; background reconnection and failback stop."""
+        self._closed = True
+        for task in (self._failback, self._reconnecting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self._failback = self._reconnecting = None
         link, self._link = self._link, None
         if self.handoff is not None:
             self.handoff.close()
-        for other in [link, *self._retiring]:
-            if other is not None:
-                await stop(other)
+        closing = [other for other in [link, *self._retiring] if other is not None]
         self._retiring.clear()
+        for other in closing:
+            other.close()
+        if closing:  # DISCONNECT flushed and the sockets closed (a moment, on a live broker)
+            await asyncio.wait([other.ended for other in closing], timeout=1.0)

@@ -8,6 +8,7 @@ the same way as a node's.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -121,6 +122,26 @@ class MqttConnection(BaseModel):
             return [(self.broker_host, port or self.broker_port)]
         entries = [broker_entry(h) for h in self.broker_host]
         return [(h, p or port or self.broker_port) for h, p in entries]
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """TLS as paho set it up before: the CA file (else the system's), a client certificate
+        for mutual TLS, ``insecure`` skipping the host name check (and, without a CA file, the
+        certificate check)."""
+        if not (self.tls or self.ca_file):
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.insecure and not self.ca_file:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        else:
+            if self.ca_file:
+                ctx.load_verify_locations(self.ca_file)
+            else:
+                ctx.load_default_certs()
+            ctx.check_hostname = not self.insecure
+        if self.certfile:
+            ctx.load_cert_chain(self.certfile, self.keyfile)
+        return ctx
 
     @field_validator("protocol", mode="before")
     @classmethod

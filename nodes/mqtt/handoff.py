@@ -1,80 +1,105 @@
-"""The bounded hand-off of received messages from paho's network thread to asyncio.
+"""The bounded buffer of received messages between a connection and the flow, both on the
+event loop.
 
-The paho thread appends to a deque and wakes the event loop with ``loop.call_soon_threadsafe``
-only when the consumer is idle (one wake-up per burst, not one per message). When full, the paho
-thread waits, stops reading the socket, and the broker holds the rest (its queue limits then
-decide, see docs/connectors-mqtt.md). A bounded ``asyncio.Queue`` could not do that from another
-thread: ``put_nowait`` would have to drop.
+A connection adds everything one socket read brought in one call (``put_many``) and wakes
+the reader once, not per message. When the buffer is full the connection stops reading the
+socket (``pause_reading``) until the reader takes what is there: the broker then holds the
+rest (its queue limits decide, see docs/connectors-mqtt.md) instead of this process dropping
+it. The buffer may exceed its limit by the messages of that one read.
+
+A lost connection is not a message: it is noted in ``lost`` and wakes the reader, which hands
+on what arrived before it first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 from collections import deque
+from collections.abc import Callable, Iterable
+
+#: A received message: (topic, payload, receive time in ns since the epoch).
+Item = tuple[str, bytes, int]
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Lost:
-    """Marker the paho thread queues when the connection ends."""
+    """Why the connection that filled the buffer ended."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
 
-Item = tuple[str, bytes, int] | Lost
-
-
 class Handoff:
-    """Bounded thread-to-asyncio buffer; the module docstring says why not asyncio.Queue."""
+    """Bounded buffer of received messages; see the module docstring."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
-        self.loop = loop
+    def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.lost: Lost | None = None
         self._items: deque[Item] = deque()
-        self._cond = threading.Condition()
-        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused: list[Callable[[], None]] = []
         self._closed = False
-        self._event = asyncio.Event()
 
-    def put(self, item: Item) -> None:
-        """From the paho thread: add, waiting while full (a ``Lost`` marker never waits)."""
-        with self._cond:
-            while (
-                len(self._items) >= self.limit and not self._closed and not isinstance(item, Lost)
-            ):
-                self._cond.wait(0.5)
-            if self._closed:
-                return
-            self._items.append(item)
-            if not self._woken:
-                self._woken = True
-                self.loop.call_soon_threadsafe(self._event.set)
+    def put_many(self, items: Iterable[Item], pause: Callable[[], Callable[[], None]]) -> None:
+        """Add the messages of one read; when that fills the buffer, ``pause()`` the reading
+        (it returns how to resume it)."""
+        if self._closed:
+            return
+        self._items.extend(items)
+        self._wake()
+        if len(self._items) >= self.limit:
+            self._paused.append(pause())
+
+    def put_lost(self, lost: Lost) -> None:
+        """The connection ended: the reader sees it once it has taken what came before."""
+        self.lost = lost
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     @property
     def pending(self) -> int:
-        """Items waiting now (read without the lock: a hint, exact enough to decide to send)."""
+        """Messages waiting now."""
         return len(self._items)
 
     def take(self) -> list[Item]:
-        """From the event loop: everything buffered now (maybe nothing)."""
-        with self._cond:
-            items = list(self._items)
-            self._items.clear()
-            self._woken = False
-            self._event.clear()
-            self._cond.notify_all()
+        """Everything buffered now (maybe nothing); reading resumes if it was paused."""
+        items = list(self._items)
+        self._items.clear()
+        paused, self._paused = self._paused, []
+        for resume in paused:
+            resume()
         return items
 
     async def wait(self, timeout: float | None) -> list[Item]:
-        """Wait up to ``timeout`` seconds for items, then take them."""
-        if not self._items:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), timeout)
+        """Wait up to ``timeout`` seconds for messages (or the connection's end), then take."""
+        if not self._items and self.lost is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            if timeout is None:
+                await waiter
+            elif timeout > 0:  # a timer, cheaper than wait_for: this runs per batch
+                timer = loop.call_later(timeout, _settle, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+            self._waiter = None
         return self.take()
 
     def close(self) -> None:
-        """Release a waiting paho thread; later puts are dropped (the client is going away)."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        """Take nothing more (the client is going away); a paused reading resumes."""
+        self._closed = True
+        self._wake()
+        paused, self._paused = self._paused, []
+        for resume in paused:
+            resume()

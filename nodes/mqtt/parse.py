@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from functools import partial
@@ -13,6 +12,8 @@ import pandas as pd
 
 from flowengine.compression import decompress
 from flowengine.logs import RateLimiter
+from flowengine.nodes.mqtt import columns, fastjson
+from flowengine.nodes.mqtt.columns import Columns
 from flowengine.nodes.mqtt.config import MqttParsing
 
 
@@ -65,8 +66,47 @@ class Parser:
             self.level = int(spec[6:].rstrip("]"))
         elif spec != "topic":
             self.field = spec
+        #: Rows parsed one message at a time, after everything in ``parts``.
         self.rows: list[dict[str, Any]] = []
+        #: Earlier rows, in order: per-message rows or column-wise batches.
+        self.parts: list[list[dict[str, Any]] | Columns] = []
         self.bad: list[dict[str, Any]] = []
+        self._sensors: dict[str, Any] = {}
+
+    @property
+    def pending(self) -> int:
+        """Rows parsed and not taken yet."""
+        return len(self.rows) + sum(len(part) for part in self.parts)
+
+    def add_many(self, messages: list[tuple[str, bytes, int]]) -> list[int] | None:
+        """Parse the messages of one read: column-wise when the batch allows it (then each
+        message is one row: returns ``None``), else one by one (returns the rows each gave)."""
+        cols = columns.parse(self.cfg, messages, self._topic_sensor, self.field)
+        if cols is None:
+            counts = []
+            for message in messages:
+                before = len(self.rows)
+                self.add(*message)
+                counts.append(len(self.rows) - before)
+            return counts
+        if self.rows:
+            self.parts.append(self.rows)
+            self.rows = []
+        last = self.parts[-1] if self.parts else None
+        if isinstance(last, Columns):
+            last.extend(cols)
+        else:
+            self.parts.append(cols)
+        return None
+
+    def _topic_sensor(self, topic: str) -> Any:
+        """The sensor of a message whose payload names none (by topic, remembered)."""
+        sensor = self._sensors.get(topic)
+        if sensor is None:
+            if len(self._sensors) > 10_000:
+                self._sensors.clear()
+            sensor = self._sensors[topic] = self._sensor(topic, None)
+        return sensor
 
     def _sensor(self, topic: str, obj: dict[str, Any] | None) -> Any:
         if self.field is not None and obj is not None and self.field in obj:
@@ -95,7 +135,7 @@ class Parser:
                     f"({self.cfg.max_payload_bytes})"
                 )
             limit = self.cfg.max_payload_bytes
-            data = json.loads(decompress(payload, self.cfg.decompress, limit))
+            data = fastjson.loads(decompress(payload, self.cfg.decompress, limit))
             rows = list(self._readings(topic, data, received))
         except Exception as exc:  # any failure is this payload's: see the docstring
             reason = str(exc) or type(exc).__name__
@@ -200,13 +240,33 @@ class Parser:
     def take_rows(self, limit: int | None = None) -> pd.DataFrame | None:
         """The first ``limit`` (default all) parsed rows as a frame (``None`` if there are
         none), and forget them."""
-        if limit is None or limit >= len(self.rows):
-            rows, self.rows = self.rows, []
-        else:
-            rows, self.rows = self.rows[:limit], self.rows[limit:]
-        if not rows:
+        if self.rows:
+            self.parts.append(self.rows)
+            self.rows = []
+        left = self.pending if limit is None else limit
+        frames = []
+        while self.parts and left > 0:
+            part = self.parts.pop(0)
+            if len(part) > left:
+                if isinstance(part, Columns):
+                    part, rest = part.split(left)
+                    self.parts.insert(0, rest)
+                else:
+                    self.parts.insert(0, part[left:])
+                    part = part[:left]
+            left -= len(part)
+            frames.append(self._frame(part))
+        if not frames:
             return None
-        frame = pd.DataFrame(rows)
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def _frame(self, part: list[dict[str, Any]] | Columns) -> pd.DataFrame:
+        if isinstance(part, Columns):
+            cfg = self.cfg
+            return columns.frame(
+                part, self.source, cfg.value_field, cfg.timestamp_field, self.field
+            )
+        frame = pd.DataFrame(part)
         return frame.assign(timestamp=pd.to_datetime(frame["timestamp"], unit="ns", utc=True))
 
     def take_bad(self) -> pd.DataFrame | None:

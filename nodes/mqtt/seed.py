@@ -12,7 +12,6 @@ from flowengine.logs import RateLimiter
 from flowengine.node import option
 from flowengine.nodes.mqtt.client import MqttClient
 from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
-from flowengine.nodes.mqtt.handoff import Lost
 from flowengine.nodes.mqtt.link import endpoints_of
 from flowengine.nodes.mqtt.parse import Parser, log_bad
 
@@ -68,13 +67,14 @@ class MQTTConnector(BaseDataConnector):
             await self._fail_over()
             if self._mqtt is None:
                 return None
-        assert self._mqtt.handoff is not None
-        for item in self._mqtt.handoff.take():
-            if isinstance(item, Lost):
-                log.error("%s", item.reason)
-                self._lost = True
-                continue
-            self._parser.add(*item)
+        handoff = self._mqtt.handoff
+        assert handoff is not None
+        items = handoff.take()
+        if items:
+            self._parser.add_many(items)
+        if handoff.lost is not None and not self._lost:
+            log.error("%s", handoff.lost.reason)
+            self._lost = True
         bad = self._parser.take_bad()
         if bad is not None:
             log_bad(self._limiter, log, bad)

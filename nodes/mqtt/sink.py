@@ -3,20 +3,22 @@ optionally gzip or zstd compressed (``mqtt_in`` detects and decodes those by its
 
 from __future__ import annotations
 
-import json
 import string
-from collections import defaultdict
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
 from pydantic import ValidationInfo, field_validator
 
 from flowengine.compression import Codec, check_codec, check_level, compress
 from flowengine.node import NodeConfig, Sink, option
+from flowengine.nodes.mqtt import encode
 from flowengine.nodes.mqtt.client import MqttClient
 from flowengine.nodes.mqtt.config import MqttConnection
 from flowengine.nodes.mqtt.link import endpoints_of
 from flowengine.types import Batch
+
+#: Unacknowledged messages by default: QoS 1, and QoS 2 (Mosquitto's max_inflight_messages).
+QOS1_WINDOW, QOS2_WINDOW = 1000, 20
 
 
 class MqttOutConfig(NodeConfig, MqttConnection):
@@ -29,6 +31,16 @@ class MqttOutConfig(NodeConfig, MqttConnection):
     mode: Literal["rows", "batch"] = option(
         "rows",
         description="`rows`: one JSON object per row; `batch`: one JSON array per topic and batch.",
+    )
+    max_inflight: int | None = option(
+        None,
+        ge=1,
+        le=65535,
+        advanced=True,
+        description="QoS 1/2 messages sent before waiting for their acknowledgements (more go "
+        "as they come in; an MQTT 5 broker may ask for fewer). Default: 1000 at QoS 1, 20 at "
+        "QoS 2, because Mosquitto silently drops QoS 2 messages beyond its "
+        "`max_inflight_messages` (20) from MQTT 3.1.1 clients.",
     )
     ack_timeout: float = option(
         30.0, gt=0, advanced=True, description="Seconds to wait for QoS 1/2 acknowledgements."
@@ -79,38 +91,21 @@ class MqttOut(Sink[MqttOutConfig]):
     written only when the broker has acknowledged every message of it."""
 
     io = True  # replaced by a feeder/capture in `flowengine test`
-    requires = (("paho.mqtt.client", "mqtt"),)
     client: MqttClient | None = None
 
     async def start(self) -> None:
         endpoints = endpoints_of(self.config, self.ctx.log, self.ctx.count)
-        # no runtime restart for sinks: paho reconnects, failing over between the brokers
+        # no runtime restart for sinks: the client reconnects, failing over between brokers
         self.client = MqttClient(self.config, reconnect=True, endpoints=endpoints)
         await self.client.connect()
 
-    def _messages(self, frame: pd.DataFrame) -> list[tuple[str, str | bytes]]:
-        texts = self._texts(frame)
+    def _messages(self, frame: pd.DataFrame) -> list[tuple[str, bytes]]:
         cfg = self.config
+        texts = encode.texts(frame, cfg.topic, cfg.mode)
         if cfg.compression == "none":
-            return list(texts)
+            return texts
         level = cfg.compression_level
-        return [(t, compress(p.encode(), cfg.compression, level)) for t, p in texts]
-
-    def _texts(self, frame: pd.DataFrame) -> list[tuple[str, str]]:
-        cfg = self.config
-        records: list[dict[Any, Any]] = [
-            {k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")
-        ]
-        try:
-            topics = [cfg.topic.format_map(r) for r in records]
-        except KeyError as exc:
-            raise KeyError(f"topic template column {exc} is not in the batch") from None
-        if cfg.mode == "rows":
-            return [(t, _dumps(r)) for t, r in zip(topics, records, strict=True)]
-        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for topic, record in zip(topics, records, strict=True):
-            grouped[topic].append(record)
-        return [(t, _dumps(rs)) for t, rs in grouped.items()]
+        return [(t, compress(p, cfg.compression, level)) for t, p in texts]
 
     async def write(self, batch: Batch) -> None:
         cfg = self.config
@@ -130,6 +125,7 @@ class MqttOut(Sink[MqttOutConfig]):
             cfg.ack_timeout,
             reconnect_timeout=cfg.reconnect_timeout,
             on_wait=on_wait,
+            window=cfg.max_inflight or (QOS2_WINDOW if cfg.qos == 2 else QOS1_WINDOW),
         )
         if waited:
             self.ctx.status(f"reconnected to {self.client.endpoints.label()}", "ok")
@@ -138,18 +134,3 @@ class MqttOut(Sink[MqttOutConfig]):
     async def close(self) -> None:
         if self.client is not None:
             await self.client.disconnect()
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready scalars: timestamps as ISO 8601, missing values as null."""
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    return value
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), default=str)

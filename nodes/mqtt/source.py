@@ -12,7 +12,7 @@ from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
 from flowengine.nodes.mqtt.client import MqttClient
 from flowengine.nodes.mqtt.config import MqttConnection, MqttParsing
-from flowengine.nodes.mqtt.handoff import Lost
+from flowengine.nodes.mqtt.handoff import Item
 from flowengine.nodes.mqtt.link import endpoints_of
 from flowengine.nodes.mqtt.parse import Parser, log_bad
 from flowengine.types import Batch
@@ -20,6 +20,8 @@ from flowengine.types import Batch
 #: Unconfirmed messages a journaled source holds at most before it journals what it has and
 #: confirms them: below Mosquitto's default max_inflight_messages (20), which would stall it.
 ACK_WINDOW = 10
+#: Seconds between looks whether a busy receiver has taken the last batch.
+HOLD_POLL = 0.001
 
 
 class MqttInConfig(NodeConfig, MqttConnection, MqttParsing):
@@ -40,8 +42,8 @@ class MqttInConfig(NodeConfig, MqttConnection, MqttParsing):
         10_000,
         ge=1,
         advanced=True,
-        description="Messages held between paho's thread and the flow; when full, reading from "
-        "the broker pauses (backpressure) instead of dropping.",
+        description="Messages held between the connection and the flow; when full, reading "
+        "from the broker pauses (backpressure) instead of dropping.",
     )
 
 
@@ -56,7 +58,6 @@ class MqttIn(Source[MqttInConfig]):
     """
 
     io = True  # replaced by a feeder/capture in `flowengine test`
-    requires = (("paho.mqtt.client", "mqtt"),)
     client: MqttClient | None = None
     #: The brokers, kept across reconnects (which one was lost); shows the one that serves.
     endpoints: Endpoints | None = None
@@ -70,8 +71,8 @@ class MqttIn(Source[MqttInConfig]):
     async def start(self) -> None:
         cfg = self.config
         self._marks, self._taken, self._sent = deque(), 0, 0
-        # confirmations wait for the journal only when there is one; else paho confirms on
-        # receipt (holding them longer would stall: brokers allow ~20 unconfirmed messages)
+        # confirmations wait for the journal only when there is one; else the client confirms
+        # on receipt (holding them longer would stall: brokers allow ~20 unconfirmed messages)
         if self.endpoints is None:
             self.endpoints = endpoints_of(cfg, self.ctx.log, self.ctx.count, self._show)
         manual_ack = self.ctx.journaled and cfg.qos > 0
@@ -90,33 +91,53 @@ class MqttIn(Source[MqttInConfig]):
         self._show()
         first: float | None = None
         while True:
-            due = min(cfg.batch_interval, cfg.linger)
-            wait = None if first is None else max(0.0, first + due - time.monotonic())
-            lost: Lost | None = None
-            for item in await handoff.wait(wait):
-                if isinstance(item, Lost):
-                    lost = item
-                else:
-                    self._take(item)
-            if first is None and parser.rows:
+            items = await handoff.wait(self._wait(first))
+            lost = handoff.lost  # what arrived before the loss goes on first
+            if items:
+                self._take(items)
+            pending = parser.pending
+            if first is None and pending:
                 first = time.monotonic()
             if parser.bad:
                 await self._send_bad()
-            if self.client.manual_ack and len(self._marks) >= ACK_WINDOW and parser.rows:
+            if self.client.manual_ack and len(self._marks) >= ACK_WINDOW and pending:
                 await self._send(parser.take_rows())  # journal now, so the acks go out
-                first = None
-            while len(parser.rows) >= cfg.batch_size:  # full batches; a remainder waits
+                first, pending = None, 0
+            while pending >= cfg.batch_size:  # full batches; a remainder waits
                 await self._send(parser.take_rows(cfg.batch_size))
-                first = time.monotonic() if parser.rows else None
+                pending -= cfg.batch_size
+                first = time.monotonic() if pending else None
             age = 0.0 if first is None else time.monotonic() - first
             idle = not handoff.pending  # nothing more is waiting: no reason to hold the rows
             if first is not None and (
-                lost or age >= cfg.batch_interval or (idle and age >= cfg.linger)
+                lost
+                or age >= cfg.batch_interval
+                or (idle and age >= cfg.linger and not self._downstream_busy())
             ):
                 await self._send(parser.take_rows())
                 first = None
             if lost:
                 raise ConnectionError(lost.reason)
+
+    def _downstream_busy(self) -> bool:
+        """True while a batch sent before still waits for its receiver (a runtime that tells,
+        ``ctx.backlog``): rows held meanwhile join the next batch instead of queueing behind
+        it as another small one, which would cost the receiver its per-batch work again and
+        reach it no sooner."""
+        backlog = getattr(self.ctx, "backlog", None)
+        return backlog is not None and bool(backlog("out"))
+
+    def _wait(self, first: float | None) -> float | None:
+        """How long to wait for more messages: forever with nothing held; else until the
+        batch is due (``linger``; while the receiver is busy, a look every millisecond),
+        at most ``batch_interval`` after its first row."""
+        if first is None:
+            return None
+        cfg, now = self.config, time.monotonic()
+        ready = first + cfg.linger
+        if self._downstream_busy():
+            ready = max(ready, now + HOLD_POLL)
+        return max(0.0, min(ready, first + cfg.batch_interval) - now)
 
     def _show(self) -> None:
         """Status: the topic filters, and with several brokers the one that serves."""
@@ -125,12 +146,19 @@ class MqttIn(Source[MqttInConfig]):
             text += f" at {self.endpoints.label()}"
         self.ctx.status(text)
 
-    def _take(self, item: tuple[str, bytes, int]) -> None:
-        """Parse one message and remember how many rows were taken up to it (for its ack)."""
-        before = len(self.parser.rows)
-        self.parser.add(*item)
-        self._taken += len(self.parser.rows) - before
-        self._marks.append(self._taken)
+    def _take(self, items: list[Item]) -> None:
+        """Parse the messages of one read; with manual acks, remember per message how many
+        rows were taken up to and including it (it is confirmed once they are all sent)."""
+        counts = self.parser.add_many(items)
+        if not self.client or not self.client.manual_ack:
+            return
+        if counts is None:  # one row each
+            self._marks.extend(range(self._taken + 1, self._taken + len(items) + 1))
+            self._taken += len(items)
+            return
+        for count in counts:
+            self._taken += count
+            self._marks.append(self._taken)
 
     async def _send(self, frame: pd.DataFrame | None) -> None:
         if frame is not None:
@@ -166,9 +194,9 @@ class MqttIn(Source[MqttInConfig]):
         broker sends it again next time (a persistent session), nothing is lost."""
         if self.client is None:
             return None
-        for item in self.client.handoff.take() if self.client.handoff else []:
-            if not isinstance(item, Lost):
-                self._take(item)
+        items = self.client.handoff.take() if self.client.handoff else []
+        if items:
+            self._take(items)
         await self._send_bad()
         frame = self.parser.take_rows()
         if frame is None:

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,23 +64,6 @@ class PrivateMosquitto:
             self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
             self.proc.wait(10)
         wait_until(lambda: not port_open(self.port), 10, "mosquitto to stop")
-
-
-@pytest.fixture
-def private_mosquitto(tmp_path: Path) -> Iterator[Any]:
-    if not HAVE_MOSQUITTO:
-        pytest.skip("the mosquitto binary is not installed")
-    started: list[PrivateMosquitto] = []
-
-    def make(extra: str = "", anonymous: bool = True) -> PrivateMosquitto:
-        started.append(PrivateMosquitto(tmp_path, extra, anonymous))
-        return started[-1]
-
-    yield make
-    for broker in started:
-        if broker.proc and broker.proc.poll() is None:
-            broker.proc.terminate()
-            broker.proc.wait(10)
 
 
 class Subscriber:

@@ -1,0 +1,147 @@
+"""``mqtt_out``'s payloads from a frame, column by column: no ``to_dict`` per row.
+
+Each column becomes a plain list once (timestamps as ISO 8601 text for the whole column at
+a time), and each row's JSON is made from those lists (orjson when installed). The result is
+what the per-row encoding gave before (``plain`` and ``json.dumps``): timestamps as
+``Timestamp.isoformat()``, NaN/NaT/None as null, numpy scalars as numbers, anything else JSON
+has no type for as its ``str``. Frames holding +/-infinity keep the old per-row path, which
+writes ``Infinity`` (orjson cannot).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flowengine.nodes.mqtt import fastjson
+
+Texts = list[tuple[str, bytes]]
+#: Values JSON takes as they are.
+_SIMPLE = {str, int, float, bool, type(None)}
+#: What missing values of extension columns become (null).
+_NULL: Any = None
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready scalars: timestamps as ISO 8601, missing values as null."""
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    missing = value is None or value is pd.NaT or value is pd.NA
+    if missing or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def roots(template: str) -> list[str]:
+    """The column names a topic template uses (``{a.b}`` and ``{a[0]}`` use ``a``)."""
+    names = [f for _, f, _, _ in string.Formatter().parse(template) if f]
+    return list(dict.fromkeys(n.split(".")[0].split("[")[0] for n in names))
+
+
+def iso(series: pd.Series) -> list[Any]:
+    """A datetime column as ``Timestamp.isoformat()`` text (NaT as None), vectorised for
+    UTC and naive columns: the fraction has 0, 6 or 9 digits as the value needs."""
+    tz = getattr(series.dtype, "tz", None)
+    if tz is not None and str(tz) != "UTC":
+        return [plain(v) for v in series]
+    ns = series.to_numpy(dtype="datetime64[ns]").view("int64")
+    text = np.datetime_as_string(ns.view("datetime64[ns]"), unit="ns")
+    whole = ns % 1_000_000_000 == 0
+    micro = ns % 1000 == 0
+    short = np.where(whole, text.astype("U19"), np.where(micro, text.astype("U26"), text))
+    suffix = "+00:00" if tz is not None else ""
+    missing = series.isna().to_numpy()
+    out: list[Any] = [s + suffix for s in short.tolist()]
+    if missing.any():
+        for i in np.flatnonzero(missing).tolist():
+            out[i] = None
+    return out
+
+
+class Infinite(ValueError):
+    """A float column holds +/-infinity (which orjson cannot write as the old path did)."""
+
+
+def values(series: pd.Series) -> list[Any]:
+    """One column as JSON-ready Python values (see the module docstring); ``Infinite`` for a
+    float column holding an infinity."""
+    dtype = series.dtype
+    kind = dtype.kind
+    if kind == "M":
+        return iso(series)
+    if not isinstance(dtype, np.dtype):  # str, nullable ints, categories, ...
+        listed = series.to_numpy(dtype=object, na_value=_NULL).tolist()
+        if isinstance(dtype, pd.StringDtype):
+            return listed
+        return [v if type(v) in _SIMPLE else plain(v) for v in listed]
+    if kind in "iub":
+        return series.tolist()
+    if kind == "f":
+        array = series.to_numpy()
+        if np.isinf(array).any():
+            raise Infinite
+        listed = array.tolist()
+        if fastjson.HAVE_ORJSON:  # writes NaN as null itself
+            return listed
+        return [None if v != v else v for v in listed]
+    return [v if type(v) is str else plain(v) for v in series.tolist()]
+
+
+def texts(frame: pd.DataFrame, template: str, mode: str) -> Texts:
+    """``(topic, JSON)`` per row (``rows``) or per topic (``batch``)."""
+    if frame.empty:
+        return []
+    keys = list(frame.columns)
+    try:
+        columns = [values(series) for _, series in frame.items()]
+    except Infinite:
+        return _texts_per_row(frame, template, mode)
+    topics = _topics(frame, template, dict(zip(keys, columns, strict=True)), len(frame))
+    dumps = fastjson.dumper(all(type(k) is str for k in keys))
+    rows = zip(*columns, strict=True)
+    if mode == "rows":  # each row's dict lives only while it is written
+        payloads = [dumps(dict(zip(keys, row, strict=True))) for row in rows]
+        return list(zip(topics, payloads, strict=True))
+    grouped: dict[str, list[dict[Any, Any]]] = {}
+    for topic, row in zip(topics, rows, strict=True):
+        grouped.setdefault(topic, []).append(dict(zip(keys, row, strict=True)))
+    return [(t, dumps(rs)) for t, rs in grouped.items()]
+
+
+def _topics(frame: pd.DataFrame, template: str, by_name: dict[Any, list[Any]], n: int) -> list[str]:
+    """The topic of each row: the template filled from its columns (as ``plain`` has them)."""
+    names = roots(template)
+    if not names:
+        return [template] * n
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise KeyError(f"topic template column {missing[0]!r} is not in the batch")
+    cols = [[None if type(v) is float and v != v else v for v in by_name[k]] for k in names]
+    return [
+        template.format_map(dict(zip(names, row, strict=True))) for row in zip(*cols, strict=True)
+    ]
+
+
+def _texts_per_row(frame: pd.DataFrame, template: str, mode: str) -> Texts:
+    """The encoding before it was vectorised: one ``plain`` record per row."""
+    records = [{k: plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    try:
+        topics = [template.format_map(r) for r in records]
+    except KeyError as exc:
+        raise KeyError(f"topic template column {exc} is not in the batch") from None
+
+    def dump(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), default=str).encode()
+
+    if mode == "rows":
+        return [(t, dump(r)) for t, r in zip(topics, records, strict=True)]
+    grouped: dict[str, list[dict[Any, Any]]] = {}
+    for topic, record in zip(topics, records, strict=True):
+        grouped.setdefault(topic, []).append(record)
+    return [(t, dump(rs)) for t, rs in grouped.items()]
