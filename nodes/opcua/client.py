@@ -25,20 +25,16 @@ from flowengine.extras import require
 from flowengine.failover import Endpoints
 from flowengine.masking import mask_url_password
 from flowengine.nodes.opcua.config import OpcuaConfig, OpcuaConnection
-from flowengine.nodes.opcua.items import (
-    NODE_ID,
-    check_eurange,
-    deadband_filter,
-    item_request,
-    resolve,
-    secure,
-)
-from flowengine.nodes.opcua.parse import Frames, Reading, frame_of
+from flowengine.nodes.opcua.items import NODE_ID, resolve, secure
+from flowengine.nodes.opcua.parse import Frames, Reading, frame_of, overflowed
 from flowengine.nodes.opcua.repeats import Recent
+from flowengine.nodes.opcua.stream import Feed, stop_quietly
 from flowengine.types import NonFinite
 
-#: Seconds between two "buffer full" warnings of one client.
+#: Seconds between two "buffer full" (or "server queue overflow") warnings of one client.
 DROP_WARN_PERIOD = 10.0
+#: Seconds between connection checks while waiting for subscription values.
+CHECK_PERIOD = 0.25
 
 log = logging.getLogger("flowengine.nodes.opcua.client")
 
@@ -49,7 +45,7 @@ class _Link(NamedTuple):
     client: Any
     nodes: list[Any]
     names: dict[str, str]
-    sub: Any
+    sub: Feed | None
 
 
 class OpcuaClient:
@@ -70,8 +66,13 @@ class OpcuaClient:
         #: Subscription values not yet taken; bounded by ``max_buffer`` (oldest dropped).
         self.buffer: deque[Reading] = deque(maxlen=getattr(cfg, "max_buffer", None))
         self.dropped = 0
+        #: Readings the server marked with the Overflow bit (it discarded older values).
+        self.overflows = 0
         self.lost: BaseException | None = None
-        self._sub: Any = None
+        self._sub: Feed | None = None
+        self._arrived = asyncio.Event()  # set when values arrive or the connection is lost
+        self._warned_overflows = 0
+        self._overflow_warned_at = -DROP_WARN_PERIOD
         self._log = logger or log
         self._count = count
         self._warned_at = -DROP_WARN_PERIOD
@@ -87,29 +88,64 @@ class OpcuaClient:
         self.recent = Recent() if self.endpoints.several else None
 
     def push(self, reading: Reading) -> None:
-        """Buffer one subscription value; a full buffer drops (and counts) its oldest. A
-        repeat of a value delivered before a switch of servers is dropped."""
-        key = (reading.ts, reading.value, reading.code)
-        if self.recent is not None and not self.recent.fresh(reading.sensor, key):
-            if self._count is not None:
-                self._count("repeats_dropped", 1)
-            return
+        """Buffer one subscription value (see :meth:`accept`)."""
+        self.accept([reading])
+
+    def accept(self, readings: list[Reading]) -> None:
+        """Buffer subscription values (one publish response); a full buffer drops (and
+        counts) its oldest. Values the server marked with the Overflow bit are counted and
+        warned about. A repeat of a value delivered before a switch of servers is dropped."""
+        if self.recent is not None:
+            fresh = self.recent.fresh
+            kept = [r for r in readings if (key := r.key) is None or fresh(r.sensor, key)]
+            if len(kept) < len(readings) and self._count is not None:
+                self._count("repeats_dropped", len(readings) - len(kept))
+            readings = kept
+        marked = sum(1 for r in readings if overflowed(r.code))
+        if marked:
+            self._overflowed(marked)
         buffer = self.buffer
-        if buffer.maxlen is not None and len(buffer) >= buffer.maxlen:
-            self.dropped += 1
-            if self._count is not None:
-                self._count("dropped", 1)
-            now = time.monotonic()
-            if now - self._warned_at >= DROP_WARN_PERIOD:
-                self._log.warning(
-                    "subscription buffer full (max_buffer=%d): dropped %d oldest value(s) "
-                    "since the last warning, %d in total; downstream is slower than the data",
-                    buffer.maxlen,
-                    self.dropped - self._warned_dropped,
-                    self.dropped,
-                )
-                self._warned_at, self._warned_dropped = now, self.dropped
-        buffer.append(reading)  # a deque with maxlen drops the oldest itself
+        if buffer.maxlen is not None and (over := len(buffer) + len(readings) - buffer.maxlen) > 0:
+            self._drop(over)
+        buffer.extend(readings)  # a deque with maxlen drops the oldest itself
+        if readings:
+            self._arrived.set()
+
+    def _drop(self, n: int) -> None:
+        """Count ``n`` values dropped from a full buffer; warn at most every 10 s."""
+        self.dropped += n
+        if self._count is not None:
+            self._count("dropped", n)
+        now = time.monotonic()
+        if now - self._warned_at >= DROP_WARN_PERIOD:
+            self._log.warning(
+                "subscription buffer full (max_buffer=%d): dropped %d oldest value(s) "
+                "since the last warning, %d in total; downstream is slower than the data",
+                self.buffer.maxlen,
+                self.dropped - self._warned_dropped,
+                self.dropped,
+            )
+            self._warned_at, self._warned_dropped = now, self.dropped
+
+    def _overflowed(self, n: int) -> None:
+        """Count ``n`` values that follow values the server discarded; warn at most every
+        10 s: the server sampled faster than this client fetched, and values were lost."""
+        self.overflows += n
+        if self._count is not None:
+            self._count("overflow", n)
+        now = time.monotonic()
+        if now - self._overflow_warned_at >= DROP_WARN_PERIOD:
+            self._log.warning(
+                "server queue overflow (item_queue_size=%s): %d value(s) follow values the "
+                "server discarded before this client fetched them (%d since the last warning, "
+                "%d in total); raise item_queue_size or publish_requests, or split the nodes "
+                "over more connections",
+                getattr(self.cfg, "queue_size", "?"),
+                n,
+                self.overflows - self._warned_overflows,
+                self.overflows,
+            )
+            self._overflow_warned_at, self._warned_overflows = now, self.overflows
 
     async def connect(self, subscribe: bool = False) -> None:
         """Connect to the first server that answers (with security and user), resolve every
@@ -143,9 +179,10 @@ class OpcuaClient:
 
         async def on_lost(exc: Exception) -> None:
             if client is self.client:  # not a server switched away from
-                self.lost = exc
+                self._lose(exc)
 
         client.connection_lost_callback = on_lost
+        sub: Feed | None = None
         try:
             await asyncio.wait_for(client.connect(), cfg.timeout)
             items = (
@@ -157,9 +194,11 @@ class OpcuaClient:
                 node_id = node.nodeid.to_string()
                 nodes.append(node)
                 names[node_id] = name or (ref if NODE_ID.match(ref) else ref.split("/")[-1])
-            sub = await self._subscribe(client, nodes, names, gen) if subscribe else None
+            if subscribe:
+                sub = await self._subscribe(client, nodes, names, gen)
         except BaseException:
             self._incoming.clear()  # what its subscription pushed before it failed
+            stop_quietly(sub)
             await _disconnect(client, 1.0)
             raise
         return _Link(client, nodes, names, sub)
@@ -191,9 +230,10 @@ class OpcuaClient:
         if probe.cancelled() or (exc := probe.exception()) is not None:
             self._log.info("primary %s not back yet: %s", self.endpoints.label(0), _reason(exc))
             return False
-        old = self.client
+        old, old_sub = self.client, self._sub
         self._use(probe.result())
         self.endpoints.connected(0)
+        stop_quietly(old_sub)
         await _disconnect(old, 2.0)
         return True
 
@@ -206,6 +246,7 @@ class OpcuaClient:
         with contextlib.suppress(BaseException):
             await probe
         if not probe.cancelled() and probe.exception() is None:
+            stop_quietly(probe.result().sub)
             await _disconnect(probe.result().client, 1.0)
 
     def check(self) -> None:
@@ -220,6 +261,8 @@ class OpcuaClient:
             raise ConnectionError(f"connection to {url} lost: {self.lost}")
         if self.client.uaclient.state is not UaClientState.CONNECTED:
             raise ConnectionError(f"connection to {url} lost")
+        if self._sub is not None and self._sub.silent:
+            raise ConnectionError(f"subscription on {url} gone: no publish response in time")
 
     @property
     def gone(self) -> bool:
@@ -249,36 +292,66 @@ class OpcuaClient:
 
     async def _subscribe(
         self, client: Any, nodes: list[Any], names: dict[str, str], gen: int
-    ) -> Any:
-        """A subscription with monitored items created ``subscribe_batch`` at a time; its
-        values are pushed as connection ``gen``'s."""
-        ua = require("asyncua", "opcua").ua
+    ) -> Feed:
+        """A subscription of ``nodes`` whose values are delivered as connection ``gen``'s."""
         cfg = self.cfg
         if not isinstance(cfg, OpcuaConfig):
             raise TypeError("subscribing needs an OpcuaConfig")
-        mfilter = None
-        if cfg.deadband is not None:
-            if cfg.deadband.type == "percent":
-                await check_eurange(ua, client, nodes, cfg.subscribe_batch)
-            mfilter = deadband_filter(ua, cfg.deadband)
-        period = cfg.sampling_interval * 1000
-        sub = await client.create_subscription(period, _Handler(self, gen, names))
-        failed: list[str] = []
-        for start in range(0, len(nodes), cfg.subscribe_batch):
-            chunk = nodes[start : start + cfg.subscribe_batch]
-            requests = [
-                item_request(ua, n, start + k + 1, cfg, period, mfilter)
-                for k, n in enumerate(chunk)
-            ]
-            results = await sub.create_monitored_items(requests)
-            failed += [
-                f"{n.nodeid.to_string()}: {r.name}"
-                for n, r in zip(chunk, results, strict=True)
-                if isinstance(r, ua.StatusCode)
-            ]
-        if failed:
-            raise ConnectionError(f"cannot monitor {len(failed)} node(s): {', '.join(failed[:5])}")
-        return sub
+        ids = [n.nodeid.to_string() for n in nodes]
+        pairs = [(names.get(i, i), i) for i in ids]
+
+        def deliver(readings: list[Reading]) -> None:
+            if gen == self._gen:
+                self.accept(readings)
+            elif gen > self._gen:  # the primary, subscribed beside the backup: held
+                self._incoming.extend(readings)  # until the switch (older ones: dropped)
+
+        def lost(exc: Exception) -> None:
+            if gen == self._gen:
+                self._lose(exc)
+
+        feed = Feed(client, pairs, deliver, lost)
+        try:
+            await feed.subscribe(cfg, nodes)
+        except BaseException:
+            feed.stop()
+            raise
+        return feed
+
+    def _lose(self, exc: BaseException) -> None:
+        """The connection (or its subscription) is gone: ``check`` raises from now on."""
+        self.lost = exc
+        self._arrived.set()
+
+    async def next_values(
+        self, linger: float = 0.0, wait: float = CHECK_PERIOD * 2
+    ) -> Frames | None:
+        """The subscription's values as soon as some are buffered: after at most ``linger``
+        more seconds, everything buffered. None when nothing arrived within ``wait`` seconds
+        (the caller does its periodic work and asks again).
+
+        When the connection is lost, what it delivered before goes out first; the next call
+        raises."""
+        deadline = time.monotonic() + wait
+        while not self.buffer:
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), min(left, CHECK_PERIOD))
+        if linger > 0:
+            until = time.monotonic() + linger
+            while (left := until - time.monotonic()) > 0 and not self.gone:
+                await asyncio.sleep(min(left, CHECK_PERIOD))
+        return self._drain()
+
+    def _drain(self) -> Frames:
+        """Everything buffered, as frames; the buffer is empty after."""
+        readings = list(self.buffer)
+        self.buffer.clear()
+        return frame_of(readings, self.non_finite)
 
     async def take(self, interval: float) -> Frames | None:
         """Wait ``interval`` seconds, then everything the subscription delivered meanwhile.
@@ -294,14 +367,14 @@ class OpcuaClient:
         if not self.buffer:
             self.check()
             return None
-        readings = [self.buffer.popleft() for _ in range(len(self.buffer))]
-        return frame_of(readings, self.non_finite)
+        return self._drain()
 
     async def close(self) -> None:
         """Disconnect, bounded: a dead server must not hold the flow. Values not taken yet
         stay in the buffer (a source keeps its client across reconnects)."""
         await self._stop_probe()
-        client, self.client, self._sub = self.client, None, None
+        client, self.client, sub, self._sub = self.client, None, self._sub, None
+        stop_quietly(sub)
         await _disconnect(client, 2.0)
 
 
@@ -319,26 +392,3 @@ def _reason(exc: BaseException | None) -> str:
     if exc is None:
         return "cancelled"
     return str(exc) or type(exc).__name__
-
-
-class _Handler:
-    """asyncua callbacks: queue each value change; a Bad status change means the link is gone."""
-
-    def __init__(self, owner: OpcuaClient, gen: int, names: dict[str, str]) -> None:
-        self.owner = owner
-        self.gen = gen
-        self.names = names
-
-    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
-        node_id = node.nodeid.to_string()
-        name = self.names.get(node_id, node_id)
-        reading, owner = Reading(name, node_id, data.monitored_item.Value), self.owner
-        if self.gen == owner._gen:
-            owner.push(reading)
-        elif self.gen > owner._gen:  # the primary, subscribed beside the backup: held
-            owner._incoming.append(reading)  # until the switch (older ones: switched away)
-
-    def status_change_notification(self, status: Any) -> None:
-        code = status.Status
-        if not code.is_good() and self.gen == self.owner._gen:
-            self.owner.lost = ConnectionError(f"subscription status {code.name}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, field_validator, model_validator
 
 from flowengine.masking import mask_url_password
 from flowengine.node import option
@@ -21,6 +21,10 @@ from flowengine.types import NonFinite
 SUBSCRIBE_BATCH = 500
 #: Subscription values held between two emits before the oldest are dropped.
 MAX_BUFFER = 100_000
+#: Server queue per monitored item: above 1, so a server marks lost values (Overflow bit).
+QUEUE_SIZE = 10
+#: Publish requests in flight per subscription.
+PUBLISH_REQUESTS = 4
 #: What ``opcua_in`` does with a NaN or +/-Infinity value (the ``non_finite`` of mqtt_in/rest_in).
 
 
@@ -129,14 +133,43 @@ class OpcuaConfig(OpcuaConnection):
     mode: Literal["polling", "subscription"] = option(
         "polling", description="One read request per cycle, or monitored items (push)."
     )
-    queue_size: int = option(1, ge=1, advanced=True, description="Server queue per item.")
+    queue_size: int = option(
+        QUEUE_SIZE,
+        ge=1,
+        advanced=True,
+        # a flow file's `queue_size` key sizes a node's input wire, so flows name it this way
+        validation_alias=AliasChoices("item_queue_size", "queue_size"),
+        description="`item_queue_size` in a flow file: values the server queues per item until "
+        "the client fetches them. Above 1 the server marks a value that follows a discarded one "
+        "with the Overflow bit: those are counted as `overflow` and warned about (with 1 a lost "
+        "value goes unnoticed).",
+    )
     discard_oldest: bool = option(True, advanced=True, description="Drop oldest when full.")
     deadband: Deadband | None = option(None, description="Suppress small changes.")
     subscribe_batch: int = option(
         SUBSCRIBE_BATCH, ge=1, advanced=True, description="Monitored items per create request."
     )
     batch_interval: float = option(
-        0.5, gt=0, description="Seconds of subscription data collected into one batch."
+        0.5,
+        gt=0,
+        description="Subscription: the longest a value waits for others before it is emitted "
+        "(caps `linger`).",
+    )
+    linger: float = option(
+        0.0,
+        ge=0,
+        advanced=True,
+        description="Subscription: seconds to wait for more values once some arrived. 0 emits "
+        "at once (lowest latency); batches still grow under load from what arrives while the "
+        "flow is busy.",
+    )
+    publish_requests: int = option(
+        PUBLISH_REQUESTS,
+        ge=1,
+        le=64,
+        advanced=True,
+        description="Subscription: publish requests kept in flight, so the server can send the "
+        "next response (at most ~1,000 values each on many servers) while one is handled.",
     )
     non_finite: NonFinite = option(
         "bad",

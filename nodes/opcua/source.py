@@ -61,8 +61,8 @@ class OpcuaIn(Source[OpcuaInConfig]):
                 self._shown = endpoints.connects
                 nodes = f"{len(self.client.nodes)} nodes, {cfg.mode}"
                 self.ctx.status(f"{nodes}, connected to {endpoints.label()}")
-        if cfg.mode == "subscription":
-            frames = await self.client.take(cfg.batch_interval)
+        if cfg.mode == "subscription":  # emitted as soon as values are there
+            frames = await self.client.next_values(min(cfg.linger, cfg.batch_interval))
             return None if frames is None else self._result(frames)
         if (delay := self._due - time.monotonic()) > 0:
             await asyncio.sleep(delay)

@@ -465,7 +465,7 @@ def test_subscription_buffer_is_bounded_and_drops_are_counted(
             "mode": "subscription",
             "nodes": {"ns=2;i=1010": "burst"},
             "sampling_interval": 0.01,
-            "queue_size": 1000,  # the server keeps every write; the loss is ours to count
+            "item_queue_size": 1000,  # the server keeps every write; the loss is ours to count
             "batch_interval": 0.02,
             "max_buffer": 5,
             "wires": ["cap"],
@@ -486,14 +486,14 @@ def test_subscription_buffer_is_bounded_and_drops_are_counted(
         src = runtime.node("src")
         client = src.client  # type: ignore[attr-defined]
         arrived = 0
-        push = client.push
+        accept = client.accept
 
-        def observe(reading: Any) -> None:  # only counts what the subscription delivered
+        def observe(readings: list[Any]) -> None:  # only counts what the subscription delivered
             nonlocal arrived
-            arrived += 1
-            push(reading)
+            arrived += len(readings)
+            accept(readings)
 
-        client.push = observe
+        client.accept = observe
         writer = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(burst(), server.loop))
         deepest = 0
 
