@@ -89,6 +89,7 @@ class Alert(Transform[AlertConfig]):
     timers, so there is nothing to re-arm: a restored alert goes on as if never stopped.
     """
 
+
     async def start(self) -> None:
         cfg = self.config
         self._threshold = alerts.Threshold.build(
@@ -126,29 +127,37 @@ class Alert(Transform[AlertConfig]):
         label = cfg.label or (value_col or "condition").replace("_", " ")
         out_name = "probability" if value_col == "defect_probability" else (value_col or "value")
         records: list[dict[str, Any]] = []
-        for i, (_, row) in enumerate(frame.iterrows()):
-            key = tuple(row[c] for c in cfg.key)
-            ts = pd.Timestamp(row["timestamp"])
+        # column lists, not iterrows: the hysteresis steps row by row, the rest need not
+        n = len(frame)
+        keys = list(zip(*(frame[c].tolist() for c in cfg.key), strict=True)) or [()] * n
+        stamps = frame["timestamp"].tolist()
+        features = {f: frame[f].astype(float).tolist() for f in cfg.features if f in frame}
+        tops = frame["top_features"].tolist() if "top_features" in frame else None
+        lines = frame["line"].tolist() if "line" in frame else None
+        vals, hots, cools = values.tolist(), hot.tolist(), cool.tolist()
+        for i in range(n):
+            key = keys[i]
+            ts = pd.Timestamp(stamps[i])
             if self._machine.is_late(key, ts):
                 self.ctx.count("late")  # out of order across batches: skipped, not guessed
                 continue
             scores = self._stats.setdefault(key, alerts.Deviations()).update(
-                {f: float(row[f]) for f in cfg.features if f in row}
+                {f: column[i] for f, column in features.items()}
             )
-            value = float(values.iloc[i])
+            value = float(vals[i])
             severity = self._threshold.severity(value)
-            event = self._machine.step(key, ts, bool(hot.iloc[i]), bool(cool.iloc[i]), severity)
+            event = self._machine.step(key, ts, bool(hots[i]), bool(cools[i]), severity)
             if event is None:
                 continue
-            top = row.get("top_features", alerts.top_features(scores, cfg.top))
-            line = row.get("line")
+            top = tops[i] if tops is not None else alerts.top_features(scores, cfg.top)
+            line = lines[i] if lines is not None else None
             who = f"Line {line}" if line is not None else " / ".join(map(str, key)) or "Alert"
             records.append(
                 {
                     "timestamp": event.timestamp,
                     "event": event.kind,
                     "line": line,
-                    **{c: row[c] for c in cfg.key},
+                    **dict(zip(cfg.key, key, strict=True)),
                     "severity": event.severity,
                     out_name: value,
                     "since": event.since,

@@ -16,7 +16,7 @@ from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
 from flowengine.nodes.nats.acks import Held, ack_all
 from flowengine.nodes.nats.client import NatsLink
-from flowengine.nodes.nats.codec import PayloadError, decode
+from flowengine.nodes.nats.codec import PayloadError, decode_piece, join
 from flowengine.nodes.nats.config import (
     NatsConnection,
     NatsSubject,
@@ -289,7 +289,7 @@ class NatsIn(Source[NatsInConfig]):
             if not msgs:
                 continue
             last = self.positions.get(feed.subject, 0)
-            frames = []
+            pieces = []
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
                 self.held.take(feed.subject, seq, msg)
@@ -298,14 +298,13 @@ class NatsIn(Source[NatsInConfig]):
                     continue
                 last = seq
                 try:
-                    frames.append(decode(msg.data, msg.headers))
+                    pieces.append(decode_piece(msg.data, msg.headers))
                 except PayloadError as exc:
                     bad.append(_bad_row(msg, seq, str(exc), self.ctx.clock.now()))
             self.positions[feed.subject] = last
             self._lag(feed, msgs[-1].metadata.num_pending)
-            frames = [f for f in frames if not f.empty]
-            if frames:
-                frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            frame = join(pieces)
+            if frame is not None:
                 out.append(Batch(frame, topic=feed.subject, origin=self.ctx.node_id))
         result: dict[str, Any] = {}
         if out:

@@ -13,6 +13,8 @@ import pyarrow as pa
 import pytest
 
 from flowengine.nodes.nats.codec import (
+    decode_piece,
+    join,
     ARROW,
     CONTENT_TYPE,
     JSON,
@@ -79,6 +81,29 @@ def test_poison_payloads_raise_payload_error(
 ) -> None:
     with pytest.raises(PayloadError, match=message):
         decode(payload, headers)
+
+
+def test_a_fetch_of_many_payloads_joins_in_order_as_per_message_decoding_did() -> None:
+    """Arrow runs are concatenated as Arrow (one conversion) with JSON rows in between kept in
+    place; a column all null in one batch and float in the next comes out float."""
+    t0 = pd.Timestamp("2026-03-02T00:00:00Z")
+    frames = [
+        pd.DataFrame({"timestamp": [t0], "line": ["L1"], "value": [None]}),
+        pd.DataFrame({"timestamp": [t0, t0], "line": ["L2", "L3"], "value": [1.5, 2.5]}),
+        pd.DataFrame({"timestamp": [t0], "line": ["L4"], "value": [3.5]}),
+        pd.DataFrame({"timestamp": [t0], "line": ["L5"], "value": [4.5]}),
+    ]
+    payloads = [encode(frames[0], "arrow"), encode(frames[1], "arrow")]
+    payloads += [encode(frames[2], "json"), encode(frames[3], "arrow", "zstd")]
+    empty = encode(frames[1].iloc[:0], "arrow")
+    pieces = [decode_piece(p, None) for p in [*payloads[:2], empty, *payloads[2:]]]
+    joined = join(pieces)
+    assert joined is not None
+    assert joined["line"].tolist() == ["L1", "L2", "L3", "L4", "L5"]
+    assert joined["value"].dtype == np.float64
+    assert np.isnan(joined["value"][0]) and joined["value"].tolist()[1:] == [1.5, 2.5, 3.5, 4.5]
+    assert str(joined["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert join([empty_piece for empty_piece in [decode_piece(empty, None)]]) is None
 
 
 def test_a_column_arrow_cannot_type_is_the_batchs_error() -> None:
