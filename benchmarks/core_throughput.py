@@ -73,7 +73,8 @@ class Passthrough(Transform):
 
 
 class NullSink(Sink):
-    """Counts what arrives and keeps nothing."""
+    """Counts what arrives and keeps nothing (``len(batch)``: a batch of columns builds no
+    frame here, as it builds none in the built-in nodes; see flowengine/columns.py)."""
 
     def __init__(self, config: NodeConfig, ctx: Any) -> None:
         super().__init__(config, ctx)
@@ -82,7 +83,7 @@ class NullSink(Sink):
 
     def write(self, batch: Batch) -> None:
         self.batches += 1
-        self.rows += len(batch.frame)
+        self.rows += len(batch)
 
 
 TYPES: dict[str, Any] = {"passthrough": Passthrough, "null": NullSink}

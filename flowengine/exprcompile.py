@@ -19,6 +19,9 @@ The results are those of pandas' python engine (the one it uses without numexpr)
 * arithmetic on anything but numbers, names that are not columns, index names, multi-line text
   and any construct this module does not know run ``DataFrame.eval`` itself: decided at compile
   time (:func:`compile_expression` returns ``None``) or per call (:class:`Fallback`).
+
+:meth:`Compiled.column_values` runs the same closures on a batch's
+:class:`~flowengine.columns.Columns`, so the built-in nodes need no DataFrame at all.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flowengine.columns import Columns, labels
 from flowengine.exprops import (
     ARITH,
     COMPARE,
@@ -47,6 +51,7 @@ from flowengine.exprops import (
     converting,
     isin,
     logical,
+    quietly,
 )
 from flowengine.frames import column_at, same_labels
 
@@ -225,7 +230,7 @@ def _fold(compute: Callable[[], Any], boolean: bool) -> _Node:
 
 
 def _binary(
-    apply: Callable[[Any, Any, pd.Index], Any],
+    apply: Callable[[Any, Any, pd.Index | None], Any],
     on_scalars: Callable[[Any, Any], Any],
     left: _Node,
     right: _Node,
@@ -260,7 +265,7 @@ def _cleaned(label: Any) -> Any:
 class Compiled:
     """An expression compiled once; :meth:`values` computes it on a frame."""
 
-    __slots__ = ("_cache", "_functions", "_names", "_quiet", "_root", "text")
+    __slots__ = ("_by_names", "_cache", "_functions", "_names", "_quiet", "_root", "text")
 
     def __init__(
         self, text: str, names: list[str], functions: set[str], root: _Node, quiet: bool
@@ -272,6 +277,8 @@ class Compiled:
         self._root = root
         #: The last frame's column labels and where the expression's names are among them.
         self._cache: tuple[pd.Index, list[int] | None] | None = None
+        #: The same for the last :class:`Columns`' names.
+        self._by_names: tuple[tuple[str, ...], list[int] | None] | None = None
 
     def values(self, frame: pd.DataFrame) -> Any:
         """The expression's column as an array (a view of the frame for a bare column name:
@@ -289,8 +296,31 @@ class Compiled:
         cols = [column_at(frame, i) for i in locations]
         if not self._quiet:
             return root.run(cols, frame.index)
-        with np.errstate(all="ignore"):  # pandas silences numpy in arithmetic
-            return root.run(cols, frame.index)
+        return quietly(root.run, cols, frame.index)  # pandas silences numpy in arithmetic
+
+    def column_values(self, cols: Columns) -> Any:
+        """:meth:`values` on the frame ``cols`` stands for, from its arrays: the same array,
+        or None where pandas must evaluate it (on the frame). Operations that go through
+        Series get a default index: all operands share one index, so the values are the same."""
+        root = self._root
+        try:
+            if root.run is None:
+                return pd.Series(root.value, index=cols.index)._values
+            names = cols.names
+            cache = self._by_names
+            if cache is None or (cache[0] is not names and cache[0] != names):
+                cache = self._by_names = (names, self._locate(labels(names)))
+            locations = cache[1]
+            if locations is None:
+                return None
+            arrays = cols.arrays
+            c = [arrays[i] for i in locations]
+            result = quietly(root.run, c, None) if self._quiet else root.run(c, None)
+        except Exception:  # Fallback, or an error pandas words its own way
+            return None
+        if len(result) != cols.length:
+            return None
+        return result
 
     def _locate(self, columns: pd.Index) -> list[int] | None:
         """Positions of the names, resolved as pandas resolves them (cleaned labels, the last of

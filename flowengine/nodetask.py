@@ -235,7 +235,7 @@ class NodeTasks:
                 await self.durable.on_barrier(run, batch)
                 continue
             stats.batches_in += 1
-            stats.rows_in += len(batch.frame.index)
+            stats.rows_in += len(batch)
             stats.last_data = time.time()
             run.handling = True
             try:

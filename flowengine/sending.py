@@ -80,10 +80,10 @@ async def deliver(run: NodeRun, port: str, batch: Batch) -> None:
             raise ValueError(
                 f"sent to port '{port}', which type '{run.built.defn.type}' does not declare"
             )
-        if run.observer is not None and (len(batch.frame.index) or batch.error is not None):
+        if run.observer is not None and (len(batch) or batch.error is not None):
             run.observer.sent(run.id, port, batch, ())
         return  # an unwired port drops (and does not count as output)
-    rows = len(batch.frame.index)
+    rows = len(batch)
     if not rows and batch.error is None:
         return  # an empty frame means filtered
     if run.observer is not None:
@@ -105,8 +105,7 @@ async def deliver(run: NodeRun, port: str, batch: Batch) -> None:
 
 def _copy_for(run: NodeRun, wire: Wire, batch: Batch, first: bool) -> Batch:
     """``batch`` as ``wire`` receives it: the frame itself for the first wire, else a copy."""
-    frame = batch.frame if first else batch.frame.copy(deep=False)
-    return Batch(frame, batch.topic, run.id, batch.created, wire.dest_port, batch.error)
+    return batch.for_wire(run.id, wire.dest_port, first)
 
 
 async def _deliver_waiting(run: NodeRun, wires: list[Wire], i: int, item: Batch) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 import pandas as pd
+
+from flowengine.columns import Columns
 
 #: The long format every connector speaks (from the seed document); extra columns are allowed.
 LONG_COLUMNS = ("timestamp", "sensor", "value", "quality", "source")
@@ -23,27 +24,102 @@ NonFinite: TypeAlias = Literal["bad", "error", "keep"]
 ERROR_PORT = "error"
 
 
-@dataclass(slots=True)
 class Batch:
     """A DataFrame plus the metadata that travels with it.
 
     The frame is shared between recipients without copying data: nodes must treat it as
     read-only (pandas copy-on-write makes a modified copy cheap; use ``frame.assign(...)``).
+
+    A batch may carry its rows as :class:`~flowengine.columns.Columns` instead (``columns=``):
+    ``frame`` is then built from them once, when first asked for, and is the frame the pandas
+    path would have made. Nodes that work on columns read ``batch.columns`` when it is set and
+    hand on columns, so a chain of them builds no DataFrame at all.
     """
 
-    frame: pd.DataFrame
-    topic: str | None = None
-    origin: str | None = None
-    created: float = field(default_factory=time.time)
-    port: str = "in"
-    error: str | None = None
+    __slots__ = ("_frame", "columns", "created", "error", "origin", "port", "topic")
+
+    def __init__(
+        self,
+        frame: pd.DataFrame | None = None,
+        topic: str | None = None,
+        origin: str | None = None,
+        created: float | None = None,
+        port: str = "in",
+        error: str | None = None,
+        *,
+        columns: Columns | None = None,
+    ) -> None:
+        if frame is None and columns is None:
+            raise TypeError("Batch needs a frame or columns")
+        self._frame = frame
+        #: The rows as columns, when the batch was made from them (then ``frame`` is built on
+        #: demand); None for a batch made from a frame.
+        self.columns = columns
+        self.topic = topic
+        self.origin = origin
+        self.created = time.time() if created is None else created
+        self.port = port
+        self.error = error
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        frame = self._frame
+        if frame is None:
+            assert self.columns is not None
+            frame = self._frame = self.columns.frame()
+        return frame
+
+    @frame.setter
+    def frame(self, frame: pd.DataFrame) -> None:
+        self._frame, self.columns = frame, None
 
     def derive(self, frame: pd.DataFrame, origin: str | None = None) -> Batch:
         """A batch carrying ``frame`` with this batch's topic and creation time."""
         return Batch(frame, self.topic, origin or self.origin, self.created)
 
+    def derive_columns(self, columns: Columns, origin: str | None = None) -> Batch:
+        """A batch carrying ``columns`` with this batch's topic and creation time."""
+        return Batch(None, self.topic, origin or self.origin, self.created, columns=columns)
+
+    @classmethod
+    def rows_of(
+        cls,
+        frame: pd.DataFrame,
+        start: int,
+        stop: int,
+        topic: str | None = None,
+        origin: str | None = None,
+        created: float | None = None,
+    ) -> Batch:
+        """The rows ``start:stop`` of ``frame`` (which its caller keeps unchanged) as a batch:
+        as columns where they give the same frame, else ``frame.iloc[start:stop]``."""
+        columns = Columns.rows_of(frame, start, stop)
+        if columns is None:
+            return cls(frame.iloc[start:stop], topic, origin, created)
+        return cls(None, topic, origin, created, columns=columns)
+
+    def for_wire(self, origin: str | None, port: str, first: bool) -> Batch:
+        """This batch as one recipient of a fan-out gets it: the first its frame itself, the
+        others a shallow copy-on-write copy; a batch of columns stays one (no recipient can
+        change columns, and each builds its own frame)."""
+        columns, frame = self.columns, self._frame
+        if columns is None or (first and frame is not None):
+            assert frame is not None
+            frame = frame if first else frame.copy(deep=False)
+        elif frame is not None:
+            frame = None  # columns, and a frame only for the one who built it
+        return Batch(frame, self.topic, origin, self.created, port, self.error, columns=columns)
+
     def __len__(self) -> int:
-        return len(self.frame)
+        columns = self.columns
+        return columns.length if columns is not None else len(self._frame.index)  # type: ignore[union-attr]
+
+    def __repr__(self) -> str:
+        rows = f"{len(self)} rows" + (" as columns" if self._frame is None else "")
+        return (
+            f"Batch({rows}, topic={self.topic!r}, origin={self.origin!r}, "
+            f"created={self.created!r}, port={self.port!r}, error={self.error!r})"
+        )
 
 
 Emittable: TypeAlias = pd.DataFrame | Batch

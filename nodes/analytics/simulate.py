@@ -13,6 +13,7 @@ from pydantic import model_validator
 from flowengine.context import Context
 from flowengine.node import Done, NodeConfig, Source, option
 from flowengine.nodes.analytics.steelsim import CHUNK, LineConfig, SteelLine
+from flowengine.types import Batch
 
 #: Default start when not realtime, so that history runs are reproducible.
 EPOCH = "2026-01-01T00:00:00Z"
@@ -86,6 +87,7 @@ class Simulate(Source[SimulateConfig]):
     """
 
     replayable = True
+    firable = True  # the editor's button: one more batch of the series
 
     def __init__(self, config: SimulateConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
@@ -136,7 +138,7 @@ class Simulate(Source[SimulateConfig]):
         )
         self._row0, self._next, self._pos = self._next * self._k, self._next + n, 0
 
-    async def read(self) -> pd.DataFrame:
+    async def read(self) -> Batch:
         if self._pos >= len(self._frame):
             if self._end is not None and self._next >= self._end:
                 raise Done
@@ -147,4 +149,5 @@ class Simulate(Source[SimulateConfig]):
             due = self._epoch + ((self._row0 + end - 1) // self._k) / self.config.rate
             if (delay := due - self.ctx.clock.time()) > 0:
                 await self.ctx.clock.sleep(delay)
-        return self._frame.iloc[pos:end]
+        # columns: a chain of built-in nodes then builds no DataFrame (see flowengine.columns)
+        return Batch.rows_of(self._frame, pos, end, None, self.ctx.node_id, self.ctx.clock.time())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
+from flowengine.columns import Columns
 from flowengine.context import Context
-from flowengine.exprs import check_expressions, values
+from flowengine.exprs import check_expressions, compiled, values
 from flowengine.frames import Edits
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
@@ -33,7 +34,22 @@ class Compute(Transform[ComputeConfig]):
         self._edits = Edits()
 
     def process(self, batch: Batch) -> Result:
+        cols = batch.columns
+        if cols is not None:
+            done = self._on_columns(cols)
+            if done is not None:
+                return batch.derive_columns(done, self.ctx.node_id)
         frame = batch.frame
         for name, expr in self.config.columns.items():
             frame = self._edits.assign(frame, name, values(frame, expr))
         return frame
+
+    def _on_columns(self, cols: Columns) -> Columns | None:
+        """The frame path's result as columns; None where pandas must evaluate an expression."""
+        for name, expr in self.config.columns.items():
+            program = compiled(expr)
+            result = None if program is None else program.column_values(cols)
+            if result is None:
+                return None
+            cols = cols.assign(name, result)
+        return cols

@@ -9,6 +9,7 @@ import pandas as pd
 from croniter import croniter
 from pydantic import ValidationInfo, field_validator
 
+from flowengine.columns import Columns
 from flowengine.node import Done, NodeConfig, Source, option
 from flowengine.types import Batch
 
@@ -74,6 +75,7 @@ class Inject(Source[InjectConfig]):
 
     state_attrs = ("_left", "_first")
     replayable = True  # its rows are in the flow file: the restored count is all it needs
+    firable = True
 
     async def start(self) -> None:
         cfg = self.config
@@ -99,10 +101,20 @@ class Inject(Source[InjectConfig]):
         await self._wait()
         if self._left is not None:
             self._left -= 1
+        return self._rows()
+
+    async def fire(self) -> Batch:
+        """The rows now (the editor's inject button): the schedule and count go on unchanged."""
+        return self._rows()
+
+    def _rows(self) -> Batch:
         frame = pd.DataFrame(self.config.rows)
         now = self.ctx.clock.now()
         if "timestamp" in frame:
             frame["timestamp"] = _parse_times(frame["timestamp"], now)
         else:
             frame.insert(0, "timestamp", now)
-        return Batch(frame, self.config.topic, self.ctx.node_id, now.timestamp())
+        # as columns (the frame is this call's own), so built-in nodes need not build one
+        columns = Columns.of_frame(frame)
+        kept = frame if columns is None else None
+        return Batch(kept, self.config.topic, self.ctx.node_id, now.timestamp(), columns=columns)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from flowengine.context import Context
 from flowengine.frames import Edits
 from flowengine.node import NodeConfig, Transform, option
@@ -28,7 +30,15 @@ class Rename(Transform[RenameConfig]):
         self._edits = Edits()
 
     def process(self, batch: Batch) -> Result:
-        frame, cfg = batch.frame, self.config
+        cfg, cols = self.config, batch.columns
+        if cols is not None:
+            if cfg.sensors and (sensor := cols.get("sensor")) is not None:
+                renamed = pd.Series(sensor, dtype=sensor.dtype).replace(cfg.sensors)
+                cols = cols.assign("sensor", renamed._values)
+            renamed_cols = cols.rename(cfg.columns) if cfg.columns else cols
+            if renamed_cols is not None:  # else equal labels: a frame's business
+                return batch.derive_columns(renamed_cols, self.ctx.node_id)
+        frame = batch.frame
         if cfg.sensors and "sensor" in frame.columns:
             renamed = frame["sensor"].replace(cfg.sensors)
             frame = self._edits.assign(frame, "sensor", renamed._values)

@@ -27,7 +27,18 @@ class Select(Transform[SelectConfig]):
         self._edits = Edits()
 
     def process(self, batch: Batch) -> Result:
-        frame, cfg = batch.frame, self.config
+        cols, cfg = batch.columns, self.config
+        if cols is not None:  # the same checks and result, without a DataFrame
+            names = cols.names
+            present = [c for c in cfg.columns if c in names]
+            if len(present) < len(cfg.columns) and not cfg.missing_ok:
+                missing = [c for c in cfg.columns if c not in names]
+                raise KeyError(f"missing columns {missing}; the batch has {list(names)}")
+            if cfg.drop:
+                return batch.derive_columns(cols.drop(present), self.ctx.node_id)
+            if len(set(present)) == len(present):  # a name listed twice: a frame's business
+                return batch.derive_columns(cols.select(present), self.ctx.node_id)
+        frame = batch.frame
         columns = frame.columns
         present = [c for c in cfg.columns if c in columns]
         if len(present) < len(cfg.columns) and not cfg.missing_ok:

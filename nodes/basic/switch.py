@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from pydantic import field_validator
 
-from flowengine.exprs import check_expressions, values
+from flowengine.columns import Columns
+from flowengine.exprs import check_expressions, compiled, values
 from flowengine.frames import take_rows
 from flowengine.node import NodeConfig, Transform, option
 from flowengine.types import Batch, Result
@@ -58,6 +59,11 @@ class Switch(Transform[SwitchConfig]):
         return (*config.rules, "otherwise")
 
     def process(self, batch: Batch) -> Result:
+        cols = batch.columns
+        if cols is not None:
+            routed = self._on_columns(batch, cols)
+            if routed is not None:
+                return routed
         frame = batch.frame
         taken = np.zeros(len(frame.index), dtype=bool)
         result: dict[str, pd.DataFrame | None] = {}
@@ -68,6 +74,28 @@ class Switch(Transform[SwitchConfig]):
             taken |= mask
             result[port] = _rows(frame, mask, result)
         result["otherwise"] = _rows(frame, ~taken, result)
+        return result
+
+    def _on_columns(self, batch: Batch, cols: Columns) -> dict[str, Batch | None] | None:
+        """The frame path's result as columns; None where pandas must evaluate a rule."""
+        masks = []
+        for expr in self.config.rules.values():
+            program = compiled(expr)
+            mask = None if program is None else program.column_values(cols)
+            if type(mask) is not np.ndarray or mask.dtype != bool:
+                return None  # pandas' truth of other values: the frame path
+            masks.append(mask)
+        taken = np.zeros(cols.length, dtype=bool)
+        result: dict[str, Batch | None] = {}
+        node = self.ctx.node_id
+        for port, mask in zip(self.config.rules, masks, strict=True):
+            if self.config.mode == "first":
+                mask = mask & ~taken
+            taken |= mask
+            rows = cols.take(mask)
+            result[port] = None if rows is None else batch.derive_columns(rows, node)
+        rows = cols.take(~taken)
+        result["otherwise"] = None if rows is None else batch.derive_columns(rows, node)
         return result
 
 

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from flowengine import exprs
+from flowengine.columns import Columns
 from flowengine.exprcompile import compile_expression
 
 # ---- frames ---------------------------------------------------------------------------------
@@ -139,7 +140,15 @@ def test_compiled_expressions_equal_pandas_eval(frame: pd.DataFrame, expr: str) 
     if program is None:
         event("not compiled")
         return
+    columns = Columns.of_frame(frame)
+    assert columns is not None
+    on_columns = outcome(lambda: program.column_values(columns))
+    assert not isinstance(on_columns, Exception), on_columns  # None where pandas must do it
+    if on_columns is not None:
+        assert not isinstance(expected, Exception), f"{expr!r}: pandas raises {expected!r}"
+        assert_same(on_columns, expected)
     got = outcome(lambda: program.values(frame))
+    assert (on_columns is None) == isinstance(got, Exception), (expr, got, on_columns)
     if isinstance(got, Exception):
         pandas = "pandas raises too" if isinstance(expected, Exception) else "pandas computes"
         event(f"compiled, falls back ({pandas})")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from flowengine.clock import FakeClock
+from flowengine.context import Context
+from flowengine.metrics import NodeStats
+from flowengine.nodes.basic.inject import Inject, InjectConfig, _parse_times
 from flowengine.problems import FlowError
 from flowengine.testing import check_text, run_flow
 
@@ -129,3 +136,40 @@ def test_unparseable_timestamp_is_a_validation_error(bad: object) -> None:
     [problem] = checked.errors
     assert problem.node == "src"
     assert "timestamp" in problem.message and str(bad) in problem.message
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"sensor": "a", "value": 1.5, "n": 1, "ok": True, "note": None}, {"sensor": "b"}],
+        [{"timestamp": "2026-01-02T03:04:05+01:00", "value": 1}, {"value": 2.5}],
+        [{"sensor": "a", "tags": ["x"], "at": {"k": 1}}],
+    ],
+)
+def test_rows_leave_as_columns_that_build_the_frame_the_rows_make(
+    rows: list[dict[str, object]],
+) -> None:
+    """Downstream built-in nodes then work without a DataFrame; anyone else gets the frame
+    inject always made."""
+    clock = FakeClock("2026-03-01T00:00:00Z")
+    ctx = Context(
+        "src",
+        stats=NodeStats("src", "inject", "source"),
+        outputs={},
+        sender=None,  # type: ignore[arg-type]
+        log=logging.LoggerAdapter(logging.getLogger("test")),
+        flow_dir=Path(),
+        clock=clock,
+    )
+    node = Inject(InjectConfig(rows=rows, topic="t"), ctx)
+    asyncio.run(node.start())
+    batch = node._rows()
+    expected = pd.DataFrame(rows)
+    if "timestamp" in expected:
+        expected["timestamp"] = _parse_times(expected["timestamp"], clock.now())
+    else:
+        expected.insert(0, "timestamp", clock.now())
+    assert batch.columns is not None and len(batch) == len(rows)
+    assert (batch.topic, batch.origin, batch.created) == ("t", "src", clock.time())
+    pd.testing.assert_frame_equal(batch.frame, expected, check_exact=True)
+    assert batch.frame.columns.dtype == expected.columns.dtype
