@@ -4,7 +4,9 @@ A :class:`~flowengine.nodes.mqtt.link.Link` is one connection; received messages
 bounded :class:`~flowengine.nodes.mqtt.handoff.Handoff` that the source takes from, everything
 one socket read brought at once. Published QoS 1/2 messages wait in an
 :class:`~flowengine.nodes.mqtt.outbox.Outbox` until acknowledged; a batch waits once for all of
-its acknowledgements, not per message (docs/performance.md says why there is no paho thread).
+its acknowledgements, not per message, or (``settle=False``) only for room in the window, so
+that the next batch need not wait a round trip (docs/performance.md says why there is no paho
+thread).
 
 The source never reconnects on its own: a lost connection surfaces as an exception, so the
 runtime shows ``retrying``, backs off and calls ``start`` again, which reconnects and
@@ -250,28 +252,34 @@ class MqttClient:
         reconnect_timeout: float = 0.0,
         on_wait: Callable[[str], None] | None = None,
         window: int = 1000,
+        settle: bool = True,
     ) -> int:
-        """Publish; for QoS > 0 return only when the broker acknowledged every message.
+        """Publish; for QoS > 0 with ``settle`` return only when the broker acknowledged every
+        message (of this batch and any earlier one still unacknowledged).
 
         Everything is written at once (QoS 1/2: at most ``window`` unacknowledged at a time,
-        fewer if an MQTT 5 broker asks for that, more as acknowledgements come in), and the
-        acknowledgements are awaited together, not one by one. While
-        the connection is down (a broker restart) wait up to ``reconnect_timeout`` seconds
-        for the reconnection, calling ``on_wait`` first, instead of dropping: unacknowledged
-        QoS 1/2 messages are sent again after it (at least once), QoS 0 messages not written
-        yet are written then. With several brokers the wait is a failover, and what the lost
-        broker had not acknowledged is published on the next. ``timeout`` bounds the wait
-        for acks while connected. A batch that fails leaves nothing behind to be sent later.
+        earlier batches' messages included, fewer if an MQTT 5 broker asks for that, more as
+        acknowledgements come in), and the acknowledgements are awaited together, not one by
+        one. Without ``settle`` it returns once the last message is written: the outbox keeps
+        the unacknowledged ones (:meth:`settle` waits for them, a new connection sends them
+        again), so the caller is not held for a round trip per batch. While the connection is
+        down (a broker restart) wait up to ``reconnect_timeout`` seconds for the reconnection,
+        calling ``on_wait`` first, instead of dropping: unacknowledged QoS 1/2 messages are
+        sent again after it (at least once), QoS 0 messages not written yet are written then.
+        With several brokers the wait is a failover, and what the lost broker had not
+        acknowledged is published on the next. ``timeout`` bounds the wait for acks while
+        connected. A batch that fails leaves nothing of itself behind to be sent later.
         """
         todo = messages if isinstance(messages, list) else list(messages)
         async with self._busy:
+            if not qos:
+                await self._ready(reconnect_timeout, on_wait)
+                assert self._link is not None
+                self._link.publish(todo, 0, retain)
+                await self._link.drain()
+                return len(todo)
+            mine: list[int] = []
             try:
-                if not qos:
-                    await self._ready(reconnect_timeout, on_wait)
-                    assert self._link is not None
-                    self._link.publish(todo, 0, retain)
-                    await self._link.drain()
-                    return len(todo)
                 start = 0
                 while True:  # a sliding window: more as the acknowledgements come in
                     link = await self._ready(reconnect_timeout, on_wait)
@@ -279,15 +287,40 @@ class MqttClient:
                     room = limit - len(self.outbox)
                     if room > 0 and start < len(todo):
                         chunk = todo[start : start + room]
-                        link.publish(chunk, qos, retain, self.outbox.add(chunk, qos, retain))
+                        mids = self.outbox.add(chunk, qos, retain)
+                        mine += mids
+                        link.publish(chunk, qos, retain, mids)
                         start += len(chunk)
-                    if start >= len(todo) and not len(self.outbox):
+                    if start >= len(todo) and (not settle or not len(self.outbox)):
+                        if not settle:
+                            await link.drain()
                         return len(todo)
                     target = 0 if start >= len(todo) else limit // 2
                     await self._acked(target, timeout, reconnect_timeout, on_wait)
             except BaseException:
-                self.outbox.take()  # the batch fails as a whole (error port): none of it later
+                self.outbox.forget(mine)  # the batch fails as a whole (error port)
                 raise
+
+    async def settle(
+        self,
+        timeout: float = 30.0,
+        *,
+        reconnect_timeout: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        """Wait until the broker has acknowledged everything published (``publish_many``
+        without ``settle``); the same timeouts. What is left on failure stays in the outbox."""
+        async with self._busy:
+            await self._acked(0, timeout, reconnect_timeout, on_wait)
+
+    def republish(self, messages: Iterable[tuple[str, bytes, int, bool]]) -> None:
+        """Publish again what a checkpoint recorded as unacknowledged (``Outbox.pending``),
+        after a crash: now if connected, else with the next connection's resend."""
+        link = self._link
+        for topic, payload, qos, retain in messages:
+            mids = self.outbox.add([(topic, payload)], qos, retain)
+            if link is not None and link.connected:
+                link.publish([(topic, payload)], qos, retain, mids)
 
     async def _ready(self, reconnect_timeout: float, on_wait: Callable[[str], None] | None) -> Link:
         """The connection that serves, waiting for it while it is down."""
@@ -339,6 +372,9 @@ class MqttClient:
                 self.endpoints.log.info("primary not back yet: %s", self._why(0, exc))
                 continue
             async with self._busy:
+                if len(self.outbox):  # published on the backup (``settle=False``): let it
+                    with contextlib.suppress(Exception):  # acknowledge them there first
+                        await self._acked(0, self.cfg.connect_timeout, 0.0, None)
                 old = self._link
                 self._adopt(primary)
                 self.endpoints.connected(0)

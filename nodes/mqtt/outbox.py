@@ -1,9 +1,10 @@
 """QoS 1/2 messages published and not acknowledged yet, tracked in bulk.
 
-The client keeps one outbox across its connections: each PUBACK (or PUBCOMP) removes its
-message, and the one waiter, the batch being published, wakes once few enough are left (room
-for more in its window, or none), not once per message. A new connection sends what is left
-again (see ``Link.resend``).
+The client keeps one outbox across its connections and batches: each PUBACK (or PUBCOMP)
+removes its message, and the one waiter, the batch being published, wakes once few enough are
+left (room for more in its window, or none), not once per message. A new connection sends what
+is left again (see ``Link.resend``). Messages of earlier batches may still be here while the
+next batch is published (``mqtt_out``'s ``confirm: window``): the window counts them all.
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ class Outbox:
         if len(self.items) <= target:
             waiter.set_result(None)
         return waiter
+
+    def forget(self, mids: Sequence[int]) -> None:
+        """Drop the messages ``mids`` (a batch that failed: it goes to the error port instead,
+        none of it is sent later); earlier batches' messages stay."""
+        for mid in mids:
+            self.items.pop(mid, None)
+
+    def pending(self) -> list[tuple[str, bytes, int, bool]]:
+        """What is unacknowledged, in publish order: ``(topic, payload, qos, retain)``."""
+        return [(e.topic, e.payload, e.qos, e.retain) for e in self.items.values()]
 
     def take(self) -> list[tuple[str, bytes]]:
         """Forget everything unacknowledged and return it, in order (to publish it anew on

@@ -4,6 +4,7 @@ optionally gzip or zstd compressed (``mqtt_in`` detects and decodes those by its
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from typing import Literal
 
 import pandas as pd
@@ -41,6 +42,17 @@ class MqttOutConfig(NodeConfig, MqttConnection):
         "as they come in; an MQTT 5 broker may ask for fewer). Default: 1000 at QoS 1, 20 at "
         "QoS 2, because Mosquitto silently drops QoS 2 messages beyond its "
         "`max_inflight_messages` (20) from MQTT 3.1.1 clients.",
+    )
+    confirm: Literal["window", "batch"] = option(
+        "window",
+        advanced=True,
+        description="QoS 1/2. `window`: a batch is done once published; its acknowledgements "
+        "are awaited while the next batches go out (a batch waits only when `max_inflight` "
+        "messages are unacknowledged), and all of them before the node stops; a checkpoint "
+        "records the unacknowledged ones, published again after a crash. `batch`: each batch "
+        "waits for all its acknowledgements before the next (a round trip per batch; a sink "
+        "with `buffer:` always does this, so that its disk buffer lets go of acknowledged "
+        "batches only).",
     )
     ack_timeout: float = option(
         30.0, gt=0, advanced=True, description="Seconds to wait for QoS 1/2 acknowledgements."
@@ -87,8 +99,13 @@ class MqttOutConfig(NodeConfig, MqttConnection):
 
 
 class MqttOut(Sink[MqttOutConfig]):
-    """Publish rows or batches as JSON (timestamps as ISO 8601); with QoS 1/2 a batch counts as
-    written only when the broker has acknowledged every message of it."""
+    """Publish rows or batches as JSON (timestamps as ISO 8601). QoS 1/2 messages are kept
+    until the broker acknowledges them (sent again after a reconnection); with `confirm:
+    window` (default) the next batch does not wait for the last one's acknowledgements, only
+    for room in the `max_inflight` window; a stop waits for them all, and a checkpoint
+    records those still unacknowledged (the state), so a crash loses none. With `confirm:
+    batch` (and always with a `buffer:`) a batch counts as written only once the broker has
+    acknowledged every message of it."""
 
     io = True  # replaced by a feeder/capture in `flowengine test`
     client: MqttClient | None = None
@@ -98,6 +115,12 @@ class MqttOut(Sink[MqttOutConfig]):
         # no runtime restart for sinks: the client reconnects, failing over between brokers
         self.client = MqttClient(self.config, reconnect=True, endpoints=endpoints)
         await self.client.connect()
+
+    def _settles(self) -> bool:
+        """True when each batch waits for its acknowledgements: ``confirm: batch``, or a
+        store-and-forward ``buffer:`` (its counters are set before ``start``), which deletes a
+        batch from disk once ``write`` returns and must not before the broker has it."""
+        return self.config.confirm == "batch" or "buffered_batches" in self.ctx.stats.counters
 
     def _messages(self, frame: pd.DataFrame) -> list[tuple[str, bytes]]:
         cfg = self.config
@@ -112,12 +135,7 @@ class MqttOut(Sink[MqttOutConfig]):
         assert self.client is not None  # the runtime calls start first
         messages = self._messages(batch.frame)
         waited: list[str] = []
-
-        def on_wait(text: str) -> None:
-            waited.append(text)
-            self.ctx.status(text, "retrying")
-            self.ctx.count("reconnect_waits")
-
+        on_wait = self._on_wait(waited)
         sent = await self.client.publish_many(
             messages,
             cfg.qos,
@@ -126,11 +144,53 @@ class MqttOut(Sink[MqttOutConfig]):
             reconnect_timeout=cfg.reconnect_timeout,
             on_wait=on_wait,
             window=cfg.max_inflight or (QOS2_WINDOW if cfg.qos == 2 else QOS1_WINDOW),
+            settle=self._settles(),
         )
         if waited:
             self.ctx.status(f"reconnected to {self.client.endpoints.label()}", "ok")
         self.ctx.count("published", sent)
 
+    def _on_wait(self, waited: list[str]) -> Callable[[str], None]:
+        def on_wait(text: str) -> None:
+            waited.append(text)
+            self.ctx.status(text, "retrying")
+            self.ctx.count("reconnect_waits")
+
+        return on_wait
+
+    async def flush(self) -> None:
+        """At the end (a stop drains the flow first): wait for every acknowledgement still
+        due (``confirm: window``), so a clean stop leaves nothing unconfirmed behind."""
+        cfg, client = self.config, self.client
+        if client is None or not len(client.outbox):
+            return
+        waited: list[str] = []
+        await client.settle(
+            cfg.ack_timeout, reconnect_timeout=cfg.reconnect_timeout, on_wait=self._on_wait(waited)
+        )
+
+    def snapshot(self) -> list[tuple[str, bytes, int, bool]] | None:
+        """For a checkpoint: the messages published before it and not acknowledged yet (the
+        checkpoint covers their rows, so after a crash they must come from here)."""
+        if self.client is None or not len(self.client.outbox):
+            return None
+        return self.client.outbox.pending()
+
+    def restore(self, state: object) -> None:
+        """After a crash: publish again what the last checkpoint held unacknowledged."""
+        if isinstance(state, list) and state and self.client is not None:
+            self.client.republish(state)
+            self.ctx.count("republished", len(state))
+
     async def close(self) -> None:
         if self.client is not None:
+            left = len(self.client.outbox)
+            if left:
+                self.ctx.error(f"{left} messages not acknowledged by the broker at the stop")
+                self.ctx.log.error(
+                    "%d QoS %d messages not acknowledged by the broker at the stop (a "
+                    "checkpoint has them if the flow checkpoints)",
+                    left,
+                    self.config.qos,
+                )
             await self.client.disconnect()

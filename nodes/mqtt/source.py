@@ -22,6 +22,15 @@ from flowengine.types import Batch
 ACK_WINDOW = 10
 #: Seconds between looks whether a busy receiver has taken the last batch.
 HOLD_POLL = 0.001
+#: QoS 1/2 confirmed on receipt: a read bringing this many messages means the broker's window
+#: of unconfirmed messages (Mosquitto's max_inflight_messages, 20) was probably full and more
+#: wait there. They come a round trip after our confirmations, but the broker sends at most
+#: one window per event-loop turn, and a flow with a slow node makes turns long (a `python`
+#: node with pandas: milliseconds), which caps QoS 1 at ~20 messages a turn.
+WINDOW_READ = 16
+#: How long a batch then waits for the rest (seconds): the reads of that time become one
+#: batch, so the next nodes pay their per-batch cost once for several windows.
+GATHER = 0.002
 
 
 class MqttInConfig(NodeConfig, MqttConnection, MqttParsing):
@@ -67,6 +76,8 @@ class MqttIn(Source[MqttInConfig]):
     _marks: deque[int]
     _taken = 0
     _sent = 0
+    #: While a batch gathers what the broker's window holds back (see ``WINDOW_READ``): until.
+    _gather: float | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -90,11 +101,15 @@ class MqttIn(Source[MqttInConfig]):
         assert handoff is not None
         self._show()
         first: float | None = None
+        gathers = cfg.qos > 0 and not self.client.manual_ack
+        self._gather = None
         while True:
             items = await handoff.wait(self._wait(first))
             lost = handoff.lost  # what arrived before the loss goes on first
             if items:
                 self._take(items)
+                if gathers and len(items) >= WINDOW_READ and self._gather is None:
+                    self._gather = time.monotonic() + GATHER
             pending = parser.pending
             if first is None and pending:
                 first = time.monotonic()
@@ -107,15 +122,19 @@ class MqttIn(Source[MqttInConfig]):
                 await self._send(parser.take_rows(cfg.batch_size))
                 pending -= cfg.batch_size
                 first = time.monotonic() if pending else None
-            age = 0.0 if first is None else time.monotonic() - first
-            idle = not handoff.pending  # nothing more is waiting: no reason to hold the rows
+            if first is None:
+                self._gather = None  # nothing held: the next batch gathers anew
+            now = time.monotonic()
+            age = 0.0 if first is None else now - first
+            # nothing more is waiting (nor held back by the broker): no reason to hold the rows
+            idle = not handoff.pending and (self._gather is None or now >= self._gather)
             if first is not None and (
                 lost
                 or age >= cfg.batch_interval
                 or (idle and age >= cfg.linger and not self._downstream_busy())
             ):
                 await self._send(parser.take_rows())
-                first = None
+                first = self._gather = None
             if lost:
                 raise ConnectionError(lost.reason)
 
@@ -134,7 +153,7 @@ class MqttIn(Source[MqttInConfig]):
         if first is None:
             return None
         cfg, now = self.config, time.monotonic()
-        ready = first + cfg.linger
+        ready = max(first + cfg.linger, self._gather or 0.0)
         if self._downstream_busy():
             ready = max(ready, now + HOLD_POLL)
         return max(0.0, min(ready, first + cfg.batch_interval) - now)
