@@ -116,6 +116,16 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _server_cpu() -> float:
+    """CPU seconds of the local nats-server so far (-1 when there is none to read): it shares
+    the cores with the workers, which is what the ratio is up against."""
+    try:
+        pids = subprocess.run(["pgrep", "-x", "nats-server"], capture_output=True, text=True)
+        return sum(_cpu(int(pid)) for pid in pids.stdout.split())
+    except (OSError, ValueError):
+        return -1.0
+
+
 def _free_port() -> int:
     import socket
 
@@ -204,14 +214,19 @@ def main() -> None:
     rates: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="fe-scale-") as tmp:
         try:
-            print("| workers | rows/s | max lag (messages) | CPU s per worker process |")
-            print("|---|---|---|---|")
+            print(f"load average before: {os.getloadavg()[0]:.1f}")
+            print(
+                "| workers | rows/s | max lag (messages) | CPU s per worker process | nats-server CPU s |"
+            )
+            print("|---|---|---|---|---|")
             for n in (1, 2):
+                server = _server_cpu()
                 rate, lag, cpus, name = _workers(n, total, args, names, Path(tmp))
+                served = f"{_server_cpu() - server:.1f}" if server >= 0 else "-"
                 made += [f"KV_{name}_state", f"KV_flowengine_workers_{name}"]
                 rates[n] = rate
                 shown = ", ".join(f"{c:.1f}" for c in cpus)
-                print(f"| {n} | {rate:,.0f} | {lag:,.0f} | {shown} |", flush=True)
+                print(f"| {n} | {rate:,.0f} | {lag:,.0f} | {shown} | {served} |", flush=True)
         finally:
             _drop(args.nats, made)
     print(f"\n2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (target >= 1.6x on 2 cores)")
