@@ -59,6 +59,18 @@ class NodeDef:
         return self.name or self.id
 
 
+@dataclass(frozen=True, slots=True)
+class LayoutGroup:
+    """A named, coloured box the editor draws around some nodes and moves as one. Stored in
+    ``layout`` under its own id as ``{name, color, nodes: [...]}``: the ``nodes`` key tells
+    it from a node's ``{x, y}``, and one line per group keeps diffs small."""
+
+    id: str
+    nodes: tuple[str, ...]
+    name: str = ""
+    color: str = ""
+
+
 @dataclass(slots=True)
 class Flow:
     """A parsed flow: what the runtime, validator, exporter and editor work from."""
@@ -70,6 +82,7 @@ class Flow:
     settings: FlowSettings = field(default_factory=FlowSettings)
     nodes: dict[str, NodeDef] = field(default_factory=dict)
     layout: dict[str, tuple[float, float]] = field(default_factory=dict)
+    groups: dict[str, LayoutGroup] = field(default_factory=dict)
     doc: FlowDocument | None = None
 
 
@@ -208,6 +221,28 @@ def parse_flow(doc: FlowDocument) -> tuple[Flow, list[Problem]]:
     return flow, problems
 
 
+def _parse_group(
+    flow: Flow, group_id: str, raw: dict[Any, Any], where: Pos, path: str
+) -> list[Problem]:
+    """One ``layout`` group: ``{name, color, nodes}``; members that are not nodes are warnings."""
+    members, name, color = raw.get("nodes"), raw.get("name", ""), raw.get("color", "")
+    if group_id in flow.nodes:
+        return [Problem(path, where, f"group '{group_id}' has a node's id", group_id)]
+    unknown = sorted(set(raw) - {"nodes", "name", "color"})
+    if unknown:
+        return [Problem(path, where, f"unknown group key(s): {', '.join(map(str, unknown))}")]
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        return [Problem(path, where, "a group's 'nodes' must be a list of node ids")]
+    if not isinstance(name, str) or not isinstance(color, str):
+        return [Problem(path, where, "a group's 'name' and 'color' must be strings")]
+    flow.groups[group_id] = LayoutGroup(group_id, tuple(members), name, color)
+    return [
+        Problem(path, where, f"group member '{m}' is not a node", None, "warning")
+        for m in members
+        if m not in flow.nodes
+    ]
+
+
 def _parse_version(flow: Flow, data: dict[Any, Any], path: str) -> list[Problem]:
     """``version``: missing means the current one (a warning); newer than ours is an error."""
     version = data.get("version")
@@ -278,6 +313,9 @@ def _parse_layout(flow: Flow, data: dict[Any, Any], path: str) -> list[Problem]:
     problems: list[Problem] = []
     for node_id, xy in layout.items():
         where = key_pos(layout, node_id)
+        if isinstance(xy, dict) and "nodes" in xy:
+            problems += _parse_group(flow, str(node_id), xy, where, path)
+            continue
         try:
             flow.layout[str(node_id)] = (float(xy["x"]), float(xy["y"]))
         except (TypeError, KeyError, ValueError):

@@ -46,12 +46,15 @@ def option(
     secret: bool = False,
     advanced: bool = False,
     widget: str | None = None,
+    writes: bool = False,
     **kwargs: Any,
 ) -> Any:
     """A config field with the flags the editor, docs and export read from the JSON Schema.
 
     ``secret`` fields are masked in logs and exports; ``advanced`` ones fold away in the editor;
-    ``widget`` hints a control (``code``, ``textarea``) where the type alone does not say.
+    ``widget`` hints a control (``code``, ``textarea``) where the type alone does not say;
+    ``writes`` marks a path the node writes (the editor's write policy checks it:
+    :mod:`flowengine.paths`).
     """
     extra: dict[str, Any] = {}
     if secret:
@@ -60,6 +63,8 @@ def option(
         extra["advanced"] = True
     if widget:
         extra["widget"] = widget
+    if writes:
+        extra["writes"] = True
     return Field(
         default,
         description=description,
@@ -117,6 +122,8 @@ class Node(Generic[C]):
     io: ClassVar[bool] = False
     #: The type name, set by the registry from the entry point name.
     type_name: ClassVar[str] = ""
+    #: The editor's icon for the type (palette and canvas): a Material icon name.
+    icon: ClassVar[str] = "settings"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -173,15 +180,23 @@ class Source(Node[C]):
 
     kind = "source"
     category = "input"
+    icon = "input"
     inputs = ()
     #: True when what this source emits after ``restore(state)`` is what it would have
     #: emitted anyway (a simulator, a file or table read from a saved position): checkpoints
     #: keep its state and it needs no ingest journal (a journal costs a disk write per batch).
     replayable: ClassVar[bool] = False
+    #: True when the editor may ask it for one extra batch on demand (its inject button).
+    firable: ClassVar[bool] = False
 
     async def read(self) -> Result:
         """Return the next batch (``None`` for nothing this time); raise :class:`Done` at the end."""
         raise NotImplementedError
+
+    async def fire(self) -> Result:
+        """One extra batch now, besides the source's own schedule (``Runtime.fire``: the
+        editor's inject button, for a ``firable`` type). The default: one more ``read``."""
+        return await self.read()
 
     async def acknowledge(self) -> None:
         """What this source emitted so far is safe on local disk (its ingest journal): confirm
@@ -233,6 +248,7 @@ class Sink(Node[C]):
 
     kind = "sink"
     category = "output"
+    icon = "output"
     outputs = ()
 
     def write(self, batch: Batch) -> Awaitable[None] | None:

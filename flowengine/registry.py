@@ -80,6 +80,7 @@ class Registry:
             "type": name,
             "kind": cls.kind,
             "category": cls.category,
+            "icon": cls.icon,
             "description": inspect.getdoc(cls) or "",
             "inputs": list(cls.inputs),
             "outputs": outputs,

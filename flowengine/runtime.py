@@ -34,6 +34,7 @@ from flowengine.logs import add_secrets, redact
 from flowengine.node import Node, Sink, Source, Transform
 from flowengine.noderun import KIND_ORDER, NodeLogAdapter, NodeRun, WireKey, active_nodes
 from flowengine.nodetask import NodeTasks
+from flowengine.paths import refusals
 from flowengine.problems import FlowError, Problem
 from flowengine.sending import send_acknowledged, send_plain
 from flowengine.status import NodeStats
@@ -41,7 +42,7 @@ from flowengine.types import Result
 from flowengine.validate import BuiltNode, CheckedFlow
 from flowengine.wiring import wire_up
 
-__all__ = ["DeployReport", "NotRunning", "RunReport", "Runtime", "WireKey"]
+__all__ = ["DeployReport", "NotRunning", "RunReport", "Runtime", "WireKey", "mask_secrets"]
 
 log = logging.getLogger("flowengine.runtime")
 
@@ -54,6 +55,16 @@ class RunReport:
     duration: float
     lost_batches: int = 0
     errors: int = 0
+
+
+def mask_secrets(checked: CheckedFlow) -> None:
+    """Mask the secrets of ``checked``'s nodes in every log and view of this process (the
+    editor calls it too: the flow runs in another process, its data shows in this one)."""
+    for built in checked.nodes.values():
+        config = built.config
+        add_secrets(getattr(config, name) for name in config.secret_fields())
+        # header maps: their credential-keyed values (Authorization, X-API-Key, ...)
+        add_secrets(v for v in vars(config).values() if isinstance(v, dict))
 
 
 class Runtime(Deploying):
@@ -91,6 +102,10 @@ class Runtime(Deploying):
         self._retired: list[NodeRun] = []
         self._group: asyncio.TaskGroup | None = None
         self._live = asyncio.Event()
+        #: Called the moment the node tasks run, before any of them has (the editor's flow
+        #: process answers ``start`` from it: a node that then keeps the loop busy cannot
+        #: hold that answer up).
+        self.on_started: Callable[[], None] | None = None
         self._ended = asyncio.Event()
         self._deploying = asyncio.Lock()
         self.stats: dict[str, NodeStats] = {}
@@ -109,11 +124,7 @@ class Runtime(Deploying):
     def _adopt(self, checked: CheckedFlow) -> None:
         """Make ``checked`` the flow this runtime runs, its secrets masked in every log."""
         self.checked, self.flow, self.settings = checked, checked.flow, checked.flow.settings
-        for built in checked.nodes.values():
-            config = built.config
-            add_secrets(getattr(config, name) for name in config.secret_fields())
-            # header maps: their credential-keyed values (Authorization, X-API-Key, ...)
-            add_secrets(v for v in vars(config).values() if isinstance(v, dict))
+        mask_secrets(checked)
 
     def _build(self) -> None:
         """One run per active node, then the wires; a node that cannot be created fails the flow."""
@@ -134,6 +145,9 @@ class Runtime(Deploying):
     def _make_run(self, built: BuiltNode, stats: NodeStats | None = None) -> NodeRun:
         """A node instance with its context and inbox; raises what its constructor raises."""
         node_id = built.defn.id
+        refused = refusals(self.checked.write_policy, built.config, self.flow.path.parent)
+        if refused:  # the editor's write policy, checked again whoever built ``checked``
+            raise PermissionError("; ".join(f"field '{name}': {why}" for name, why in refused))
         if stats is None:
             stats = NodeStats(node_id, built.defn.type, built.cls.kind)
         adapter = NodeLogAdapter(
@@ -224,6 +238,8 @@ class Runtime(Deploying):
                         self._spawn(group, self._runs[node_id])
                     self._group = group
                     self._live.set()
+                    if self.on_started is not None:
+                        self.on_started()
             finally:
                 if ticker is not None:
                     ticker.cancel()
@@ -318,6 +334,30 @@ class Runtime(Deploying):
             live.cancel()
             ended.cancel()
         return self.running
+
+    # ---- the editor's buttons ------------------------------------------------------------
+    async def fire(self, node_id: str) -> None:
+        """One extra batch from the running source ``node_id`` now (``Source.fire``), sent
+        like its own; returns once it is on its wires. :class:`KeyError` for an unknown node,
+        :class:`TypeError` for one that is not a ``firable`` source, :class:`NotRunning` when
+        the flow or the node is not running (stopping, backing off, ended)."""
+        run = self._runs[node_id]
+        if not isinstance(run.node, Source) or not run.node.firable:
+            raise TypeError(f"node '{node_id}' ({run.built.defn.type}) cannot be fired")
+        if not self.running or not run.started or run.ended or run.retired:
+            raise NotRunning(f"node '{node_id}' is not running")
+        result = await run.node.fire()
+        if result is not None:
+            await run.node.ctx.send(result)
+
+    def set_debug(self, node_id: str, on: bool) -> None:
+        """Turn the output of the debug node ``node_id`` (its log lines and kept batches) on
+        or off without a deploy; a restart of that node turns it on again. :class:`KeyError`
+        for an unknown node, :class:`TypeError` for a node without such a switch."""
+        node = self.node(node_id)
+        if not isinstance(getattr(node, "active", None), bool):
+            raise TypeError(f"node '{node_id}' has no debug output to turn on or off")
+        node.active = on  # type: ignore[attr-defined]  # checked just above
 
     # ---- testing --------------------------------------------------------------------------
     def observe(self, observer: Observer | None) -> None:

@@ -16,14 +16,20 @@ import networkx as nx
 
 from flowengine.configcheck import build_config
 from flowengine.envsubst import EnvError, FlowEnv, load_env, substitute
+from flowengine.expansion import expand as expand_subflows
+from flowengine.expansion import relocate
 from flowengine.flowfile import FlowDocument, value_pos
 from flowengine.model import Flow, NodeDef, Target, parse_flow
 from flowengine.node import Node, NodeConfig
+from flowengine.paths import WritePolicy, refusals
 from flowengine.problems import Pos, Problem, did_you_mean
 from flowengine.registry import Registry, UnknownNodeType, missing_requirements
 from flowengine.types import ERROR_PORT
 
 MAX_CYCLES_REPORTED = 5
+#: Set to 1 by ``flowengine edit`` for itself and every process it starts (test runs, flow
+#: workers): a flow's own ``settings.allow_code`` then admits no code, only ``--allow-code``.
+NO_FILE_CODE_ENV = "FLOWENGINE_NO_FILE_CODE"
 __all__ = ["BuiltNode", "CheckedFlow", "build_config", "check_flow", "load_flow"]
 
 
@@ -44,6 +50,10 @@ class CheckedFlow:
     nodes: dict[str, BuiltNode] = field(default_factory=dict)
     graph: nx.MultiDiGraph = field(default_factory=nx.MultiDiGraph)
     problems: list[Problem] = field(default_factory=list)
+    #: Where its nodes may write (the editor's; None: anywhere), applied again by the runtime.
+    write_policy: WritePolicy | None = None
+    #: The subflow files its instances were expanded from (the editor re-checks when one changes).
+    subflows: tuple[Path, ...] = ()
 
     @property
     def errors(self) -> list[Problem]:
@@ -60,20 +70,33 @@ def check_flow(
     env: Mapping[str, str] | None = None,
     *,
     allow_code: bool = False,
+    file_code: bool | None = None,
+    write_policy: WritePolicy | None = None,
 ) -> CheckedFlow:
     """Check types, configs, wires and the graph; never raises on bad input.
 
     ``allow_code`` (the CLI's ``--allow-code``) admits nodes that run Python from the file, as
-    does ``settings: allow_code: true`` in the flow itself.
+    does ``settings: allow_code: true`` in the flow itself unless ``file_code`` is False (the
+    editor: whoever edits the flow there could set it; None: False when ``NO_FILE_CODE_ENV``
+    is 1). Under ``write_policy`` a node writing a flow file or outside the output root is an
+    error (see :mod:`flowengine.paths`).
     """
-    checked = CheckedFlow(flow)
+    if file_code is None:
+        file_code = os.environ.get(NO_FILE_CODE_ENV) != "1"
+    checked = CheckedFlow(flow, write_policy=write_policy)
     if env is None:
         env = _read_env(flow, checked.problems)
+    expansion = expand_subflows(flow, env)  # instances -> their inner nodes, `inst/inner`
+    checked.flow, checked.subflows = expansion.flow, expansion.files
+    checked.problems += expansion.problems
     _check_names(checked, env)
-    classes = _build_nodes(checked, registry, env, allow_code or flow.settings.allow_code)
+    code = allow_code or (file_code and flow.settings.allow_code)
+    classes = _build_nodes(checked, registry, env, code, file_code)
+    _check_state_dir(checked)
     _build_graph(checked, classes)
     _check_cycles(checked)
     _check_reach(checked, classes)
+    checked.problems = relocate(checked.problems, expansion)  # at the subflow file's line:col
     checked.problems.sort(key=lambda p: (p.pos.line, p.pos.col))
     return checked
 
@@ -104,8 +127,37 @@ def _check_names(checked: CheckedFlow, env: Mapping[str, str]) -> None:
             checked.problems.append(Problem(path, pos, f"field 'name': {exc}", node_id))
 
 
+def _code_refused(type_name: str, file_code: bool, file_allows: bool) -> str:
+    """Why a node of ``type_name`` (which runs Python from the file) is refused."""
+    why = f"type '{type_name}' runs Python code from the flow file: refused"
+    if not file_code and file_allows:
+        return (
+            f"{why}: the editor was started without --allow-code (in the editor the flow's "
+            "own 'settings: {allow_code: true}' is not enough)"
+        )
+    if not file_code:
+        return f"{why}: start the editor with --allow-code to run it"
+    return f"{why} unless the flow sets 'settings: {{allow_code: true}}' or you pass --allow-code"
+
+
+def _check_state_dir(checked: CheckedFlow) -> None:
+    """Under a write policy, a ``settings.state_dir`` must lie inside the output root too."""
+    flow, policy = checked.flow, checked.write_policy
+    if policy is None or not flow.settings.state_dir:
+        return
+    why = policy.refusal(flow.settings.state_dir, flow.path.parent)
+    if why is not None:
+        data = flow.doc.data if flow.doc is not None else None
+        where = value_pos(data, "settings")
+        checked.problems.append(Problem(str(flow.path), where, f"settings 'state_dir': {why}"))
+
+
 def _build_nodes(
-    checked: CheckedFlow, registry: Registry, env: Mapping[str, str], allow_code: bool
+    checked: CheckedFlow,
+    registry: Registry,
+    env: Mapping[str, str],
+    allow_code: bool,
+    file_code: bool = True,
 ) -> dict[str, type[Node[Any]]]:
     """Find each node's type and apply its config model; returns the classes found by node id
     (a node with a bad config has a class but is not in ``checked.nodes``)."""
@@ -125,15 +177,8 @@ def _build_nodes(
         for missing in missing_requirements(cls):
             problems.append(Problem(path, type_pos, missing, node.id))
         if cls.runs_code and not allow_code:
-            problems.append(
-                Problem(
-                    path,
-                    type_pos,
-                    f"type '{node.type}' runs Python code from the flow file: refused unless the "
-                    "flow sets 'settings: {allow_code: true}' or you pass --allow-code",
-                    node.id,
-                )
-            )
+            msg = _code_refused(node.type, file_code, flow.settings.allow_code)
+            problems.append(Problem(path, type_pos, msg, node.id))
         if node.buffer is not None and cls.kind != "sink":
             where = node.field_pos.get("buffer", node.pos)
             msg = f"'buffer' is for sinks (store-and-forward); '{node.type}' is a {cls.kind}"
@@ -141,6 +186,9 @@ def _build_nodes(
         config, probs = build_config(node, cls, env, path)
         problems += probs
         if config is not None:
+            for name, why in refusals(checked.write_policy, config, flow.path.parent):
+                msg = f"node '{node.id}' may not write field '{name}': {why}"
+                problems.append(Problem(path, node.field_pos.get(name, type_pos), msg, node.id))
             checked.nodes[node.id] = BuiltNode(node, cls, config)
     return classes
 
@@ -249,13 +297,17 @@ def load_flow(
     env: Mapping[str, str] | None = None,
     *,
     allow_code: bool = False,
+    file_code: bool | None = None,
+    write_policy: WritePolicy | None = None,
 ) -> CheckedFlow:
     """Read, parse and check a flow file; problems come back in the result, never raised."""
     doc, problems = FlowDocument.read(path)
     if doc is None:
-        return CheckedFlow(Flow(path=Path(path)), problems=problems)
+        return CheckedFlow(Flow(path=Path(path)), problems=problems, write_policy=write_policy)
     flow, parse_problems = parse_flow(doc)
-    checked = check_flow(flow, registry, env, allow_code=allow_code)
+    checked = check_flow(
+        flow, registry, env, allow_code=allow_code, file_code=file_code, write_policy=write_policy
+    )
     checked.problems[:0] = problems + parse_problems
     checked.problems.sort(key=lambda p: (p.pos.line, p.pos.col))
     return checked

@@ -89,6 +89,7 @@ class Alert(Transform[AlertConfig]):
     timers, so there is nothing to re-arm: a restored alert goes on as if never stopped.
     """
 
+    icon = "notifications"
 
     async def start(self) -> None:
         cfg = self.config

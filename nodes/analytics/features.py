@@ -98,6 +98,8 @@ class Features(StreamTransform[FeaturesConfig]):
     cheaper (see flowengine.nodes.analytics.featurize); state lives across batches, `flush` emits open windows.
     """
 
+    icon = "insights"
+
     def __init__(self, config: FeaturesConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         # the same window state as flowengine.inference.FeatureEngineer for scripts

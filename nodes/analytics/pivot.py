@@ -77,6 +77,8 @@ class Pivot(StreamTransform[PivotConfig]):
     the last values kept across batches; `flush` emits the grid up to the last row seen.
     """
 
+    icon = "pivot_table_chart"
+
     def __init__(self, config: PivotConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         cfg = self.config

@@ -139,6 +139,8 @@ class Predict(Transform[PredictConfig]):
     a restart loads the file as it is then, the version the running node would have reloaded.
     """
 
+    icon = "psychology"
+
     async def start(self) -> None:
         cfg = self.config
         path = Path(cfg.model)

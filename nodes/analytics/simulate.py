@@ -86,6 +86,7 @@ class Simulate(Source[SimulateConfig]):
     after a pause catches up at full speed). It replays itself and so needs no journal.
     """
 
+    icon = "science"
     replayable = True
     firable = True  # the editor's button: one more batch of the series
 

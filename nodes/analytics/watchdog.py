@@ -83,6 +83,7 @@ class Watchdog(Transform[WatchdogConfig]):
     raises an alert again nor forgets one; the time the flow was down does not count as silence.
     """
 
+    icon = "timer"
     state_attrs = ("_seen", "_last", "_active")
     _timer: asyncio.Task[None] | None = None
 

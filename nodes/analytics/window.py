@@ -63,6 +63,8 @@ class Window(StreamTransform[WindowConfig]):
     and one column per aggregation. State lives across batches; `flush` emits the open windows.
     """
 
+    icon = "view_week"
+
     def __init__(self, config: WindowConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         cfg = self.config

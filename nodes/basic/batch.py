@@ -37,6 +37,8 @@ class BatchNode(Transform[BatchConfig]):
     when the rest of their interval has passed.
     """
 
+    icon = "inventory_2"
+
     async def start(self) -> None:
         self._frames: list[pd.DataFrame] = []
         self._rows = 0

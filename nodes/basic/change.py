@@ -133,6 +133,7 @@ def _scaled(frame: pd.DataFrame, column: str, factor: float, offset: float) -> A
 class Change(Transform[ChangeConfig]):
     """Reshape columns declaratively, so common edits need no code node."""
 
+    icon = "edit"
 
     def __init__(self, config: ChangeConfig, ctx: Context) -> None:
         super().__init__(config, ctx)

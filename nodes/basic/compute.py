@@ -28,6 +28,7 @@ class ComputeConfig(NodeConfig):
 class Compute(Transform[ComputeConfig]):
     """Add columns computed with pandas' expression semantics (never Python `eval`)."""
 
+    icon = "calculate"
 
     def __init__(self, config: ComputeConfig, ctx: Context) -> None:
         super().__init__(config, ctx)

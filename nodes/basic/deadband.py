@@ -43,6 +43,7 @@ class Deadband(Transform[DeadbandConfig]):
     are kept across batches (the checkpointed state). Rows are compared in arrival order.
     """
 
+    icon = "compress"
     state_attrs = ("_last",)
 
     async def start(self) -> None:

@@ -29,13 +29,18 @@ class DebugConfig(NodeConfig):
 class Debug(Sink[DebugConfig]):
     """Log the head of each batch (like Node-RED's debug node)."""
 
+    icon = "bug_report"
     category = "output"
 
     def __init__(self, config: DebugConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         self.recent: deque[Batch] = deque(maxlen=self.config.keep or None)
+        #: False mutes the node (no log, nothing kept): the editor's toggle, ``Runtime.set_debug``.
+        self.active = True
 
     def write(self, batch: Batch) -> None:
+        if not self.active:
+            return
         cfg = self.config
         if cfg.keep:
             self.recent.append(batch)

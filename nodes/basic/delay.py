@@ -38,6 +38,8 @@ class Delay(Transform[DelayConfig]):
     none; it keeps the rate limit's debt, so a quick restart does not let a burst through.
     """
 
+    icon = "hourglass_empty"
+
     async def start(self) -> None:
         self._next = 0.0
 

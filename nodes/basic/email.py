@@ -69,6 +69,7 @@ class EmailSink(Sink[EmailConfig]):
     lose them; the send times are not (the limit starts afresh after a restart).
     """
 
+    icon = "email"
     io = True  # replaced by a feeder/capture in `flowengine test`
     state_attrs = ("_held",)
 

@@ -18,6 +18,7 @@ class FileConfig(NodeConfig):
     path: str = option(
         description="File to write; relative paths are beside the flow file.",
         examples=["out/line3.csv", "out/line3.jsonl.zst"],
+        writes=True,
     )
     format: Literal["auto", "csv", "jsonl"] = option(
         "auto",
@@ -61,6 +62,7 @@ class FileConfig(NodeConfig):
 class FileSink(Sink[FileConfig]):
     """Write each batch as CSV rows (header once per file) or JSON Lines records."""
 
+    icon = "description"
     io = True  # replaced by a feeder/capture in `flowengine test`
     codec: Codec
 

@@ -28,6 +28,7 @@ class FilterConfig(NodeConfig):
 class Filter(Transform[FilterConfig]):
     """Keep matching rows on `out`; the others go to `rejected` when it is wired."""
 
+    icon = "filter_alt"
     outputs = ("out", "rejected")
 
     def process(self, batch: Batch) -> Result:

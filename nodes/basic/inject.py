@@ -73,6 +73,7 @@ class Inject(Source[InjectConfig]):
     the clock (an interval restarts, a cron fires at its next time).
     """
 
+    icon = "touch_app"
     state_attrs = ("_left", "_first")
     replayable = True  # its rows are in the flow file: the restored count is all it needs
     firable = True

@@ -27,6 +27,7 @@ class Join(Transform[JoinConfig]):
     The right rows kept are the checkpointed state.
     """
 
+    icon = "merge_type"
     state_attrs = ("_right",)
 
     inputs = ("left", "right")

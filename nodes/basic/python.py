@@ -41,6 +41,7 @@ class Python(Transform[PythonConfig]):
     keeps between calls (globals) is its own: checkpoints do not see it, a restart loses it.
     """
 
+    icon = "code"
     runs_code = True
 
     async def start(self) -> None:

@@ -24,6 +24,7 @@ class RenameConfig(NodeConfig):
 class Rename(Transform[RenameConfig]):
     """Rename columns and/or values of the `sensor` column."""
 
+    icon = "drive_file_rename_outline"
 
     def __init__(self, config: RenameConfig, ctx: Context) -> None:
         super().__init__(config, ctx)

@@ -39,6 +39,7 @@ class Resample(Transform[ResampleConfig]):
     the newest bucket sent per series are the checkpointed state.
     """
 
+    icon = "timeline"
     state_attrs = ("_held", "_sent")
 
     async def start(self) -> None:

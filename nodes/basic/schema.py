@@ -95,6 +95,8 @@ class Schema(Transform[SchemaConfig]):
     `missing_column`, `unexpected_column`).
     """
 
+    icon = "rule"
+
     async def start(self) -> None:
         self._specs: dict[Any, SensorSpec | None] = {}
 

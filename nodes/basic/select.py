@@ -21,6 +21,7 @@ class SelectConfig(NodeConfig):
 class Select(Transform[SelectConfig]):
     """Keep the listed columns (or drop them); a missing column is an error naming it."""
 
+    icon = "view_column"
 
     def __init__(self, config: SelectConfig, ctx: Context) -> None:
         super().__init__(config, ctx)

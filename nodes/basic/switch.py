@@ -50,6 +50,7 @@ class SwitchConfig(NodeConfig):
 class Switch(Transform[SwitchConfig]):
     """Split each batch by row conditions, so one wire carries one kind of row."""
 
+    icon = "alt_route"
     outputs = ("otherwise",)  # plus one port per rule: see output_ports
 
     @classmethod

@@ -110,6 +110,7 @@ class EnipOut(Sink[EnipOutConfig]):
     connects again.
     """
 
+    icon = "lan"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("pycomm3", "enip"),)
     client: EnipClient | None = None

@@ -121,6 +121,7 @@ class EnipIn(Source[EnipInConfig]):
     reconnects with backoff.
     """
 
+    icon = "lan"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("pycomm3", "enip"),)
     client: EnipClient | None = None

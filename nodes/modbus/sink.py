@@ -46,6 +46,7 @@ class ModbusOut(Sink[ModbusOutConfig]):
     lost connection raises (a `buffer`ed sink keeps the batch); the next write reconnects.
     """
 
+    icon = "settings_input_component"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("pymodbus", "modbus"),)
     client: ModbusClient | None = None

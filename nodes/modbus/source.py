@@ -32,6 +32,7 @@ class ModbusIn(Source[ModbusInConfig]):
     blocks go on; a lost connection raises, so the runtime shows `retrying` and reconnects.
     """
 
+    icon = "settings_input_component"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("pymodbus", "modbus"),)
     client: ModbusClient | None = None

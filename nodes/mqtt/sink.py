@@ -107,6 +107,7 @@ class MqttOut(Sink[MqttOutConfig]):
     batch` (and always with a `buffer:`) a batch counts as written only once the broker has
     acknowledged every message of it."""
 
+    icon = "cell_tower"
     io = True  # replaced by a feeder/capture in `flowengine test`
     client: MqttClient | None = None
 

@@ -66,6 +66,7 @@ class MqttIn(Source[MqttInConfig]):
     published meanwhile) instead of losing them.
     """
 
+    icon = "cell_tower"
     io = True  # replaced by a feeder/capture in `flowengine test`
     client: MqttClient | None = None
     #: The brokers, kept across reconnects (which one was lost); shows the one that serves.

@@ -82,6 +82,7 @@ class NatsOut(Sink[NatsOutConfig]):
     when the stream has stored every message of it. The stream is created from the config
     when missing, and checked (never changed) when it exists."""
 
+    icon = "hub"
     requires = (("nats", "nats"),)
     io = True  # replaced by a feeder/capture in `flowengine test`
     link: NatsLink | None = None

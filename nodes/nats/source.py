@@ -156,6 +156,7 @@ class NatsIn(Source[NatsInConfig]):
     on its wires.
     """
 
+    icon = "hub"
     requires = (("nats", "nats"),)
     io = True  # replaced by a feeder/capture in `flowengine test`
     replayable = True  # the stream keeps what the state does not cover yet

@@ -34,6 +34,7 @@ class OpcuaOut(Sink[OpcuaOutConfig]):
     connection fails over before the write, and the primary takes over again once it is back.
     """
 
+    icon = "precision_manufacturing"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("asyncua", "opcua"),)
     client: OpcuaClient | None = None

@@ -35,6 +35,7 @@ class OpcuaIn(Source[OpcuaInConfig]):
     docs/connectors-opcua.md, Failover); the status names the server that serves.
     """
 
+    icon = "precision_manufacturing"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("asyncua", "opcua"),)
     client: OpcuaClient | None = None

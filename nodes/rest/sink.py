@@ -40,6 +40,7 @@ class RestOutConfig(NodeConfig, HttpConfig):
 class RestOut(Sink[RestOutConfig]):
     """POST each batch as a JSON array of records; a 4xx raises (the batch goes to `error`)."""
 
+    icon = "http"
     io = True  # replaced by a feeder/capture in `flowengine test`
     client: httpx.AsyncClient | None = None
     settings: RestSettings

@@ -54,6 +54,7 @@ class RestInConfig(NodeConfig, HttpConfig):
 class RestIn(Source[RestInConfig]):
     """Poll REST endpoints; unusable responses go to `error` with their HTTP status code."""
 
+    icon = "http"
     io = True  # replaced by a feeder/capture in `flowengine test`
     poller: RestPoller | None = None
     #: Polls made so far; kept across restarts so `polls` counts them all.

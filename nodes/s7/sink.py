@@ -44,6 +44,7 @@ class S7Out(Sink[S7OutConfig]):
     sends the batch to `error`; the next batch connects again.
     """
 
+    icon = "memory"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("snap7", "s7"),)
     client: S7Client | None = None

@@ -26,6 +26,7 @@ class S7In(Source[S7InConfig]):
     connection raises, so the runtime shows `retrying` and reconnects with backoff.
     """
 
+    icon = "memory"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires: ClassVar[tuple[tuple[str, str], ...]] = (("snap7", "s7"),)
     client: S7Client | None = None

@@ -34,6 +34,7 @@ class SqlOut(Sink[SqlOutConfig]):
     """Write each batch in one transaction; while the database is unreachable the write waits
     and retries (the queue fills, upstream slows), so an outage loses no rows."""
 
+    icon = "storage"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires = (("sqlalchemy", "sql"),)
     client: SqlClient | None = None

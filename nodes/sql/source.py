@@ -85,6 +85,7 @@ class SqlIn(Source[SqlInConfig]):
     a `quality` column, rows that are no reading to the error port (see `non_finite`).
     """
 
+    icon = "storage"
     io = True  # replaced by a feeder/capture in `flowengine test`
     requires = (("sqlalchemy", "sql"),)
     state_attrs = ("watermark",)
