@@ -1,7 +1,8 @@
 """``flowengine import``: a Node-RED ``flows.json`` to a flow file (see docs/nodered-import.md).
 
-Exit codes: 0 every node imported and the flow validates, 1 some nodes were not imported or the
-result does not validate (the file is still written), 2 unreadable input.
+Exit codes: 0 every node imported, behaving as in Node-RED, and the flow validates; 1 some nodes
+were not imported or the result does not validate (the file is still written); 2 unreadable
+input; 3 imported and valid, but some nodes behave differently (the report lists them).
 """
 
 from __future__ import annotations
@@ -14,11 +15,17 @@ import click
 
 from flowengine.flowfile import FlowDocument
 from flowengine.model import parse_flow
-from flowengine.nodes.nodered.convert import ImportResult, NodeRedError, import_nodered, to_yaml
+from flowengine.nodes.nodered.convert import (
+    ImportResult,
+    NodeRedError,
+    import_nodered,
+    report,
+    to_yaml,
+)
 from flowengine.registry import default_registry
 from flowengine.validate import check_flow
 
-EXIT_PARTIAL, EXIT_UNREADABLE = 1, 2
+EXIT_PARTIAL, EXIT_UNREADABLE, EXIT_DIFFERENT = 1, 2, 3
 
 
 def _problems(text: str, result: ImportResult, output: Path | None) -> list[str]:
@@ -33,19 +40,6 @@ def _problems(text: str, result: ImportResult, output: Path | None) -> list[str]
     return [str(p) for p in problems + more + checked.errors]
 
 
-def _report(result: ImportResult) -> None:
-    """What was not imported, the warnings and the variables to set, on stderr."""
-    for unmapped in result.unmapped:
-        name = f" '{unmapped.name}'" if unmapped.name else ""
-        click.echo(
-            f"not imported: {unmapped.type}{name} ({unmapped.id}): {unmapped.reason}", err=True
-        )
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    for name, what in result.env.items():
-        click.echo(f"set {name}: {what}", err=True)
-
-
 @click.command("import")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -58,9 +52,11 @@ def _report(result: ImportResult) -> None:
 def import_cmd(source: Path, output: Path | None, tab: str | None) -> None:
     """Import a Node-RED SOURCE (flows.json) as a flowengine flow (YAML).
 
-    Prints the nodes that were not imported and why. Credentials become ${VAR} references.
-    Exit 0 when every node was imported, 1 when some were not (the flow is still written),
-    2 when SOURCE cannot be read.
+    Prints the import report: per node what behaves differently, what was not imported and
+    why, warnings, variables to set. Credentials become ${VAR} references. Exit 0 when every
+    node was imported and behaves the same, 1 when some were not imported or the flow does not
+    validate (it is still written), 2 when SOURCE cannot be read, 3 when it was imported but
+    some nodes behave differently.
     """
     try:
         text = source.read_text(encoding="utf-8-sig")
@@ -81,14 +77,20 @@ def import_cmd(source: Path, output: Path | None, tab: str | None) -> None:
             raise click.FileError(str(output), exc.strerror or str(exc)) from None
     else:
         click.echo(yaml_text, nl=False)
-    _report(result)
+    click.echo(report(result, source.name), err=True, nl=False)
     errors = _problems(yaml_text, result, output)
+    if errors:
+        click.echo("\nDoes not validate as written:", err=True)
     for error in errors:
-        click.echo(f"invalid: {error}", err=True)
+        click.echo(f"  invalid: {error}", err=True)
     where = output or "stdout"
     nodes = len(result.flow["nodes"])
+    differ = len({d.node for d in result.differences})
     click.echo(
-        f"{source} -> {where}: {nodes} nodes imported, {len(result.unmapped)} not imported",
+        f"\n{source} -> {where}: {nodes} nodes imported, {differ} behave differently, "
+        f"{len(result.unmapped)} not imported",
         err=True,
     )
-    sys.exit(EXIT_PARTIAL if result.unmapped or errors else 0)
+    if result.unmapped or errors:
+        sys.exit(EXIT_PARTIAL)
+    sys.exit(EXIT_DIFFERENT if result.differences else 0)

@@ -4,7 +4,7 @@ place for warnings and variables in; a mapped node (our type, config and ports) 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowengine.nodes.nodered.values import env_name, var_ref
 
@@ -20,6 +20,17 @@ class Mapped:
     config: Raw
     ports: list[str | None]  # our output port per Node-RED output; None: not imported
     absorbs: str | None = None  # the inject whose schedule this node took over
+    #: Fed by its feeders' ``error`` port (text payloads an ``mqtt_in`` could not read), while
+    #: their ``out`` port goes straight to this node's targets.
+    on_error_port: bool = False
+
+
+class Difference(NamedTuple):
+    """Something an imported node will do differently from the Node-RED one, and why."""
+
+    id: str  # the Node-RED node's id
+    kind: str  # payloads, numbers, topics, click-only, function, dashboard, ...
+    text: str
 
 
 class Context:
@@ -30,6 +41,11 @@ class Context:
         self.feeders = feeders
         self.notes: list[tuple[str, str]] = []  # (Node-RED id, warning)
         self.env: dict[str, str] = {}  # variable -> what it must hold
+        self.differences: list[Difference] = []
+
+    def differs(self, node: Raw, kind: str, text: str) -> None:
+        """Note that ``node``, imported, will behave differently (the import report's list)."""
+        self.differences.append(Difference(str(node.get("id")), kind, text))
 
     def warn(self, node: Raw, text: str) -> None:
         """Note something about ``node`` that was imported differently or left out."""

@@ -29,7 +29,12 @@ def schedule(node: Raw, cx: Context) -> Raw | str:
         cx.warn(node, "Node-RED ran the schedule in local time; flowengine runs cron in UTC")
         return {"cron": crontab, "once": once}
     if not once:
-        cx.warn(node, "fired only on a click in Node-RED; here it fires once at start")
+        cx.differs(
+            node,
+            "click-only",
+            "Node-RED fired it only when its button was clicked; here it fires once when the "
+            "flow starts (and again from the editor's inject button)",
+        )
     return {}
 
 
@@ -98,7 +103,9 @@ def inject(node: Raw, cx: Context) -> Mapped | str:
     rows = _payload_rows(node, cx, topic or slug(str(node.get("name") or "")) or "inject")
     if isinstance(rows, str):
         return rows
-    cfg: Raw = {"rows": _with_props(node, cx, rows), **timing}
-    if topic:
+    rows = _with_props(node, cx, rows)
+    cfg: Raw = {"rows": rows, **timing}
+    if topic:  # msg.topic is a column here: mqtt_out's `{topic}` reads it from each row
+        cfg["rows"] = [{**row, "topic": row.get("topic", topic)} for row in rows]
         cfg["topic"] = topic
     return Mapped("inject", cfg, [OUT])

@@ -15,6 +15,7 @@ from flowengine.envsubst import substitute
 from flowengine.nodes.nodered.change import change
 from flowengine.nodes.nodered.context import Context, Mapped, Raw
 from flowengine.nodes.nodered.delay import delay
+from flowengine.nodes.nodered.function import function
 from flowengine.nodes.nodered.http_request import http_request
 from flowengine.nodes.nodered.inject import inject
 from flowengine.nodes.nodered.mqtt import mqtt_in, mqtt_out
@@ -25,7 +26,6 @@ from flowengine.registry import Registry, UnknownNodeType
 _VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 #: Why common unmapped types do not map, and what to use instead.
 HINTS = {
-    "function": "JavaScript code: rewrite it as `compute`/`filter` expressions or a `python` node",
     "template": "text templating of messages: no flowengine equivalent",
     "catch": "every flowengine node has an `error` port: wire it instead",
     "status": "node status is shown by the runtime (`flowengine run`'s table, the editor)",
@@ -66,13 +66,14 @@ MAPPERS: dict[str, Callable[[Raw, Context], Mapped | str]] = {
     "change": change,
     "delay": delay,
     "http request": http_request,
+    "function": function,
 }
 
 
 def hint(kind: str) -> str:
     """Why a Node-RED type without a mapper is not imported."""
     if kind.startswith("ui_") or kind.startswith("ui-"):
-        return "dashboard widget: flowengine's editor shows live data instead"
+        return "dashboard widget: not supported, dropped (the editor's Debug and Chart tabs show live data)"
     if kind.startswith("subflow:"):
         return "subflow instance: import the subflow's nodes as a tab instead"
     if kind in ("link out", "link in"):

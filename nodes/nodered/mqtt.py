@@ -114,6 +114,14 @@ def mqtt_in(node: Raw, cx: Context) -> Mapped | str:
     if isinstance(cfg, str):
         return cfg
     cfg.update(topic=str(node["topic"]), qos=_qos(node, 2))
+    cx.differs(
+        node,
+        "payloads",
+        "mqtt_in reads JSON readings (a number, an object with `value`, or one row per top-level "
+        "numeric field): a text payload ('ON', 'Online', '3.2V') or an object holding only "
+        'nested objects ({"ENERGY": {...}}) goes to its `error` port (text in `payload`), '
+        "where Node-RED passed it on as msg.payload",
+    )
     return Mapped("mqtt_in", cfg, [OUT])
 
 
@@ -129,8 +137,20 @@ def mqtt_out(node: Raw, cx: Context) -> Mapped | str:
         topic = topic.replace("{", "{{").replace("}", "}}")  # ours is a {column} template
     else:
         topic = "{topic}"
-        cx.warn(node, "the topic came from msg.topic: rows need a `topic` column")
+        cx.differs(
+            node,
+            "topics",
+            "it publishes to each row's `topic` column (msg.topic): imported injects set it, "
+            "a row without one goes to the `error` port",
+        )
     cfg.update(topic=topic, qos=_qos(node, 0))
+    cx.differs(
+        node,
+        "payloads",
+        "it publishes each row as a JSON object (timestamp, sensor, value and any other "
+        "columns), where Node-RED published msg.payload alone: a device that expects plain "
+        "text ('ON') or a bare number will not understand it",
+    )
     if truthy(node.get("retain")):
         cfg["retain"] = True
     v5 = [k for k in ("respTopic", "contentType", "userProps", "correl", "expiry") if node.get(k)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flowengine.nodes.nodered.context import Context, Mapped, Raw, label
+from flowengine.types import ERROR_PORT
 from flowengine.wires import OUT
 
 #: Node-RED types that only carry wires: followed through, neither imported nor listed.
@@ -84,6 +85,11 @@ def our_wires(
         for target in wiring.targets(source, i):
             if mapped.get(target) and mapped[target].absorbs == source["id"]:
                 continue  # the inject became the schedule of this GET
+            if port is not None and mapped.get(target) and mapped[target].on_error_port:
+                wires.setdefault(ERROR_PORT, []).append(ids[target])
+                after = [t for t in wiring.targets(wiring.all[target], 0) if t in mapped]
+                wires.setdefault(port, []).extend(ids[t] for t in after)
+                continue  # text to the parser on `error`, readings past it on `port`
             why = _dropped(source, i, port, target, wiring.all[target], mapped)
             if why is not None:
                 cx.warn(source, why)
@@ -91,7 +97,7 @@ def our_wires(
                 wires.setdefault(port, []).append(ids[target])
     if not wires:
         return None
-    return wires[OUT] if m.ports == [OUT] else wires
+    return wires[OUT] if m.ports == [OUT] and list(wires) == [OUT] else wires
 
 
 def absorbed(mapped: dict[str, Mapped], feeders: dict[str, list[str]]) -> set[str]:

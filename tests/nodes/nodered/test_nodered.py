@@ -88,7 +88,7 @@ def test_switch_rules_become_expressions_and_positional_wires_become_rule_ports(
         "gt_1400": ["mark_alarm"],
         "btwn_1250_1400": ["high"],
         "lt_900": ["cold"],
-        "otherwise": ["normal"],  # the wire to the function node is dropped
+        "otherwise": ["normal", "compute_oee"],  # the function is a python stub now
     }
 
 
@@ -119,7 +119,8 @@ def test_inject_rows_and_schedules(imported):
     assert [r["value"] for r in test["rows"]] == [1500, 1300, 800, 1000, 9999]
     assert (test["topic"], "interval" in test, "cron" in test) == ("furnace", False, False)
     heartbeat = flow["heartbeat"]
-    assert heartbeat["rows"] == [{"sensor": "heartbeat", "value": 1}]
+    # msg.topic is a column, so a `{topic}` template in mqtt_out finds it
+    assert heartbeat["rows"] == [{"sensor": "heartbeat", "value": 1, "topic": "heartbeat"}]
     assert (heartbeat["cron"], heartbeat["once"]) == ("*/5 * * * *", False)
     assert any("Heartbeat" in w and "UTC" in w for w in imported.warnings)
 
@@ -143,12 +144,10 @@ def test_a_get_polled_by_an_inject_becomes_rest_in_on_its_schedule(imported):
 
 def test_unmapped_nodes_are_listed_with_reasons_and_not_in_the_flow(imported):
     listed = {(u.id, u.type, u.name) for u in imported.unmapped}
-    assert listed == {
-        ("a10000000000000a", "function", "Compute OEE"),
-        ("a10000000000000b", "ui_gauge", "Furnace gauge"),
-    }
+    assert listed == {("a10000000000000b", "ui_gauge", "Furnace gauge")}
     assert all(u.reason for u in imported.unmapped)
-    assert any("unmapped function 'Compute OEE' dropped" in w for w in imported.warnings)
+    assert "dropped" in imported.unmapped[0].reason
+    assert any("unmapped ui_gauge 'Furnace gauge' dropped" in w for w in imported.warnings)
     types = {n["type"] for n in nodes(imported).values()}
     assert types == {
         "mqtt_in",
@@ -159,17 +158,21 @@ def test_unmapped_nodes_are_listed_with_reasons_and_not_in_the_flow(imported):
         "debug",
         "rest_in",
         "mqtt_out",
+        "python",  # the function node, holding its JavaScript until translated
     }
     header = to_yaml(imported).split("version: 1")[0]
-    assert "function 'Compute OEE' (a10000000000000a)" in header
+    assert "ui_gauge 'Furnace gauge' (a10000000000000b)" in header
+    assert "compute_oee (was function 'Compute OEE')" in header
     assert "PLANT_BROKER_PASSWORD" in header
 
 
 def test_the_imported_flow_validates(imported):
-    checked = check_text(imported.flow, env=env_for(imported))
+    code = {**imported.flow, "settings": {"allow_code": True}}  # the function's python stub
+    checked = check_text(code, env=env_for(imported))
     assert checked.errors == []
     assert [p.message for p in checked.problems] == []
-    reread = check_text(to_yaml(imported), env=env_for(imported))  # the YAML says the same
+    text = to_yaml(imported) + "settings: {allow_code: true}\n"
+    reread = check_text(text, env=env_for(imported))  # the YAML says the same
     assert reread.errors == [] and set(reread.flow.nodes) == set(nodes(imported))
 
 
@@ -370,17 +373,22 @@ def test_cli_import_writes_yaml_and_exit_codes(cli_env, tmp_path):
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Imported from Node-RED (flows.json)")
     assert "function 'Compute OEE'" in text.split("version: 1")[0]
-    assert "not imported: function 'Compute OEE' (a10000000000000a)" in partial.stderr
-    assert "ui_gauge 'Furnace gauge'" in partial.stderr
+    assert "compute_oee (was function 'Compute OEE')" in partial.stderr
+    assert "  ui_gauge 'Furnace gauge' (a10000000000000b): dashboard widget" in partial.stderr
+    assert "invalid:" in partial.stderr and "--allow-code" in partial.stderr
     assert not [s for s in SECRETS if s in text]
     valid = flowengine(
-        "validate", str(out), env={**cli_env, **env_for(import_nodered(FLOWS.read_text()))}
+        "validate",
+        str(out),
+        "--allow-code",
+        env={**cli_env, **env_for(import_nodered(FLOWS.read_text()))},
     )
     assert valid.returncode == 0, valid.stderr
 
     whole = flowengine("import", str(FLOWS), "--tab", "Status", env=cli_env)
-    assert whole.returncode == 0, whole.stderr
-    assert "publish_status:" in whole.stdout and "not imported:" not in whole.stderr
+    assert whole.returncode == 3, whole.stderr  # all imported and valid, but not the same
+    assert "publish_status:" in whole.stdout and "Not imported" not in whole.stderr
+    assert "publish_status (was mqtt out 'Publish status'):" in whole.stderr
 
     bad = tmp_path / "flows.json"
     bad.write_text("[{oops", encoding="utf-8")
