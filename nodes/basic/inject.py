@@ -1,7 +1,8 @@
-"""Inject: fixed rows on start, every interval, or on a cron schedule."""
+"""Inject: fixed rows on start, every interval, on a cron schedule, or on the editor's button."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from typing import Any
 
@@ -32,7 +33,12 @@ class InjectConfig(NodeConfig):
         description="Firings before the source ends; default once, or forever when "
         "an interval or cron is set.",
     )
-    once: bool = option(True, description="Fire immediately at start, then on the schedule.")
+    once: bool = option(
+        True,
+        description="Fire immediately at start, then on the schedule. Without a schedule, "
+        "`false` makes a button-only inject (Node-RED's inject without repeat): it never fires "
+        "by itself, only from the editor's inject button, and keeps the flow running.",
+    )
     topic: str | None = option(None, description="Topic carried with each batch.")
 
     @field_validator("rows")
@@ -81,6 +87,8 @@ class Inject(Source[InjectConfig]):
     async def start(self) -> None:
         cfg = self.config
         scheduled = cfg.interval is not None or cfg.cron is not None
+        #: no schedule and not once: fires only from the button (``fire``), never by itself
+        self._button_only = not scheduled and not cfg.once
         self._left = cfg.count if cfg.count is not None else (None if scheduled else 1)
         self._first = cfg.once or not scheduled
         self._cron = croniter(cfg.cron, self.ctx.clock.now().to_pydatetime()) if cfg.cron else None
@@ -97,6 +105,9 @@ class Inject(Source[InjectConfig]):
         await clock.sleep(max(0.0, delay))
 
     async def read(self) -> Batch:
+        if self._button_only:
+            self.ctx.status("waiting for the inject button")
+            await asyncio.Event().wait()  # until the flow stops (cancelled): ``fire`` emits
         if self._left == 0:
             raise Done
         await self._wait()

@@ -32,9 +32,11 @@ def schedule(node: Raw, cx: Context) -> Raw | str:
         cx.differs(
             node,
             "click-only",
-            "Node-RED fired it only when its button was clicked; here it fires once when the "
-            "flow starts (and again from the editor's inject button)",
+            "Node-RED fired it only when its button was clicked; so does this inject "
+            "(`once: false`): only from the editor's inject button, never under a headless "
+            "`flowengine run`",
         )
+        return {"once": False}
     return {}
 
 

@@ -173,3 +173,32 @@ def test_rows_leave_as_columns_that_build_the_frame_the_rows_make(
     assert (batch.topic, batch.origin, batch.created) == ("t", "src", clock.time())
     pd.testing.assert_frame_equal(batch.frame, expected, check_exact=True)
     assert batch.frame.columns.dtype == expected.columns.dtype
+
+
+def test_once_false_without_a_schedule_fires_only_from_the_button() -> None:
+    """Node-RED's inject without repeat: never by itself (an hour of fake time), once per
+    button press (``Runtime.fire``), and the flow keeps running and stops cleanly."""
+    from flowengine.harness import FlowHarness
+
+    flow = inject(rows=ROWS, once=False)
+    flow["cap"] = {"type": "debug", "rows": 10}
+
+    async def main() -> tuple[int, int, list[int], bool]:
+        async with FlowHarness(
+            check_text(flow), clock=FakeClock("2026-03-02T00:00:00Z"), feeders={}
+        ) as h:
+            await h.advance(3600)
+            before = len(h.inputs("cap"))
+            await h.runtime.fire("src")
+            await h.runtime.fire("src")
+            await h.settle()
+            sizes = [len(f) for f in h.inputs("cap")]
+            running = h.runtime.running and h.runtime.stats["src"].state == "ok"
+            status = h.runtime.stats["src"].text
+        assert h.report is not None and h.report.drained
+        return before, len(sizes), sizes, running and "button" in status
+
+    before, after, sizes, running = asyncio.run(asyncio.wait_for(main(), 30))
+    assert before == 0
+    assert after == 2 and sizes == [2, 2]
+    assert running

@@ -13,14 +13,14 @@ import pyarrow as pa
 import pytest
 
 from flowengine.nodes.nats.codec import (
-    decode_piece,
-    join,
     ARROW,
     CONTENT_TYPE,
     JSON,
     PayloadError,
     decode,
+    decode_piece,
     encode,
+    join,
     msg_id,
     pieces,
 )

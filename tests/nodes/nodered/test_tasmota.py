@@ -150,8 +150,16 @@ def test_the_imported_flow_publishes_and_parses_like_node_red(
         task = asyncio.create_task(runtime.run())
         try:
             await until(lambda: all(runtime.stats[s].state == "ok" for s in sources), "subscribed")
-            # the click-only injects fire at start (the report says so): ON, OFF and STATUS
-            await until(lambda: len(commands.messages) >= 3, "three commands")
+            # the click-only injects wait for their button (once: false), as in Node-RED
+            injects = {i: n for i, n in flow["nodes"].items() if n["type"] == "inject"}
+            clicks = [i for i, n in injects.items() if not ({"interval", "cron"} & set(n))]
+            assert sorted(clicks) == ["plug_off", "plug_on"]
+            assert all(injects[i]["once"] is False for i in clicks)
+            await until(lambda: len(commands.messages) >= 1, "the STATUS inject's first firing")
+            assert len(commands.messages) == 1  # ON and OFF wait for their buttons
+            for node_id in clicks:
+                await runtime.fire(node_id)
+            await until(lambda: len(commands.messages) >= 3, "ON, OFF and STATUS")
             readings = [
                 ("tele/tasmota_sensor/VOLTAGE", "3.2V"),
                 ("tele/tasmota_sensor/VOLTAGE", 3.3),
