@@ -1,24 +1,43 @@
-"""The live view of a running flow: node status and rates, wire fill, debug batches, a chart.
+"""The live view of a running flow: node status and rates, wire fill, a chart of debug batches.
 
 Everything here reads the host (``snapshot``, ``wire_fill``, ``debug_batches``) on a timer; the
-pure functions turn those readings into what the canvas and the panels show.
+pure functions turn those readings into what the canvas and the panels show. A flow's readings
+are shared by every tab that shows it (:class:`LiveShare`): read and turned into views once a
+tick, and each tab is sent only what changed since it last looked, so N viewers cost about what
+one does. The debug sidebar's message list is :mod:`.debugview` (re-exported here).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from nicegui import ui
 
-from flowengine.logs import redact
 from flowengine.status import OnDisk
+from flowengine.ui.debugview import BatchFeed, DebugPanel, Seen, SharedFeed, cell, table_of
 from flowengine.ui.model import wire_key
 from flowengine.ui.views import DiskBadge, StatusView
+
+__all__ = [  # the debug list's parts, where they were before debugview.py
+    "BatchFeed",
+    "ChartPanel",
+    "DebugPanel",
+    "LiveShare",
+    "Seen",
+    "cell",
+    "chart_points",
+    "compact",
+    "fill_views",
+    "share_of",
+    "status_views",
+    "table_of",
+]
 
 STATE_COLORS = {
     "ok": "green",
@@ -27,10 +46,11 @@ STATE_COLORS = {
     "error": "red",
     "stopped": "grey",
 }
-TABLE_ROWS = 10
-KEEP_BATCHES = 50
 CHART_POINTS = 300
 MAX_SERIES = 8
+#: a flow's readings are taken at most this often, however many tabs tick (they tick once a
+#: second each, at their own phase: one reading serves them all)
+READ_PERIOD = 0.9
 
 
 def _snapshots(raw: Any) -> dict[str, dict[str, Any]]:
@@ -94,131 +114,6 @@ def fill_views(raw: dict[Any, float]) -> dict[str, float]:
     return out
 
 
-@dataclass(slots=True)
-class Seen:
-    """One debug batch as listed in the sidebar."""
-
-    node: str
-    at: float
-    frame: pd.DataFrame
-    error: str | None = None
-
-
-class BatchFeed:
-    """New debug batches since the last poll, per debug node (a host keeps the latest N)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, set[tuple[int, float]]] = {}
-
-    def poll(self, host: Any, nodes: Iterable[str]) -> list[Seen]:
-        new: list[Seen] = []
-        for node_id in nodes:
-            batches = host.debug_batches(node_id)
-            marks = [(id(b), b.created) for b in batches]  # kept batches stay alive: ids hold
-            before = self._seen.get(node_id, set())
-            for batch, mark in zip(batches, marks, strict=True):
-                if mark not in before:
-                    new.append(Seen(node_id, batch.created, batch.frame, batch.error))
-            self._seen[node_id] = set(marks)
-        return sorted(new, key=lambda s: s.at)
-
-
-def cell(value: Any) -> str:
-    """A table cell as text: floats to 6 digits, times of day to the millisecond."""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%H:%M:%S.%f")[:-3]
-    return redact(str(value))  # a secret that reached the data shows as in the logs: ******
-
-
-def table_of(frame: pd.DataFrame, rows: int = TABLE_ROWS) -> tuple[list[dict], list[dict]]:
-    """Columns and rows for ``ui.table`` (values as text: timestamps, NaN, objects)."""
-    head = frame.head(rows)
-    columns = [{"name": str(c), "label": str(c), "field": str(c), "align": "left"} for c in head]
-    records = []
-    for i, (_, row) in enumerate(head.iterrows()):
-        rec = {"_row": i}
-        for c in head.columns:
-            value = row[c]
-            rec[str(c)] = cell(value)
-        records.append(rec)
-    return columns, records
-
-
-class DebugPanel:
-    """The debug sidebar: the latest batches from debug nodes as tables; pause, clear, filter,
-    and "Save as test" (``on_save_test``) for the selected nodes."""
-
-    def __init__(self, on_save_test: Callable[[], Any] | None = None) -> None:
-        self.entries: deque[Seen] = deque(maxlen=KEEP_BATCHES)
-        self.paused = False
-        if on_save_test is not None:  # the batches in and out of the canvas's selection
-            ui.button("Save as test", icon="science", on_click=on_save_test).props(
-                "flat dense no-caps"
-            ).mark("save-test").tooltip(
-                "A test case from the batches that entered and left the selected node(s)"
-            )
-        with ui.row().classes("w-full items-center gap-2"):
-            self.pause = ui.switch("Pause", on_change=lambda e: self._pause(e.value)).mark(
-                "debug-pause"
-            )
-            ui.button("Clear", icon="clear_all", on_click=self.clear).props("flat dense").mark(
-                "debug-clear"
-            )
-            self.filter = (
-                ui.input(placeholder="Filter", on_change=lambda: self.render())
-                .props("dense clearable")
-                .classes("grow")
-                .mark("debug-filter")
-            )
-        self.count = ui.label("No batches yet").classes("text-caption text-grey-7")
-        self.box = ui.column().classes("w-full gap-2").mark("debug-list")
-
-    def _pause(self, paused: bool) -> None:
-        self.paused = paused
-        self.render()
-
-    def clear(self) -> None:
-        self.entries.clear()
-        self.render()
-
-    def add(self, seen: list[Seen]) -> None:
-        if self.paused or not seen:
-            return
-        self.entries.extend(seen)
-        self.render()
-
-    def visible(self) -> list[Seen]:
-        query = (self.filter.value or "").strip().lower()
-        if not query:
-            return list(self.entries)
-        return [
-            s
-            for s in self.entries
-            if query in s.node.lower() or query in s.frame.to_string().lower()
-        ]
-
-    def render(self) -> None:
-        shown = self.visible()
-        self.count.text = f"{len(shown)} of {len(self.entries)} batches" + (
-            " (paused)" if self.paused else ""
-        )
-        self.box.clear()
-        with self.box:
-            for s in reversed(shown[-15:]):
-                stamp = time.strftime("%H:%M:%S", time.localtime(s.at))
-                with ui.card().classes("w-full p-1").tight():
-                    head = f"{s.node} · {stamp} · {len(s.frame)} rows"
-                    if s.error:
-                        head += f" · error: {s.error}"
-                    ui.label(head).classes("text-caption text-weight-medium px-1")
-                    columns, rows = table_of(s.frame)
-                    ui.table(columns=columns, rows=rows, row_key="_row").props(
-                        "dense flat"
-                    ).classes("w-full text-xs")
-
-
 def numeric_columns(frame: pd.DataFrame) -> list[str]:
     return [str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
 
@@ -244,10 +139,17 @@ def chart_points(frame: pd.DataFrame, column: str, at: float) -> dict[str, list[
 
 
 class ChartPanel:
-    """Plots chosen numeric columns of one debug node's batches live (``ui.echart``)."""
+    """Plots chosen numeric columns of one debug node's batches live (``ui.echart``). While
+    ``shown()`` says it is hidden, its node's batches are only kept (the latest
+    :data:`CHART_POINTS`); :meth:`show` plots them."""
 
-    def __init__(self, debug_nodes: Callable[[], list[str]]) -> None:
+    def __init__(
+        self, debug_nodes: Callable[[], list[str]], shown: Callable[[], bool] | None = None
+    ) -> None:
         self.debug_nodes = debug_nodes
+        self.shown = shown
+        self.stale = False  # points added while hidden, not drawn yet
+        self.pending: deque[Seen] = deque(maxlen=CHART_POINTS)  # batches come while hidden
         self.series: dict[str, deque[list[Any]]] = {}
         self.known_columns: list[str] = []
         with ui.row().classes("w-full items-center gap-2"):
@@ -287,6 +189,9 @@ class ChartPanel:
         self._draw()
 
     def add(self, seen: list[Seen]) -> None:
+        if self.shown is not None and not self.shown():
+            self.pending.extend(s for s in seen if s.node == self.source.value)
+            return
         changed = False
         for s in seen:
             if s.node != self.source.value:
@@ -305,9 +210,94 @@ class ChartPanel:
         if changed:
             self._draw()
 
+    def show(self) -> None:
+        """The panel came into view: plot what came while it was hidden."""
+        pending, self.pending = list(self.pending), deque(maxlen=CHART_POINTS)
+        self.add(pending)
+        if self.stale:
+            self._draw()
+
     def _draw(self) -> None:
+        if self.shown is not None and not self.shown():
+            self.stale = True
+            return
+        self.stale = False
         self.chart.options["series"] = [
             {"name": name, "type": "line", "showSymbol": False, "data": list(points)}
             for name, points in self.series.items()
         ]
         self.chart.update()
+
+
+def shown_rate(rate: float) -> float:
+    """``rate`` to the digits the canvas shows (``formatRate`` in canvas.js: 27k, 2.7k, 27,
+    2.7 rows/s): a rate that moves within them is not a change to send."""
+    size = abs(rate)
+    step = 1e5 if size >= 1e6 else 1e3 if size >= 1e4 else 1e2 if size >= 1e3 else 1.0
+    step = step if size >= 10 else 0.1
+    return round(round(rate / step) * step, 1)
+
+
+class LiveShare:
+    """One flow's live view, read from its host at most once per :data:`READ_PERIOD` for all
+    the tabs showing it. Every node's status and every wire's fill remembers the reading
+    (``version``) it last changed at, so a tab that says which version it has gets only the
+    nodes and wires that changed since; debug batches are numbered (:class:`SharedFeed`)."""
+
+    def __init__(self, period: float = READ_PERIOD) -> None:
+        self.period = period
+        self.version = 0
+        self.reads = 0  # readings taken (what a test counts)
+        self.status: dict[str, StatusView] = {}
+        self.fill: dict[str, float] = {}
+        self.feed = SharedFeed()
+        self._status_at: dict[str, int] = {}
+        self._fill_at: dict[str, int] = {}
+        self._read_at = float("-inf")
+
+    def read(self, host: Any, debug_nodes: Iterable[str], now: float | None = None) -> None:
+        """Take a reading of ``host`` unless one was taken in the last :attr:`period`."""
+        now = time.monotonic() if now is None else now
+        if now - self._read_at < self.period:
+            return
+        self._read_at = now
+        self.reads += 1
+        self.version += 1
+        with contextlib.suppress(Exception):  # a host mid-deploy may not answer this time
+            status = status_views(host.snapshot())
+            for view in status.values():  # to what is shown: fewer changes to send
+                view["rate"] = shown_rate(view["rate"])
+            self._merge(status, self.status, self._status_at)
+            fill = {k: round(v, 2) for k, v in fill_views(host.wire_fill()).items()}
+            self._merge(fill, self.fill, self._fill_at)
+        self.feed.update(host, debug_nodes)
+
+    def expire(self) -> None:
+        """The next :meth:`read` takes a reading, however recent the last one."""
+        self._read_at = float("-inf")
+
+    def _merge(self, views: dict[str, Any], known: dict[str, Any], at: dict[str, int]) -> None:
+        for key, view in views.items():
+            if known.get(key) != view:
+                known[key], at[key] = view, self.version
+        for gone in known.keys() - views.keys():
+            del known[gone], at[gone]
+
+    def status_since(self, version: int) -> dict[str, StatusView]:
+        """The nodes whose status changed after reading ``version`` (0: all)."""
+        return {k: self.status[k] for k, v in self._status_at.items() if v > version}
+
+    def fill_since(self, version: int) -> dict[str, float]:
+        """The wires whose fill changed after reading ``version`` (0: all)."""
+        return {k: self.fill[k] for k, v in self._fill_at.items() if v > version}
+
+
+_shares: weakref.WeakKeyDictionary[Any, LiveShare] = weakref.WeakKeyDictionary()
+
+
+def share_of(host: Any) -> LiveShare:
+    """The live view shared by every tab on ``host``'s flow (made on first use)."""
+    share = _shares.get(host)
+    if share is None:
+        share = _shares[host] = LiveShare()
+    return share
