@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 PASSWORD_ENV = "FLOWENGINE_EDITOR_PASSWORD"
 SECRET_ENV = "FLOWENGINE_EDITOR_SECRET"
@@ -336,3 +336,115 @@ class HostCheck:
         ]
         await send({"type": "http.response.start", "status": 403, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+#: NiceGUI's socket (every event goes over it) and its per-client routes (uploads).
+SOCKET_PATH, CLIENT_PATH = "/_nicegui_ws/", "/_nicegui/client/"
+
+
+def stored_login(session_id: str) -> object:
+    """What the user storage of the browser ``session_id`` holds as its login (None when that
+    browser has none loaded: it opened no page of this run)."""
+    from nicegui import app
+
+    users = getattr(app.storage, "_users", {})  # NiceGUI keeps loaded user storages by id
+    storage = users.get(session_id)
+    return storage.get(LOGIN_KEY) if storage is not None else None
+
+
+def client_session(client_id: str) -> str | None:
+    """The browser session that loaded the page of NiceGUI client ``client_id`` (None: no
+    such client)."""
+    from nicegui import Client
+
+    client = Client.instances.get(client_id)
+    if client is None or client.request is None:
+        return None
+    session = client.request.scope.get("session") or {}
+    found = session.get("id") if isinstance(session, dict) else None
+    return found if isinstance(found, str) else None
+
+
+class SessionCheck:
+    """ASGI middleware tying NiceGUI's socket and uploads to the browser session (with a
+    password set; without one the editor is loopback-only and this passes everything).
+
+    NiceGUI routes socket events and uploads by client id alone. Here a socket must name (in
+    its query, as NiceGUI's page does) a client whose page this same signed session loaded,
+    and an upload must come from a logged-in session that owns the client; anything else gets
+    403. :func:`bind_socket_events` then keeps each socket to its own client. Installed
+    before ``ui.run``, so it runs inside NiceGUI's session middleware (``scope["session"]``).
+    """
+
+    def __init__(
+        self,
+        app: Callable[[Scope, Receive, Send], Awaitable[None]],
+        *,
+        guard: Guard,
+        login_of: Callable[[str], object] = stored_login,
+        owner_of: Callable[[str], str | None] = client_session,
+    ) -> None:
+        self.app = app
+        self.guard = guard
+        self.login_of = login_of
+        self.owner_of = owner_of
+
+    def allows(self, scope: Scope) -> bool:
+        """True when the request may pass: not a socket or client route, no password needed,
+        or the session owns the client (and, for an upload, is logged in)."""
+        path = str(scope.get("path", ""))
+        if not self.guard.required or not path.startswith((SOCKET_PATH, CLIENT_PATH)):
+            return True
+        session = scope.get("session") or {}
+        browser = session.get("id") if isinstance(session, dict) else None
+        if not isinstance(browser, str):
+            return False
+        if path.startswith(SOCKET_PATH):  # the login page too: its socket needs no login
+            query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+            client_id = (query.get("client_id") or [""])[0]
+            return bool(client_id) and self.owner_of(client_id) == browser
+        client_id = path[len(CLIENT_PATH) :].partition("/")[0]
+        logged = self.guard.accepts(self.login_of(browser), _session_secret())
+        return logged and self.owner_of(client_id) == browser
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.allows(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = b"Forbidden: this needs the browser session that is logged in to the editor.\n"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 403, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def bind_socket_events() -> None:
+    """Let a socket send events only to the client it shook hands with (NiceGUI puts it in
+    that client's room) instead of to any client id it names. Idempotent."""
+    from nicegui import core
+
+    handlers = core.sio.handlers.get("/", {})
+    for name in ("event", "javascript_response", "ack", "log"):
+        handler = handlers.get(name)
+        if handler is None or getattr(handler, "bound_to_socket", False):
+            continue
+
+        def bound(sid: str, msg: Any, _handler: Callable[..., Any] = handler) -> Any:
+            if isinstance(msg, dict) and msg.get("client_id") in core.sio.rooms(sid):
+                return _handler(sid, msg)
+            return None
+
+        bound.bound_to_socket = True  # type: ignore[attr-defined]
+        core.sio.on(name, bound)
+
+
+def protect_sockets(app: Any, guard: Guard) -> None:
+    """Install :class:`SessionCheck` (before ``ui.run`` adds the session middleware around
+    it) and :func:`bind_socket_events`."""
+    app.add_middleware(SessionCheck, guard=guard)
+    bind_socket_events()

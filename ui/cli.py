@@ -26,18 +26,42 @@ from flowengine.logs import setup_logging
 @click.option(
     "--allow-code",
     is_flag=True,
-    help="Admit nodes that run Python from the flow file (the `python` node).",
+    help="Admit nodes that run Python from the flow file (the `python` node). Without it the "
+    "editor refuses them, whatever the flow's own `settings: {allow_code: true}` says.",
 )
-def edit(target: Path, host: str, port: int, no_run: bool, allow_code: bool) -> None:
+@click.option(
+    "--output-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The only folder nodes may write files in (default: an `out` folder beside the flow "
+    "file or beside its folder). Flow, flow test and .env files are refused anywhere.",
+)
+@click.option(
+    "--flow-cpus",
+    metavar="CPUS",
+    help="CPUs the flows run on, apart from the editor (e.g. 1, or 2-3): on an edge box, cores "
+    "kept for the flows whatever the editor's viewers do.",
+)
+def edit(
+    target: Path,
+    host: str,
+    port: int,
+    no_run: bool,
+    allow_code: bool,
+    output_root: Path | None,
+    flow_cpus: str | None,
+) -> None:
     """Open the browser editor on TARGET (a flow file, run inside the editor, or a folder).
 
     Binding to anything but loopback (e.g. --host 0.0.0.0) requires FLOWENGINE_EDITOR_PASSWORD;
-    sessions are signed with FLOWENGINE_EDITOR_SECRET (random per start when unset). Names
+    sessions are signed with FLOWENGINE_EDITOR_SECRET (random per start when unset); what
+    editor access allows is in docs/editor-security.md. Names
     users reach it by, beyond loopback and the --host address, go in
     FLOWENGINE_EDITOR_ALLOWED_HOSTS (comma-separated); a reverse proxy whose X-Forwarded-For
     is to be believed, in FLOWENGINE_EDITOR_TRUSTED_PROXIES.
     """
     from flowengine.ui import auth
+    from flowengine.ui.reading import OUTPUT_ROOT_ENV
+    from flowengine.validate import NO_FILE_CODE_ENV
 
     try:
         password = auth.password_from_env(host)
@@ -54,9 +78,25 @@ def edit(target: Path, host: str, port: int, no_run: bool, allow_code: bool) -> 
     except ImportError as exc:  # the editor extra is not installed
         click.echo(f"the editor needs 'flowengine[editor]': {exc}", err=True)
         sys.exit(1)
+    # for the editor and every process it starts (test runs, flow workers): the flow's own
+    # settings.allow_code admits no code here, and nodes write inside the output root
+    os.environ[NO_FILE_CODE_ENV] = "1"
+    if output_root is not None:
+        os.environ[OUTPUT_ROOT_ENV] = str(output_root.resolve())
+    if flow_cpus:
+        from flowengine.ui.hostproc import CPUS_ENV, cpu_set
+
+        try:
+            cpu_set(flow_cpus)
+        except ValueError:
+            raise click.BadParameter(
+                f"{flow_cpus!r} is not like 1, 0,2 or 2-3", param_hint="--flow-cpus"
+            ) from None
+        os.environ[CPUS_ENV] = flow_cpus
     setup_logging("info", "text")
-    app.add_middleware(auth.HostCheck, allowed=auth.allowed_hosts(host, port))
     editor = Editor(EditorConfig(target, password, run=not no_run, allow_code=allow_code))
+    auth.protect_sockets(app, editor.guard)
+    app.add_middleware(auth.HostCheck, allowed=auth.allowed_hosts(host, port))
     shown = "127.0.0.1" if auth.is_wildcard(host) else host
     shown = f"[{shown}]" if ":" in shown else shown
     click.echo(f"flowengine editor on http://{shown}:{port}/ ({target})", err=True)

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from nicegui import events, ui
 
 from flowengine.export import export as export_text
+from flowengine.nodes.nodered.convert import NodeRedError, import_nodered, is_nodered, report
 from flowengine.problems import FlowError
 from flowengine.registry import Registry
 from flowengine.ui.model import EditorModel
@@ -35,22 +37,77 @@ def export_download(
     ui.download.content(text.encode(), name, media_type=media)
 
 
-def import_text(model: EditorModel, source: str, on_imported: Callable[[list[str]], None]) -> bool:
-    """Import ``source`` into the model, telling what happened; True when it was imported."""
+Marks = Callable[[dict[str, str]], None]
+
+
+def report_dialog(text: str) -> None:
+    """The Node-RED import report (the text ``flowengine import`` prints) in one dialog (on
+    the page itself: the import dialog it comes from is deleted when it closes)."""
+    with ui.context.client.layout, ui.dialog() as dialog, ui.card().classes("w-[52rem]"):
+        ui.label("Node-RED import report").classes("text-h6")
+        with ui.scroll_area().classes("w-full h-[60vh] border rounded"):
+            ui.label(text).classes("whitespace-pre-wrap font-mono text-xs").mark("import-report")
+        ui.label("Nodes that behave differently are outlined on the canvas.").classes(
+            "text-caption text-grey-7"
+        )
+        ui.button("Close", on_click=dialog.close).mark("import-report-close")
+    dialog.on_value_change(lambda e: None if e.value else dialog.delete())
+    dialog.open()
+
+
+def import_nodered_text(
+    model: EditorModel,
+    source: str,
+    on_imported: Callable[[list[str]], None],
+    on_marks: Marks | None,
+    name: str = "pasted text",
+) -> bool:
+    """Import a Node-RED export: its nodes go in under new ids, the report opens in one
+    dialog and the nodes that behave differently are marked on the canvas."""
     try:
-        ids, notes = model.import_any(source, 100.0, 100.0)
+        result = import_nodered(source)
+        ids = model.import_nodes(json.dumps(result.flow), 100.0, 100.0)
+    except NodeRedError as exc:
+        ui.notify(f"Not imported: {exc}", type="negative", multi_line=True)
+        return False
+    except FlowError as exc:
+        ui.notify(str(exc), type="negative", multi_line=True)
+        return False
+    result = result.renamed(ids)
+    if on_marks is not None:
+        on_marks(result.marks())
+    on_imported(ids)
+    report_dialog(report(result, name))
+    return True
+
+
+def import_text(
+    model: EditorModel,
+    source: str,
+    on_imported: Callable[[list[str]], None],
+    on_marks: Marks | None = None,
+    name: str = "pasted text",
+) -> bool:
+    """Import ``source`` (a file ``name``) into the model, telling what happened; True when it
+    was imported. A Node-RED export's report opens in one dialog and ``on_marks({node: why})``
+    outlines the nodes that behave differently."""
+    if is_nodered(source):
+        return import_nodered_text(model, source, on_imported, on_marks, name)
+    try:
+        ids = model.import_nodes(source, 100.0, 100.0)
     except FlowError as exc:
         ui.notify(str(exc), type="negative", multi_line=True)
         return False
     on_imported(ids)
     ui.notify(f"Imported {len(ids)} node(s)")
-    for note in notes:
-        ui.notify(note, type="warning", multi_line=True, timeout=0, close_button=True)
     return True
 
 
-def import_dialog(model: EditorModel, on_imported: Callable[[list[str]], None]) -> None:
-    """Open a dialog for a text or a file to import; ``on_imported(ids)`` after an import."""
+def import_dialog(
+    model: EditorModel, on_imported: Callable[[list[str]], None], on_marks: Marks | None = None
+) -> None:
+    """Open a dialog for a text or a file to import; ``on_imported(ids)`` after an import,
+    ``on_marks`` as in :func:`import_text`."""
     with ui.dialog() as dialog, ui.card().classes("w-[36rem]"):
         ui.label("Import nodes (a flow in YAML or JSON, or Node-RED's flows.json)").classes(
             "text-h6"
@@ -62,8 +119,8 @@ def import_dialog(model: EditorModel, on_imported: Callable[[list[str]], None]) 
             .mark("import-text")
         )
 
-        def do_import(source: str) -> None:
-            if import_text(model, source, on_imported):
+        def do_import(source: str, name: str = "pasted text") -> None:
+            if import_text(model, source, on_imported, on_marks, name):
                 dialog.close()
 
         async def from_file(e: events.UploadEventArguments) -> None:
@@ -72,7 +129,7 @@ def import_dialog(model: EditorModel, on_imported: Callable[[list[str]], None]) 
             except UnicodeDecodeError:
                 ui.notify(f"{e.file.name} is not a text file", type="negative")
                 return
-            do_import(source)
+            do_import(source, e.file.name)
 
         ui.upload(
             label="or a file (.yaml, .yml, .json)",

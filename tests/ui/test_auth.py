@@ -16,7 +16,9 @@ from flowengine.ui.auth import (
     LOGIN_KEY,
     TRUSTED_PROXIES_ENV,
     Guard,
+    SessionCheck,
     allowed_hosts,
+    bind_socket_events,
     host_allowed,
     password_fingerprint,
     safe_next,
@@ -225,3 +227,55 @@ def test_x_forwarded_for_is_believed_only_from_named_proxies() -> None:
     assert trusted_proxies({TRUSTED_PROXIES_ENV: " 10.0.0.7,10.1.0.0/16 "}) == (
         "10.0.0.7,10.1.0.0/16"
     )
+
+
+def test_a_socket_sends_events_only_to_the_client_it_shook_hands_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nicegui import core
+
+    handlers = core.sio.handlers.setdefault("/", {})
+    seen: list[str] = []
+    for name in ("event", "javascript_response", "ack", "log"):  # restored afterwards
+        monkeypatch.setitem(handlers, name, lambda sid, msg: seen.append(msg["client_id"]))
+    monkeypatch.setattr(core.sio, "rooms", lambda sid, namespace=None: [sid, "mine"])
+    bind_socket_events()
+    bind_socket_events()  # idempotent: wrapped once
+    handlers["event"]("sid-1", {"client_id": "victim"})  # a client id it only names
+    handlers["event"]("sid-1", {"client_id": "mine"})
+    handlers["javascript_response"]("sid-1", {"client_id": "victim"})
+    assert seen == ["mine"]
+
+
+def check(guard: Guard, path: str, session: dict[str, str] | None, query: str = "") -> bool:
+    """Whether :class:`SessionCheck` lets a request through (alice owns client c1 and is
+    logged in; bob owns c2 and is not)."""
+    logins = {"alice": guard.fingerprint(Storage.secret or "")}
+    owners = {"c1": "alice", "c2": "bob"}
+
+    async def inner(scope: object, receive: object, send: object) -> None: ...
+
+    middleware = SessionCheck(inner, guard=guard, login_of=logins.get, owner_of=owners.get)
+    scope = {"type": "http", "path": path, "query_string": query.encode()}
+    if session is not None:
+        scope["session"] = session
+    return middleware.allows(scope)
+
+
+def test_socket_and_upload_routes_need_the_session_that_owns_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Storage, "secret", "test-secret")
+    guard = Guard(PASSWORD)
+    alice, bob = {"id": "alice"}, {"id": "bob"}
+    socket, upload = "/_nicegui_ws/socket.io/", "/_nicegui/client/c1/upload/5"
+    assert check(guard, socket, alice, "EIO=4&client_id=c1")
+    assert check(guard, socket, bob, "EIO=4&client_id=c2")  # the login page's own socket
+    assert not check(guard, socket, bob, "EIO=4&client_id=c1")  # another's client
+    assert not check(guard, socket, alice, "EIO=4")  # no client named
+    assert not check(guard, socket, None, "EIO=4&client_id=c1")  # no session
+    assert check(guard, upload, alice)
+    assert not check(guard, upload, bob)
+    assert not check(guard, "/_nicegui/client/c2/upload/5", bob)  # owner, not logged in
+    assert check(guard, "/", None)  # pages themselves are guarded by the login page
+    assert check(Guard(None), upload, None)  # loopback without a password: as before

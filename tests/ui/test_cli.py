@@ -180,6 +180,11 @@ def test_requests_for_other_host_names_are_refused(
                 assert "FLOWENGINE_EDITOR_ALLOWED_HOSTS" in refused.text
             assert _websocket_handshake(port, forged).split()[1] == "403", forged
         handshake = _get(port, polling)  # socket.io's own handshake, addressed right
+        if env.get(PASSWORD_ENV):  # and then it needs the session of a page too (issue 11)
+            assert handshake is not None and handshake.status_code == 403
+            assert "logged in" in handshake.text
+            assert _websocket_handshake(port, f"127.0.0.1:{port}").split()[1] == "403"
+            return
         assert handshake is not None and handshake.status_code == 200
         assert '"sid"' in handshake.text
         assert _websocket_handshake(port, f"127.0.0.1:{port}").split()[1] == "101"

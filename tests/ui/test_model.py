@@ -283,7 +283,7 @@ def test_import_takes_a_node_red_export_and_lists_what_did_not_map(line3: Path) 
     new, notes = model.import_any(text, 100, 600)
     types = {str(model.flow().nodes[i].type) for i in new}
     assert {"mqtt_in", "switch", "debug"} <= types
-    assert any(n.startswith("not imported: function") for n in notes)
+    assert any(n.startswith("not imported: ui_gauge") for n in notes)
     assert all(model.position(i)[1] >= 600 for i in new)
     assert model.import_any(SAMPLE, 0, 0)[1] == []  # our own format: nothing to note
 
