@@ -1,7 +1,8 @@
-"""The browser editor: palette left, canvas centre, properties / debug / chart / problems right.
+"""The browser editor: palette left, canvas centre, properties / debug / info / problems right.
 
-One :class:`Editor` per process holds the open flow (an :class:`EditorModel`) and the flow
-running inside it (a ``FlowHost``); every browser tab shows the same flow. ``root(editor)`` is
+One :class:`Editor` per process is the workspace: an :class:`EditorModel` per open flow file and
+a ``FlowHost`` per flow (each flow runs in a process of its own); a browser tab is bound to the
+file in its address, and tabs on one file share its model. ``root(editor)`` is
 the NiceGUI root page (``ui.run(root)``, and ``user_simulation(root=...)`` in tests).
 
 The parts: :mod:`.editor` (the shared state), :mod:`.pages` (login, folder, editor pages),
@@ -21,6 +22,8 @@ __all__ = ["Editor", "EditorConfig", "root", "serve"]
 
 def serve(editor: Editor, *, host: str, port: int, secret: str) -> None:
     """Run the editor's web server until Ctrl-C (blocks)."""
+    app.on_startup(editor.serving)  # a flow process started ahead
+    app.on_startup(editor.serving)  # a spare flow process starts while the first page loads
     app.on_shutdown(editor.shutdown)
     ui.run(
         root(editor),

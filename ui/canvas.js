@@ -13,6 +13,8 @@ const MAX_K = 3;
 const DRAG_PX = 3; // screen px a press must travel before it counts as a drag
 const COLORS = ["green", "yellow", "red", "grey", "blue"];
 const TIMINGS = 240; // frame timings kept for tests and benchmarks
+const GROUP_PAD = 14; // px between a group's box and its nodes
+const GROUP_HEAD = 18; // px above the top node for the group's name
 
 function nodeWidth(view, grid) {
   // From the label's length (measuring text would force a layout per node); longer labels
@@ -75,12 +77,18 @@ export default {
     <div class="fe-canvas" tabindex="0"
          @pointerdown="onPointerDown" @pointermove="onHover" @wheel.prevent="onWheel"
          @dblclick="onDblClick" @keydown="onKeyDown" @keyup="onKeyUp" @blur="onBlur"
-         @dragover="onDragOver" @drop="onDrop" @contextmenu.prevent>
+         @dragover="onDragOver" @drop="onDrop" @contextmenu.prevent="onContextMenu">
       <div ref="view" class="fe-view">
+        <div ref="groups" class="fe-groups"></div>
         <svg ref="svg" class="fe-wires"><g ref="wires"></g><path ref="ghost" class="fe-ghost"></path></svg>
         <div ref="nodes" class="fe-nodes"></div>
       </div>
       <div ref="band" class="fe-band"></div>
+      <div ref="menu" class="fe-menu" @pointerdown.stop @dblclick.stop @contextmenu.prevent.stop @click="onMenuClick"></div>
+      <div ref="search" class="fe-search" @pointerdown.stop @dblclick.stop>
+        <input ref="query" type="text" placeholder="Find nodes (id, name, type)" @input="onSearch" @keydown="onSearchKey" @change.stop>
+        <span ref="hits" class="fe-hits"></span>
+      </div>
       <div class="fe-tools" @pointerdown.stop @dblclick.stop>
         <button type="button" data-action="zoom-out" title="Zoom out" @click="zoomBy(1 / 1.25)">&minus;</button>
         <span ref="zoom" class="fe-zoom">100%</span>
@@ -94,12 +102,18 @@ export default {
     status: { type: Object, default: null },
     fill: { type: Object, default: null },
     selection: { type: Object, default: null },
+    fireTypes: { type: Array, default: () => [] }, // types with a "fire once" button
+    toggleTypes: { type: Array, default: () => [] }, // types with an on/off toggle (debug)
   },
   created() {
     // Plain, non-reactive state: Vue never tracks the flow's nodes and wires.
     this.st = {
       nodes: new Map(), // id -> {view, sig, x, y, w, h, ins, outs, el, dot, text, rate, disk, diskRows, status, wires:Set}
       wires: new Map(), // key -> {view, g, hit, line, fill, title}
+      groups: new Map(), // id -> {view, el, label}
+      nodeGroup: new Map(), // node id -> group id
+      debugOff: new Set(), // nodes whose toggle is off
+      search: { hits: [], at: -1 },
       selNodes: new Set(),
       selWires: new Set(),
       view: { x: 0, y: 0, k: 1 },
@@ -156,6 +170,15 @@ export default {
     },
     setSelection(nodes, wires) {
       this.select(new Set(nodes), new Set(wires), false);
+    },
+    setToggles(states) {
+      // Python tells which toggles are on (id -> bool), e.g. after a reload.
+      for (const [id, on] of Object.entries(states || {})) {
+        if (on) this.st.debugOff.delete(id);
+        else this.st.debugOff.add(id);
+        const node = this.st.nodes.get(id);
+        if (node?.toggle) this.patchToggle(node);
+      }
     },
     fit() {
       const { nodes } = this.st;
@@ -257,17 +280,79 @@ export default {
         this.st.selWires.delete(key);
       }
       for (const node of nodes.values()) node.wires.clear();
+      const errorWired = new Set();
       for (const wire of wires.values()) {
         nodes.get(wire.view.source)?.wires.add(wire);
         nodes.get(wire.view.target)?.wires.add(wire);
+        if (wire.view.port === "error") errorWired.add(wire.view.source);
         this.routeWire(wire);
       }
+      // The error port shows only when wired (or on hover): an unwired one is not a failure.
+      for (const [id, node] of nodes) node.errPort?.classList.toggle("fe-wired", errorWired.has(id));
+      this.loadGroups(raw.groups || []);
+      this.st.loaded = raw.version > 0;
       this.autoFit();
     },
     autoFit() {
-      if (this.st.fitted || !this.st.nodes.size || !this.$el.clientWidth) return;
+      // The first flow Python gives is fitted once the canvas has a size. An empty one counts:
+      // fitting later, on the first drop, would move the view under the user's pointer.
+      if (this.st.fitted || !this.$el.clientWidth) return;
+      if (!this.st.nodes.size) {
+        if (this.st.loaded) this.st.fitted = true;
+        return;
+      }
       this.st.fitted = true;
       this.fit();
+    },
+    loadGroups(views) {
+      const { groups, nodeGroup } = this.st;
+      const seen = new Set();
+      nodeGroup.clear();
+      for (const view of views) {
+        seen.add(view.id);
+        let group = groups.get(view.id);
+        if (!group) {
+          const box = el("div", "fe-group");
+          box.dataset.groupId = view.id;
+          group = { el: box, label: el("div", "fe-group-label", box) };
+          groups.set(view.id, group);
+          this.$refs.groups.appendChild(box);
+        }
+        group.view = view;
+        group.label.textContent = view.name || view.id;
+        group.label.title = view.name || view.id;
+        group.el.style.setProperty("--fe-group-color", view.color || "#ffe0b2");
+        for (const id of view.nodes) nodeGroup.set(id, view.id);
+        this.layoutGroup(group);
+      }
+      for (const [id, group] of groups) {
+        if (seen.has(id)) continue;
+        group.el.remove();
+        groups.delete(id);
+      }
+    },
+    layoutGroup(group) {
+      let x0 = Infinity;
+      let y0 = Infinity;
+      let x1 = -Infinity;
+      let y1 = -Infinity;
+      for (const id of group.view.nodes) {
+        const n = this.st.nodes.get(id);
+        if (!n) continue;
+        x0 = Math.min(x0, n.x);
+        y0 = Math.min(y0, n.y);
+        x1 = Math.max(x1, n.x + n.w);
+        y1 = Math.max(y1, n.y + n.h);
+      }
+      if (x0 === Infinity) return (group.el.style.display = "none");
+      const left = x0 - GROUP_PAD;
+      const top = y0 - GROUP_PAD - GROUP_HEAD;
+      Object.assign(group.el.style, {
+        display: "",
+        transform: `translate(${left}px,${top}px)`,
+        width: `${x1 - x0 + 2 * GROUP_PAD}px`,
+        height: `${y1 - y0 + 2 * GROUP_PAD + GROUP_HEAD + 14}px`, // and the status line
+      });
     },
     makeNode(view, sig, wires) {
       const grid = this.grid || 20;
@@ -280,6 +365,9 @@ export default {
       root.style.width = `${w}px`;
       root.style.height = `${h}px`;
       if (view.disabled) root.classList.add("fe-disabled");
+      // Several inputs or outputs: their names are written beside the ports, not only on hover.
+      if (ins.length > 1) root.classList.add("fe-multi-in");
+      if (outs.filter((p) => p !== "error").length > 1) root.classList.add("fe-multi-out");
       const body = el("div", "fe-node-body", root);
       body.style.background = view.color || "#e0e0e0";
       if (view.icon) {
@@ -287,21 +375,43 @@ export default {
         icon.textContent = view.icon;
       }
       const names = el("div", "fe-names", body);
-      el("div", "fe-label", names).textContent = view.label || view.id;
-      if (view.type && view.type !== view.label) el("div", "fe-type", names).textContent = view.type;
+      const label = el("div", "fe-label", names);
+      label.textContent = label.title = view.label || view.id;
+      if (view.type && view.type !== view.label) {
+        const type = el("div", "fe-type", names);
+        type.textContent = type.title = view.type;
+      }
       const insAt = portOffsets(ins, h);
       const outsAt = portOffsets(outs, h);
+      let errPort = null;
       for (const [kind, at] of [
         ["in", insAt],
         ["out", outsAt],
       ]) {
         for (const [name, y] of at) {
-          const port = el("div", `fe-port fe-port-${kind}${name === "error" && kind === "out" ? " fe-port-error" : ""}`, root);
+          const isError = name === "error" && kind === "out";
+          const port = el("div", `fe-port fe-port-${kind}${isError ? " fe-port-error" : ""}`, root);
           port.dataset.port = name;
           port.dataset.kind = kind;
           port.title = name;
           port.style.top = `${y - 6}px`;
+          el("span", "fe-port-label", port).textContent = name;
+          if (isError) errPort = port;
         }
+      }
+      let toggle = null;
+      if ((this.fireTypes || []).includes(view.type)) {
+        const fire = el("button", "fe-node-button fe-fire", root);
+        fire.type = "button";
+        fire.dataset.nodeAction = "fire";
+        fire.title = "Fire once";
+        el("i", "material-icons", fire).textContent = "play_arrow";
+      }
+      if ((this.toggleTypes || []).includes(view.type)) {
+        toggle = el("button", "fe-node-button fe-toggle", root);
+        toggle.type = "button";
+        toggle.dataset.nodeAction = "toggle";
+        el("i", "material-icons", toggle);
       }
       const line = el("div", "fe-status", root);
       const dot = el("span", "fe-dot", line);
@@ -310,7 +420,15 @@ export default {
       const disk = el("span", "fe-disk", root); // shown while the node holds data on disk
       el("i", "material-icons", disk).textContent = "save";
       const diskRows = el("span", null, disk);
-      return { view, sig, x: NaN, y: NaN, w, h, ins: insAt, outs: outsAt, el: root, dot, text, rate, disk, diskRows, status: null, wires };
+      const node = { view, sig, x: NaN, y: NaN, w, h, ins: insAt, outs: outsAt, el: root, line, dot, text, rate, disk, diskRows, status: null, wires, errPort, toggle };
+      if (toggle) this.patchToggle(node);
+      return node;
+    },
+    patchToggle(node) {
+      const on = !this.st.debugOff.has(node.view.id);
+      node.toggle.classList.toggle("fe-on", on);
+      node.toggle.title = on ? "Output on: click to turn off" : "Output off: click to turn on";
+      node.toggle.firstChild.textContent = on ? "toggle_on" : "toggle_off";
     },
     makeWire(view) {
       const g = svgEl("g", "fe-wire");
@@ -345,7 +463,11 @@ export default {
       if (s.color !== prev.color) {
         node.dot.className = `fe-dot fe-${COLORS.includes(s.color) ? s.color : "grey"}`;
       }
-      if (s.text !== prev.text) node.text.textContent = s.text || "";
+      if (s.text !== prev.text) {
+        // Long text is clipped to the node's width (CSS); the whole of it is the tooltip.
+        node.text.textContent = s.text || "";
+        node.line.title = s.text || "";
+      }
       if (s.rate !== prev.rate) node.rate.textContent = formatRate(s.rate);
       this.patchDisk(node, s.disk || null, prev.disk || null);
       node.status = s;
@@ -421,6 +543,7 @@ export default {
     // ---- gestures --------------------------------------------------------------------
     onPointerDown(e) {
       this.$el.focus({ preventScroll: true });
+      this.hideMenu();
       if (this.st.gesture) return;
       if (e.button === 1 || (e.button === 0 && this.st.space)) {
         e.preventDefault();
@@ -431,10 +554,14 @@ export default {
       const port = e.target.closest("[data-port]");
       const node = e.target.closest("[data-node-id]");
       const wire = e.target.closest("[data-wire-key]");
+      const action = e.target.closest("[data-node-action]");
+      if (action && node) return this.nodeAction(node.dataset.nodeId, action.dataset.nodeAction);
       if (port && node) return this.beginWire(e, node.dataset.nodeId, port);
       if (node) return this.beginNodeDrag(e, node.dataset.nodeId);
       if (wire) return this.clickWire(e, wire.dataset.wireKey);
       if (e.shiftKey) return this.beginBand(e);
+      const group = e.target.closest("[data-group-id]");
+      if (group) return this.beginGroupDrag(e, group.dataset.groupId);
       this.beginGesture(e, { kind: "pan", clear: true });
     },
     beginGesture(e, gesture) {
@@ -459,6 +586,24 @@ export default {
       if (cls) this.$el.classList.remove(cls);
       this.st.gesture = null;
     },
+    nodeAction(id, action) {
+      // The buttons on a node: fire an inject/simulate once, turn a debug node's output on/off.
+      if (action === "fire") return this.send({ op: "fire", id });
+      const node = this.st.nodes.get(id);
+      const on = this.st.debugOff.has(id);
+      if (on) this.st.debugOff.delete(id);
+      else this.st.debugOff.add(id);
+      if (node?.toggle) this.patchToggle(node);
+      this.send({ op: "debug_toggle", id, on });
+    },
+    beginGroupDrag(e, gid) {
+      // A press in a group selects its nodes; a drag moves them as one.
+      const group = this.st.groups.get(gid);
+      const members = new Set(group.view.nodes.filter((id) => this.st.nodes.has(id)));
+      if (!members.size) return this.beginGesture(e, { kind: "pan", clear: true });
+      this.select(members, new Set(), true);
+      this.dragSelection(e, [...members][0], { toggle: false, group: gid });
+    },
     beginNodeDrag(e, id) {
       const { st } = this;
       const toggle = e.shiftKey || e.ctrlKey || e.metaKey;
@@ -474,11 +619,40 @@ export default {
       }
       this.select(nodes, wires, true);
       if (!st.selNodes.has(id)) return;
+      this.dragSelection(e, id, { toggle });
+    },
+    dragSelection(e, id, extra) {
+      const { st } = this;
       const moving = [...st.selNodes].map((n) => st.nodes.get(n)).filter(Boolean);
       const origin = new Map(moving.map((n) => [n, { x: n.x, y: n.y }]));
       const touched = new Set();
-      for (const n of moving) for (const w of n.wires) touched.add(w);
-      this.beginGesture(e, { kind: "node", id, toggle, origin, touched });
+      const groups = new Set();
+      for (const n of moving) {
+        for (const w of n.wires) touched.add(w);
+        const gid = st.nodeGroup.get(n.view.id);
+        if (gid && st.groups.has(gid)) groups.add(st.groups.get(gid));
+      }
+      // One node with no wires, an input and an output can be dropped onto a wire (spliced in).
+      const only = moving.length === 1 ? moving[0] : null;
+      const splice = !!only && !only.wires.size && this.canSplice(only.view);
+      this.beginGesture(e, { kind: "node", id, origin, touched, groups, splice, spliceKey: null, ...extra });
+    },
+    canSplice(view) {
+      return (view.inputs || []).length > 0 && (view.outputs || []).some((p) => p !== "error");
+    },
+    wireAt(clientX, clientY, except) {
+      // The wire under a point (the dragged node may be on top of it), not one of `except`.
+      for (const hit of document.elementsFromPoint(clientX, clientY)) {
+        const key = hit.dataset?.wireKey;
+        if (key && this.$el.contains(hit) && !except?.has(key)) return key;
+      }
+      return null;
+    },
+    markSplice(g, key) {
+      if (g.spliceKey === key) return;
+      if (g.spliceKey) this.st.wires.get(g.spliceKey)?.g.classList.remove("fe-splice");
+      g.spliceKey = key;
+      if (key) this.st.wires.get(key)?.g.classList.add("fe-splice");
     },
     beginBand(e) {
       // Shift+drag selects the nodes the band touches; with Ctrl/Cmd too it adds to the selection.
@@ -530,6 +704,8 @@ export default {
       if (g.kind === "node") {
         for (const [node, o] of g.origin) this.placeNode(node, o.x + dx, o.y + dy);
         for (const wire of g.touched) this.routeWire(wire);
+        for (const group of g.groups) this.layoutGroup(group);
+        if (g.splice) this.markSplice(g, this.wireAt(g.cx, g.cy));
       } else if (g.kind === "pan") {
         this.st.view = { k, x: g.view.x + g.cx - g.sx, y: g.view.y + g.cy - g.sy };
         this.applyView();
@@ -578,9 +754,11 @@ export default {
       else if (g.kind === "pan" && !g.moved && g.clear) this.select(new Set(), new Set(), true);
     },
     endNodeDrag(g) {
+      const splice = g.spliceKey;
+      if (splice) this.markSplice(g, null);
       if (!g.moved) {
         // A plain click on one node of a multi-selection selects just that node.
-        if (!g.toggle && this.st.selNodes.size > 1) this.select(new Set([g.id]), new Set(), true);
+        if (!g.toggle && !g.group && this.st.selNodes.size > 1) this.select(new Set([g.id]), new Set(), true);
         return;
       }
       const positions = {};
@@ -591,7 +769,9 @@ export default {
         changed ||= node.x !== o.x || node.y !== o.y;
       }
       for (const wire of g.touched) this.routeWire(wire);
+      for (const group of g.groups) this.layoutGroup(group);
       if (changed) this.send({ op: "move", positions });
+      if (splice) this.send({ op: "splice", node: g.id, wire: splice });
     },
     endWire(g, e) {
       this.$refs.ghost.setAttribute("d", "");
@@ -623,9 +803,12 @@ export default {
       // The pointer was captured by the canvas, so the event's target is the canvas itself.
       const hit = document.elementFromPoint(e.clientX, e.clientY);
       const node = hit?.closest("[data-node-id]");
-      if (node && this.$el.contains(node) && !hit.closest("[data-port]")) {
+      if (node && this.$el.contains(node) && !hit.closest("[data-port], [data-node-action]")) {
         this.send({ op: "open", node: node.dataset.nodeId });
+        return;
       }
+      const group = hit?.closest("[data-group-id]");
+      if (group && this.$el.contains(group)) this.send({ op: "group_edit", group: group.dataset.groupId });
     },
 
     // ---- keyboard and palette drops --------------------------------------------------
@@ -643,11 +826,40 @@ export default {
       else if (mod && key === "y") this.send({ op: "redo" });
       else if (mod && key === "c") {
         if (st.selNodes.size) this.send({ op: "copy", nodes: [...st.selNodes] });
-      } else if (mod && key === "v") this.send({ op: "paste", ...this.pastePoint() });
+      } else if (mod && key === "x") {
+        if (st.selNodes.size) this.send({ op: "cut", nodes: [...st.selNodes] });
+      } else if (mod && key === "d") {
+        if (st.selNodes.size) this.send({ op: "duplicate", nodes: [...st.selNodes] });
+      } else if (mod && key === "f") this.openSearch();
+      else if (mod && key === "v") this.send({ op: "paste", ...this.pastePoint() });
       else if (mod && key === "a") this.select(new Set(st.nodes.keys()), new Set(), true);
-      else if (key === "Escape") this.select(new Set(), new Set(), true);
+      else if (key === "Escape") {
+        if (!this.hideMenu()) this.select(new Set(), new Set(), true);
+      } else if (key.startsWith("Arrow") && !mod) this.nudge(key, e.shiftKey);
+      else if (key === "Enter" && st.selNodes.size === 1) this.send({ op: "open", node: [...st.selNodes][0] });
       else handled = false;
       if (handled) e.preventDefault();
+    },
+    nudge(key, big) {
+      // Arrow keys move the selection by a pixel, Shift+arrow by a grid step (as in Node-RED).
+      const { st } = this;
+      if (!st.selNodes.size) return;
+      const step = big ? this.grid || 20 : 1;
+      const [dx, dy] = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[key] || [0, 0];
+      const positions = {};
+      const touched = new Set();
+      const groups = new Set();
+      for (const id of st.selNodes) {
+        const n = st.nodes.get(id);
+        this.placeNode(n, n.x + dx, n.y + dy);
+        positions[id] = { x: n.x, y: n.y };
+        for (const w of n.wires) touched.add(w);
+        const gid = st.nodeGroup.get(id);
+        if (gid && st.groups.has(gid)) groups.add(st.groups.get(gid));
+      }
+      for (const wire of touched) this.routeWire(wire);
+      for (const group of groups) this.layoutGroup(group);
+      this.send({ op: "move", positions });
     },
     onKeyUp(e) {
       if (e.key === " ") this.st.space = false;
@@ -671,7 +883,125 @@ export default {
       if (!type) return;
       e.preventDefault();
       const p = this.toFlow(e.clientX, e.clientY);
-      this.send({ op: "drop", type, x: this.snap(p.x), y: this.snap(p.y) });
+      const wire = this.wireAt(e.clientX, e.clientY);
+      // Dropped onto a wire: Python splices the new node in when its ports fit.
+      this.send({ op: "drop", type, x: this.snap(p.x), y: this.snap(p.y), ...(wire ? { wire } : {}) });
+    },
+
+    // ---- context menu ----------------------------------------------------------------
+    onContextMenu(e) {
+      if (this.st.gesture) return;
+      const hit = e.target;
+      const node = hit.closest("[data-node-id]");
+      const group = !node && hit.closest("[data-group-id]");
+      const { st } = this;
+      if (node && !st.selNodes.has(node.dataset.nodeId)) this.select(new Set([node.dataset.nodeId]), new Set(), true);
+      const rect = this.$el.getBoundingClientRect();
+      const at = this.toFlow(e.clientX, e.clientY, rect);
+      const ids = node ? [...st.selNodes] : [];
+      const items = [];
+      if (ids.length) {
+        const views = ids.map((id) => st.nodes.get(id).view);
+        const off = views.every((v) => v.disabled);
+        if (ids.length === 1) items.push(["edit", "Edit", "Enter"]);
+        items.push(["cut", "Cut", "Ctrl+X"], ["copy", "Copy", "Ctrl+C"], ["duplicate", "Duplicate", "Ctrl+D"]);
+        items.push(["delete", "Delete", "Del"], ["disable", off ? "Enable" : "Disable", ""]);
+        items.push(["group", "Group", ""], ["make_subflow", "Make subflow", ""]);
+        if (ids.length === 1) items.push(["help", "Help", ""]);
+        this.st.menuFor = { nodes: ids, disabled: !off, type: views[0].type };
+      } else if (group) {
+        items.push(["group_edit", "Rename group…", ""], ["ungroup", "Ungroup", ""]);
+        this.st.menuFor = { group: group.dataset.groupId };
+      } else {
+        items.push(["paste", "Paste", "Ctrl+V"], ["select_all", "Select all", "Ctrl+A"], ["find", "Find…", "Ctrl+F"]);
+        this.st.menuFor = { x: this.snap(at.x), y: this.snap(at.y) };
+      }
+      const menu = this.$refs.menu;
+      menu.replaceChildren();
+      for (const [action, text, keys] of items) {
+        const item = el("div", "fe-menu-item", menu);
+        item.dataset.menu = action;
+        el("span", null, item).textContent = text;
+        if (keys) el("span", "fe-menu-keys", item).textContent = keys;
+      }
+      menu.style.display = "block"; // then kept inside the canvas
+      const left = Math.max(0, Math.min(e.clientX - rect.left, rect.width - menu.offsetWidth - 4));
+      const top = Math.max(0, Math.min(e.clientY - rect.top, rect.height - menu.offsetHeight - 4));
+      Object.assign(menu.style, { left: `${left}px`, top: `${top}px` });
+    },
+    hideMenu() {
+      const shown = this.$refs.menu.style.display === "block";
+      if (shown) this.$refs.menu.style.display = "none";
+      return shown;
+    },
+    onMenuClick(e) {
+      const item = e.target.closest("[data-menu]");
+      if (!item) return;
+      this.hideMenu();
+      this.$el.focus({ preventScroll: true });
+      const f = this.st.menuFor || {};
+      const action = item.dataset.menu;
+      const nodes = f.nodes || [];
+      const ops = {
+        edit: () => this.send({ op: "open", node: nodes[0] }),
+        cut: () => this.send({ op: "cut", nodes }),
+        copy: () => this.send({ op: "copy", nodes }),
+        duplicate: () => this.send({ op: "duplicate", nodes }),
+        delete: () => this.send({ op: "delete", nodes, wires: [] }),
+        disable: () => this.send({ op: "disable", nodes, disabled: f.disabled }),
+        group: () => this.send({ op: "group", nodes }),
+        make_subflow: () => this.send({ op: "make_subflow", nodes }),
+        help: () => this.send({ op: "help", type: f.type }),
+        group_edit: () => this.send({ op: "group_edit", group: f.group }),
+        ungroup: () => this.send({ op: "ungroup", group: f.group }),
+        paste: () => this.send({ op: "paste", x: f.x, y: f.y }),
+        select_all: () => this.select(new Set(this.st.nodes.keys()), new Set(), true),
+        find: () => this.openSearch(),
+      };
+      ops[action]?.();
+    },
+
+    // ---- search (Ctrl+F) ---------------------------------------------------------------
+    openSearch() {
+      this.$refs.search.style.display = "flex";
+      this.$refs.query.focus();
+      this.$refs.query.select();
+    },
+    closeSearch() {
+      this.$refs.search.style.display = "none";
+      this.$el.focus({ preventScroll: true });
+    },
+    onSearch() {
+      const q = this.$refs.query.value.trim().toLowerCase();
+      const hits = [];
+      if (q) {
+        for (const [id, n] of this.st.nodes) {
+          const text = `${id}\n${n.view.label || ""}\n${n.view.type || ""}`.toLowerCase();
+          if (text.includes(q)) hits.push(id);
+        }
+      }
+      this.st.search = { hits, at: hits.length ? 0 : -1 };
+      this.select(new Set(hits), new Set(), true);
+      this.showHit();
+    },
+    onSearchKey(e) {
+      const s = this.st.search;
+      if (e.key === "Escape") this.closeSearch();
+      else if (e.key === "Enter" && s.hits.length) {
+        s.at = (s.at + (e.shiftKey ? s.hits.length - 1 : 1)) % s.hits.length;
+        this.showHit();
+      } else return;
+      e.preventDefault();
+      e.stopPropagation();
+    },
+    showHit() {
+      const { hits, at } = this.st.search;
+      this.$refs.hits.textContent = hits.length ? `${at + 1}/${hits.length}` : this.$refs.query.value ? "no match" : "";
+      const n = hits.length ? this.st.nodes.get(hits[at]) : null;
+      if (!n) return;
+      const { k } = this.st.view;
+      this.st.view = { k, x: this.$el.clientWidth / 2 - (n.x + n.w / 2) * k, y: this.$el.clientHeight / 2 - (n.y + n.h / 2) * k };
+      this.applyView();
     },
   },
 };

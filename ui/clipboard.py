@@ -11,7 +11,7 @@ from typing import Any
 
 from flowengine.flowfile import FlowDocument
 from flowengine.problems import FlowError, Pos, Problem
-from flowengine.ui.edits import ModelEdits
+from flowengine.ui.arrange import ModelArrange
 from flowengine.ui.wiring import drop_targets, retarget_all
 from flowengine.wires import target_node
 
@@ -43,7 +43,7 @@ def _offsets(spots: dict[str, tuple[float, float]]) -> dict[str, tuple[float, fl
     return {i: (x - left, y - top) for i, (x, y) in spots.items()}
 
 
-class ModelClipboard(ModelEdits):
+class ModelClipboard(ModelArrange):
     """The copied nodes of this model, and pasting or importing them."""
 
     _clip: _Clip | None = None
@@ -58,6 +58,26 @@ class ModelClipboard(ModelEdits):
             offsets=_offsets({i: self.position(i) for i in ids}),
         )
         return len(ids)
+
+    def cut(self, ids: list[str]) -> int:
+        """Copy nodes for :meth:`paste` and delete them (one undo step); returns how many."""
+        count = self.copy(ids)
+        if count:
+            self.delete(ids)
+        return count
+
+    def duplicate(self, ids: list[str], dx: float = 40.0, dy: float = 40.0) -> list[str]:
+        """Copies of nodes (and the wires among them) offset by (dx, dy), under new ids; the
+        clipboard is left as it was."""
+        saved = self._clip
+        try:
+            if not self.copy(ids):
+                return []
+            spots = [self.position(i) for i in ids if i in self.nodes]
+            left, top = min(x for x, _ in spots), min(y for _, y in spots)
+            return self.paste(left + dx, top + dy)
+        finally:
+            self._clip = saved
 
     def paste(self, x: float, y: float) -> list[str]:
         """Add the copied nodes at (x, y) under new ids; wires between them are kept, wires

@@ -1,5 +1,6 @@
 """The editor's pages: login when needed, the folder's flows (``flowengine edit DIR``) and
-the editor of one flow file."""
+the editor of one flow file. A tab's page is bound to the file in its URL (``/edit/{name}``):
+every action it takes goes to that file's model, whatever other tabs open meanwhile."""
 
 from __future__ import annotations
 
@@ -49,7 +50,11 @@ def folder_page(editor: Editor) -> None:
         if not files:
             ui.label("No flows yet.").classes("text-grey-7")
         for path in files:
-            ui.link(path.name, f"/edit/{path.name}").mark(f"flow-{path.name}")
+            entry = editor.open_flows.get(path.resolve())
+            with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                ui.link(path.name, f"/edit/{path.name}").mark(f"flow-{path.name}")
+                if entry is not None:  # open in the workspace: its run state
+                    ui.label(entry.state()).classes("text-caption text-grey-7")
         ui.separator()
 
         async def create() -> None:

@@ -81,7 +81,9 @@ class Palette:
             .mark(f"palette-{name}")
         )
         with item:
-            ui.label(name)
+            with ui.row().classes("items-center gap-1 no-wrap"):
+                ui.icon(info.get("icon") or "settings", size="16px").classes("opacity-70")
+                ui.label(name)
             if not info["available"]:
                 ui.label("library not installed").classes("text-xs text-grey-8")
         item.tooltip(first_line)

@@ -3,7 +3,9 @@
 One control per field type (text, number, switch, select for enums, chips for lists, key/value
 rows for mappings, monospace text for code and expressions, YAML for anything nested), required
 marks and defaults from the schema, secrets masked, advanced fields folded, and each field's
-problems from the validator shown under it. Edits go to the model on blur (one undo step each).
+problems from the validator shown under it. Edits go to the model on blur or Enter (one undo
+step each), and :meth:`PropertyPanel.flush` commits what is typed but not yet applied, so an action
+(Deploy, Export) never reads the model before the field the user is still in.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nicegui import ui
+from nicegui.elements.mixins.value_element import ValueElement
 from ruamel.yaml.error import YAMLError
 
 from flowengine.envsubst import has_reference
@@ -32,6 +35,10 @@ class PropertyPanel:
         self.on_edit = on_edit
         self.node_id: str | None = None
         self.error_labels: dict[str, ui.label] = {}
+        #: Each text-like control's "apply what it shows" (blur, Enter and :meth:`flush` call it);
+        #: False when its text cannot be applied (invalid YAML).
+        self.commits: list[Callable[[], bool]] = []
+        self.rename_commit: Callable[[], None] = lambda: None
         self.container = ui.column().classes("w-full gap-1").mark("properties")
         self.show(None)
 
@@ -40,6 +47,8 @@ class PropertyPanel:
         """Build the form of ``node_id`` (or a hint when nothing is selected)."""
         self.node_id = node_id if node_id in self.model.nodes else None
         self.error_labels = {}
+        self.commits = []
+        self.rename_commit = lambda: None
         self.container.clear()
         with self.container:
             if self.node_id is None:
@@ -52,20 +61,22 @@ class PropertyPanel:
 
     def _build(self, node_id: str) -> None:
         type_name = self.model.node_type(node_id)
-        info = self.model.describe(type_name)
+        info = self.model.describe_node(node_id)  # a subflow instance: its params
         values = self.model.form_values(node_id)
         with ui.row().classes("items-center w-full"):
             ui.label(type_name).classes("text-h6")
             ui.space()
+            # a title, not a tooltip: a tooltip built while this tab is hidden has no anchor
             ui.button(icon="delete", on_click=lambda: self._delete(node_id)).props(
-                "flat dense round"
-            ).tooltip("Delete node")
+                'flat dense round title="Delete node"'
+            )
         if info and info["description"]:
             ui.label(summary(info["description"])).classes("text-caption text-grey-8")
         self.error_labels[""] = self._error_label()
         ident = ui.input("Id", value=node_id).props("dense").classes("w-full").mark("prop-id")
         ident.on("blur", lambda: self._rename(node_id, ident.value))
         ident.on("keydown.enter", lambda: self._rename(node_id, ident.value))
+        self.rename_commit = lambda: self._rename(node_id, ident.value)
         self._text(node_id, "name", "Name", values.get("name"), required=False)
         disabled = ui.switch("Disabled", value=bool(values.get("disabled", False)))
         disabled.on_value_change(lambda e: self._set(node_id, "disabled", e.value or None))
@@ -128,7 +139,7 @@ class PropertyPanel:
             .classes("w-full")
             .mark(f"prop-{spec.name}")
         )
-        area.on("blur", lambda: self._set_text(node_id, spec.name, area.value))
+        self._commit_on(area, lambda: self._set_text(node_id, spec.name, area.value), enter=False)
 
     def _number_field(self, node_id: str, spec: FieldSpec, label: str, value: Any) -> None:
         num = (
@@ -144,8 +155,8 @@ class PropertyPanel:
             .mark(f"prop-{spec.name}")
         )
         cast = int if spec.kind == "integer" else float
-        num.on(
-            "blur",
+        self._commit_on(
+            num,
             lambda: self._set(node_id, spec.name, None if num.value is None else cast(num.value)),
         )
 
@@ -186,7 +197,7 @@ class PropertyPanel:
             .classes("w-full")
             .mark(f"prop-{spec.name}")
         )
-        area.on("blur", lambda: self._set_yaml(node_id, spec.name, area.value))
+        self._commit_on(area, lambda: self._set_yaml(node_id, spec.name, area.value), enter=False)
 
     def _text(
         self,
@@ -210,14 +221,13 @@ class PropertyPanel:
             .classes("w-full")
             .mark(f"prop-{name}")
         )
-        field.on("blur", lambda: self._set_text(node_id, name, field.value))
-        field.on("keydown.enter", lambda: self._set_text(node_id, name, field.value))
+        self._commit_on(field, lambda: self._set_text(node_id, name, field.value))
 
     def _mapping(self, node_id: str, spec: FieldSpec, label: str, value: dict[str, Any]) -> None:
         rows: list[tuple[ui.input, ui.input]] = []
         cast: Callable[[str], Any] = float if spec.item_type == "number" else str
 
-        def collect() -> None:
+        def collect() -> bool:
             out: dict[str, Any] = {}
             for key, val in rows:
                 if key.value:
@@ -225,7 +235,7 @@ class PropertyPanel:
                         out[key.value] = cast(val.value)
                     except ValueError:
                         out[key.value] = val.value
-            self._set(node_id, spec.name, out or None)
+            return self._set(node_id, spec.name, out or None)
 
         def add_row(k: str = "", v: Any = "") -> None:
             with box, ui.row().classes("w-full no-wrap items-center gap-1") as row:
@@ -239,8 +249,9 @@ class PropertyPanel:
                 val.mark(f"{spec.name}-value")
                 pair = (key, val)
                 rows.append(pair)
-                key.on("blur", collect)
-                val.on("blur", collect)
+                for control in pair:
+                    control.on("blur", collect)
+                    control.on("keydown.enter", collect)
 
                 def remove() -> None:
                     rows.remove(pair)
@@ -255,18 +266,44 @@ class PropertyPanel:
         box = ui.column().classes("w-full gap-0").mark(f"prop-{spec.name}")
         for k, v in value.items():
             add_row(k, v)
+        shown = [(k.value, v.value) for k, v in rows]
+        self.commits.append(lambda: [(k.value, v.value) for k, v in rows] == shown or collect())
         ui.button("add", icon="add", on_click=lambda: add_row()).props("flat dense size=sm").mark(
             f"{spec.name}-add"
         )
 
     # ---- applying ----------------------------------------------------------------------
-    def _set(self, node_id: str, name: str, value: Any) -> None:
+    def _commit_on(
+        self, control: ValueElement[Any], commit: Callable[[], bool], enter: bool = True
+    ) -> None:
+        """Apply ``control`` on blur, on Enter (single-line controls), and on :meth:`flush` once
+        its text differs from what the form showed (a field never touched stays as it is)."""
+        control.on("blur", commit)
+        if enter:
+            control.on("keydown.enter", commit)
+        shown = control.value
+        self.commits.append(lambda: control.value == shown or commit())
+
+    def flush(self) -> bool:
+        """Apply what every field shows (the one being typed in has had no blur yet); False
+        when a field's text cannot be applied (its error is shown under it).
+
+        The browser sends a field's text on every keystroke, in order on the one websocket, so
+        the text an action (a Deploy click) reads here is what the user typed before clicking.
+        """
+        ok = all([commit() for commit in list(self.commits)])  # every one, even after a failure
+        if self.node_id is not None and ok:
+            self.rename_commit()  # last: a rename rebuilds the form
+        return ok
+
+    def _set(self, node_id: str, name: str, value: Any) -> bool:
         if self.model.set_field(node_id, name, value):
             self.on_edit()
             self.refresh_errors()
+        return True
 
-    def _set_text(self, node_id: str, name: str, text: str | None) -> None:
-        self._set(node_id, name, text if text else None)
+    def _set_text(self, node_id: str, name: str, text: str | None) -> bool:
+        return self._set(node_id, name, text if text else None)
 
     def _set_list(
         self, node_id: str, name: str, items: list[str], cast: Callable[[str], Any]
@@ -278,13 +315,13 @@ class PropertyPanel:
             return
         self._set(node_id, name, values or None)
 
-    def _set_yaml(self, node_id: str, name: str, text: str) -> None:
+    def _set_yaml(self, node_id: str, name: str, text: str) -> bool:
         try:
             value = from_yaml(text)
         except YAMLError as exc:
             self._show_error(name, f"invalid YAML: {exc}")
-            return
-        self._set(node_id, name, value)
+            return False
+        return self._set(node_id, name, value)
 
     def _rename(self, node_id: str, new: str) -> None:
         if new != node_id and self.model.rename(node_id, new):

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nicegui import app
@@ -46,3 +47,11 @@ async def editing(editor: Editor) -> AsyncIterator[User]:
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
     """Run an async scenario on a fresh loop, failing it after a minute instead of hanging."""
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def open_debug(user: Any) -> None:
+    """Open the Debug side tab (a hidden one draws no message)."""
+    from nicegui import ui
+
+    tab = next(t for t in user.find(kind=ui.tab).elements if t.props.get("name") == "Debug")
+    tab.parent_slot.parent.set_value(tab)

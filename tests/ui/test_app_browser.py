@@ -117,11 +117,12 @@ def test_edit_line3_end_to_end(screen: Screen, line3: Path) -> None:
     saved = EditorModel.open(line3).flow()
     assert "debug1" in [t.node for t in saved.nodes["plc"].wires["out"]]
     assert before.splitlines()[0] in text.splitlines()  # comments kept
-    wait_until(lambda: "debug1" in editor.host.runtime.stats, 15, "debug1 running")
+    wait_until(lambda: "debug1" in {s["id"] for s in editor.host.snapshot()}, 15, "debug1 running")
 
     # a batch from it in the debug sidebar
     screen.click("Debug")
-    screen.wait_for("debug1 ·")
+    newest = '.fe-msg[data-node="debug1"]'  # older messages scroll out of view at the top
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, newest), 15, "a debug1 message")
 
     # the toolbar's export menu opens on a click: the flow or the selection, YAML or JSON
     driver.find_element(By.XPATH, '//button[.//i[text()="file_download"]]').click()
