@@ -190,6 +190,8 @@ def test_a_killed_flow_process_shows_why_and_restart_brings_it_back():
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         await eventually(lambda: not host.running, "the host noticing")
+        # why comes once the process is reaped, just after it is seen gone
+        await eventually(lambda: host.error is not None, "the reason")
         assert host.error is not None and "SIGKILL" in host.error
         states = {s["id"]: s for s in host.snapshot()}
         assert {s["state"] for s in states.values()} == {"error"}
