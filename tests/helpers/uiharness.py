@@ -14,7 +14,7 @@ A test module uses them with::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -52,6 +52,20 @@ def nicegui_remove_all_screenshots(tmp_path_factory: pytest.TempPathFactory) -> 
 def no_main_file(request: pytest.FixtureRequest) -> None:
     """The tests define their pages themselves; there is no main.py for the Screen to run."""
     request.applymarker(pytest.mark.nicegui_main_file(""))
+
+
+@pytest.fixture(autouse=True)
+def own_port() -> Iterator[None]:
+    """A free port instead of the Screen's fixed one, which another test run may hold
+    (browser test modules import it as an autouse fixture)."""
+    from nicegui.testing import Screen
+
+    from tests.helpers.peers import free_port
+
+    fixed = Screen.PORT
+    Screen.PORT = free_port()
+    yield
+    Screen.PORT = fixed
 
 
 def in_loop(fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:

@@ -4,7 +4,6 @@ set a field, deploy, and see the file change on disk and a batch in the debug si
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,14 @@ from selenium.webdriver.common.by import By
 from flowengine.ui.app import Editor, EditorConfig, root
 from flowengine.ui.model import EditorModel
 from tests.helpers.cli import REPO
-from tests.helpers.peers import free_port, wait_until
+from tests.helpers.peers import wait_until
 from tests.helpers.uiharness import (  # noqa: F401
     centre,
     drag_path,
     nicegui_chrome_options,
     nicegui_remove_all_screenshots,
     no_main_file,
+    own_port,
     requires_chromium,
 )
 
@@ -40,15 +40,6 @@ target.dispatchEvent(new DragEvent('drop', at));
 item.dispatchEvent(new DragEvent('dragend', at));
 return data.getData('application/x-flowengine-type');
 """
-
-
-@pytest.fixture(autouse=True)
-def own_port() -> Iterator[None]:
-    """A free port instead of the Screen's fixed one, which another test run may hold."""
-    fixed = Screen.PORT
-    Screen.PORT = free_port()
-    yield
-    Screen.PORT = fixed
 
 
 @pytest.fixture

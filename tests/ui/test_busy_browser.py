@@ -3,21 +3,20 @@ node spins on a core, the page loads again, a node's form opens, and Stop stops 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from nicegui import app
 from nicegui.testing import Screen
 from selenium.webdriver import ActionChains
 from selenium.webdriver.common.by import By
 
 from flowengine.ui.app import Editor, EditorConfig, root
-from tests.helpers.peers import free_port, wait_until
+from tests.helpers.peers import wait_until
 from tests.helpers.uiharness import (  # noqa: F401
     nicegui_chrome_options,
     nicegui_remove_all_screenshots,
     no_main_file,
+    own_port,
     requires_chromium,
 )
 
@@ -51,15 +50,6 @@ layout:
   spin: {{x: 300, y: 80}}
   show: {{x: 520, y: 80}}
 """
-
-
-@pytest.fixture(autouse=True)
-def own_port() -> Iterator[None]:
-    """A free port instead of the Screen's fixed one, which another test run may hold."""
-    fixed = Screen.PORT
-    Screen.PORT = free_port()
-    yield
-    Screen.PORT = fixed
 
 
 def test_the_page_loads_and_forms_open_while_the_flow_spins(screen: Screen, tmp_path: Path) -> None:

@@ -4,22 +4,21 @@ tab shows the selected filter node's documentation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from nicegui import app
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
 from flowengine.ui.app import Editor, EditorConfig, root
-from tests.helpers.peers import free_port, wait_until
+from tests.helpers.peers import wait_until
 from tests.helpers.samples import SAMPLE
 from tests.helpers.uiharness import (  # noqa: F401
     nicegui_chrome_options,
     nicegui_remove_all_screenshots,
     no_main_file,
+    own_port,
     requires_chromium,
 )
 
@@ -59,14 +58,6 @@ for (const e of el.querySelectorAll('*'))
     out.push(e.className);
 return out;
 """
-
-
-@pytest.fixture(autouse=True)
-def own_port() -> Iterator[None]:
-    fixed = Screen.PORT
-    Screen.PORT = free_port()
-    yield
-    Screen.PORT = fixed
 
 
 def start(screen: Screen, editor: Editor) -> None:

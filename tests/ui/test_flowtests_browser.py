@@ -3,20 +3,19 @@ from the tab, see pass/fail with the diff, and the failing case's node outlined 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from nicegui import app
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 
 from flowengine.ui.app import Editor, EditorConfig, root
-from tests.helpers.peers import free_port, wait_until
+from tests.helpers.peers import wait_until
 from tests.helpers.uiharness import (  # noqa: F401
     nicegui_chrome_options,
     nicegui_remove_all_screenshots,
     no_main_file,
+    own_port,
     requires_chromium,
 )
 
@@ -55,15 +54,6 @@ cases:
     expect:
       calc: {rows: [{sensor: a, value: 1.5, doubled: 4.0}]}
 """
-
-
-@pytest.fixture(autouse=True)
-def own_port() -> Iterator[None]:
-    """A free port instead of the Screen's fixed one, which another test run may hold."""
-    fixed = Screen.PORT
-    Screen.PORT = free_port()
-    yield
-    Screen.PORT = fixed
 
 
 def test_the_tests_tab_runs_cases_and_outlines_the_failing_node(

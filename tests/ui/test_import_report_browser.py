@@ -4,36 +4,27 @@ differently outlined on the canvas with the reason."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from nicegui import app
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 
 from flowengine.nodes.nodered.convert import import_nodered, report
 from flowengine.ui.app import Editor, EditorConfig, root
-from tests.helpers.peers import free_port, wait_until
+from tests.helpers.peers import wait_until
 from tests.helpers.samples import SAMPLE
 from tests.helpers.uiharness import (  # noqa: F401
     nicegui_chrome_options,
     nicegui_remove_all_screenshots,
     no_main_file,
+    own_port,
     requires_chromium,
 )
 
 pytest_plugins = ["nicegui.testing.screen_plugin"]
 pytestmark = requires_chromium
 TASMOTA = Path(__file__).resolve().parents[1] / "data" / "nodered" / "tasmota.json"
-
-
-@pytest.fixture(autouse=True)
-def own_port() -> Iterator[None]:
-    fixed = Screen.PORT
-    Screen.PORT = free_port()
-    yield
-    Screen.PORT = fixed
 
 
 def test_node_red_import_shows_one_report_and_marks_the_nodes(

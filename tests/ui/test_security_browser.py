@@ -3,11 +3,9 @@ item 4): a client id alone (seen in a page, a log, a screenshot) drives nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from nicegui import Client, app, ui
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
@@ -15,12 +13,13 @@ from selenium.webdriver.common.keys import Keys
 
 from flowengine.ui.app import Editor, EditorConfig, root
 from flowengine.ui.auth import protect_sockets
-from tests.helpers.peers import free_port, wait_until
+from tests.helpers.peers import wait_until
 from tests.helpers.samples import SAMPLE
 from tests.helpers.uiharness import (  # noqa: F401
     nicegui_chrome_options,
     nicegui_remove_all_screenshots,
     no_main_file,
+    own_port,
     requires_chromium,
 )
 
@@ -28,14 +27,6 @@ pytest_plugins = ["nicegui.testing.screen_plugin"]
 pytestmark = requires_chromium
 PASSWORD = "s3cret!"
 EXTRA = "nodes:\n  extra: {type: debug}\n"
-
-
-@pytest.fixture(autouse=True)
-def own_port() -> Iterator[None]:
-    fixed = Screen.PORT
-    Screen.PORT = free_port()
-    yield
-    Screen.PORT = fixed
 
 
 def upload_url() -> tuple[str, str]:

@@ -5,10 +5,8 @@ Start per flow."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from nicegui import app
 from nicegui.testing import Screen
 from selenium.webdriver import ActionChains, Keys
@@ -16,11 +14,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
 from flowengine.ui.app import Editor, EditorConfig, root
-from tests.helpers.peers import free_port, wait_until
+from tests.helpers.peers import wait_until
 from tests.helpers.uiharness import (  # noqa: F401
     nicegui_chrome_options,
     nicegui_remove_all_screenshots,
     no_main_file,
+    own_port,
     requires_chromium,
 )
 
@@ -47,15 +46,6 @@ layout:
   hot: {{x: 300, y: 80}}
   show: {{x: 520, y: 80}}
 """
-
-
-@pytest.fixture(autouse=True)
-def own_port() -> Iterator[None]:
-    """A free port instead of the Screen's fixed one, which another test run may hold."""
-    fixed = Screen.PORT
-    Screen.PORT = free_port()
-    yield
-    Screen.PORT = fixed
 
 
 def serve(screen: Screen, editor: Editor) -> None:
