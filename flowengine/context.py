@@ -36,7 +36,7 @@ class Context:
         node_id: str,
         *,
         stats: NodeStats,
-        outputs: Mapping[str, Sequence[object]],
+        outputs: Mapping[str, Sequence[Wire]],
         sender: Sender,
         log: logging.LoggerAdapter[logging.Logger],
         flow_dir: Path,
@@ -61,6 +61,16 @@ class Context:
     def wired(self, port: str) -> bool:
         """True when ``port`` leads somewhere, so a node can skip work nobody receives."""
         return bool(self._outputs.get(port))
+
+    def backlog(self, port: str = "out") -> int:
+        """Batches sent on ``port`` that a receiver has not taken yet (the most on any one of
+        its wires). A source that sees its receiver still busy can merge what arrives meanwhile
+        into its next batch instead of queueing many small ones, each of which would cost the
+        receiver its per-batch work again and reach it no sooner."""
+        wires = self._outputs.get(port)
+        if not wires:
+            return 0
+        return max(len(wire.items) for wire in wires)
 
     async def send(self, result: Result, port: str = "out") -> None:
         """Send a frame, batch or per-port mapping; waits while downstream queues are full."""

@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias
 import pandas as pd
 
 from flowengine.columns import Columns
+from flowengine.lists import Lists
 
 #: The long format every connector speaks (from the seed document); extra columns are allowed.
 LONG_COLUMNS = ("timestamp", "sensor", "value", "quality", "source")
@@ -34,9 +35,12 @@ class Batch:
     ``frame`` is then built from them once, when first asked for, and is the frame the pandas
     path would have made. Nodes that work on columns read ``batch.columns`` when it is set and
     hand on columns, so a chain of them builds no DataFrame at all.
+
+    Or as :class:`~flowengine.lists.Lists` (``lists=``): plain Python lists per column, as a
+    source decoded them; nodes that read lists (``batch.lists``) skip the frame too.
     """
 
-    __slots__ = ("_frame", "columns", "created", "error", "origin", "port", "topic")
+    __slots__ = ("_frame", "columns", "created", "error", "lists", "origin", "port", "topic")
 
     def __init__(
         self,
@@ -48,13 +52,16 @@ class Batch:
         error: str | None = None,
         *,
         columns: Columns | None = None,
+        lists: Lists | None = None,
     ) -> None:
-        if frame is None and columns is None:
-            raise TypeError("Batch needs a frame or columns")
+        if frame is None and columns is None and lists is None:
+            raise TypeError("Batch needs a frame, columns or lists")
         self._frame = frame
         #: The rows as columns, when the batch was made from them (then ``frame`` is built on
         #: demand); None for a batch made from a frame.
         self.columns = columns
+        #: The rows as plain lists, when the batch was made from them (read-only, shared).
+        self.lists = lists
         self.topic = topic
         self.origin = origin
         self.created = time.time() if created is None else created
@@ -65,13 +72,16 @@ class Batch:
     def frame(self) -> pd.DataFrame:
         frame = self._frame
         if frame is None:
-            assert self.columns is not None
-            frame = self._frame = self.columns.frame()
+            if self.columns is not None:
+                frame = self._frame = self.columns.frame()
+            else:
+                assert self.lists is not None
+                frame = self._frame = self.lists.frame()
         return frame
 
     @frame.setter
     def frame(self, frame: pd.DataFrame) -> None:
-        self._frame, self.columns = frame, None
+        self._frame, self.columns, self.lists = frame, None, None
 
     def derive(self, frame: pd.DataFrame, origin: str | None = None) -> Batch:
         """A batch carrying ``frame`` with this batch's topic and creation time."""
@@ -80,6 +90,10 @@ class Batch:
     def derive_columns(self, columns: Columns, origin: str | None = None) -> Batch:
         """A batch carrying ``columns`` with this batch's topic and creation time."""
         return Batch(None, self.topic, origin or self.origin, self.created, columns=columns)
+
+    def derive_lists(self, lists: Lists, origin: str | None = None) -> Batch:
+        """A batch carrying ``lists`` with this batch's topic and creation time."""
+        return Batch(None, self.topic, origin or self.origin, self.created, lists=lists)
 
     @classmethod
     def rows_of(
@@ -101,8 +115,12 @@ class Batch:
     def for_wire(self, origin: str | None, port: str, first: bool) -> Batch:
         """This batch as one recipient of a fan-out gets it: the first its frame itself, the
         others a shallow copy-on-write copy; a batch of columns stays one (no recipient can
-        change columns, and each builds its own frame)."""
-        columns, frame = self.columns, self._frame
+        change columns, and each builds its own frame); lists likewise."""
+        columns, frame, lists = self.columns, self._frame, self.lists
+        if lists is not None:
+            if not first:
+                frame = None
+            return Batch(frame, self.topic, origin, self.created, port, self.error, lists=lists)
         if columns is None or (first and frame is not None):
             assert frame is not None
             frame = frame if first else frame.copy(deep=False)
@@ -112,10 +130,14 @@ class Batch:
 
     def __len__(self) -> int:
         columns = self.columns
-        return columns.length if columns is not None else len(self._frame.index)  # type: ignore[union-attr]
+        if columns is not None:
+            return columns.length
+        lists = self.lists
+        return lists.length if lists is not None else len(self._frame.index)  # type: ignore[union-attr]
 
     def __repr__(self) -> str:
-        rows = f"{len(self)} rows" + (" as columns" if self._frame is None else "")
+        shape = " as lists" if self.lists is not None else " as columns"
+        rows = f"{len(self)} rows" + (shape if self._frame is None else "")
         return (
             f"Batch({rows}, topic={self.topic!r}, origin={self.origin!r}, "
             f"created={self.created!r}, port={self.port!r}, error={self.error!r})"

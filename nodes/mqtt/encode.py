@@ -11,17 +11,27 @@ writes ``Infinity`` (orjson cannot).
 from __future__ import annotations
 
 import json
+import math
 import string
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from flowengine.lists import Lists
 from flowengine.nodes.mqtt import fastjson
 
 Texts = list[tuple[str, bytes]]
 #: Values JSON takes as they are.
 _SIMPLE = {str, int, float, bool, type(None)}
+#: Up to this many timestamps are written one by one (numpy's vectorised way costs ~7 us a call).
+FEW = 16
+_EPOCH = datetime(1970, 1, 1)
+_DUMPS = fastjson.dumper(True)
+#: Column types a list of values keeps as it is, when all its values have one of them.
+_PLAIN = {str, int, float, bool}
 #: What missing values of extension columns become (null).
 _NULL: Any = None
 
@@ -38,10 +48,11 @@ def plain(value: Any) -> Any:
     return value
 
 
-def roots(template: str) -> list[str]:
+@lru_cache(maxsize=256)
+def roots(template: str) -> tuple[str, ...]:
     """The column names a topic template uses (``{a.b}`` and ``{a[0]}`` use ``a``)."""
     names = [f for _, f, _, _ in string.Formatter().parse(template) if f]
-    return list(dict.fromkeys(n.split(".")[0].split("[")[0] for n in names))
+    return tuple(dict.fromkeys(n.split(".")[0].split("[")[0] for n in names))
 
 
 def iso(series: pd.Series) -> list[Any]:
@@ -51,17 +62,36 @@ def iso(series: pd.Series) -> list[Any]:
     if tz is not None and str(tz) != "UTC":
         return [plain(v) for v in series]
     ns = series.to_numpy(dtype="datetime64[ns]").view("int64")
-    text = np.datetime_as_string(ns.view("datetime64[ns]"), unit="ns")
-    whole = ns % 1_000_000_000 == 0
-    micro = ns % 1000 == 0
-    short = np.where(whole, text.astype("U19"), np.where(micro, text.astype("U26"), text))
-    suffix = "+00:00" if tz is not None else ""
+    out = iso_ns(ns, "+00:00" if tz is not None else "")
     missing = series.isna().to_numpy()
-    out: list[Any] = [s + suffix for s in short.tolist()]
     if missing.any():
         for i in np.flatnonzero(missing).tolist():
             out[i] = None
     return out
+
+
+def iso_ns(ns: np.ndarray[Any, Any], suffix: str) -> list[Any]:
+    """Nanoseconds since the epoch as ISO 8601 text with ``suffix`` (as ``isoformat``)."""
+    if len(ns) <= FEW:
+        try:
+            return [_iso_one(n, suffix) for n in ns.tolist()]
+        except OverflowError:  # beyond datetime's years: numpy's way
+            pass
+    text = np.datetime_as_string(ns.view("datetime64[ns]"), unit="ns")
+    whole = ns % 1_000_000_000 == 0
+    micro = ns % 1000 == 0
+    short = np.where(whole, text.astype("U19"), np.where(micro, text.astype("U26"), text))
+    return [s + suffix for s in short.tolist()]
+
+
+def _iso_one(ns: int, suffix: str) -> str:
+    """One timestamp as :func:`iso_ns` writes it, without numpy's cost per call."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+    if fraction:
+        micro, nano = divmod(fraction, 1000)
+        text += f".{micro:06d}" if not nano else f".{fraction:09d}"
+    return text + suffix
 
 
 class Infinite(ValueError):
@@ -102,8 +132,66 @@ def texts(frame: pd.DataFrame, template: str, mode: str) -> Texts:
         columns = [values(series) for _, series in frame.items()]
     except Infinite:
         return _texts_per_row(frame, template, mode)
-    topics = _topics(frame, template, dict(zip(keys, columns, strict=True)), len(frame))
-    dumps = fastjson.dumper(all(type(k) is str for k in keys))
+    return _assemble(keys, columns, template, mode, len(frame))
+
+
+def texts_of_lists(lists: Lists, template: str, mode: str) -> Texts | None:
+    """:func:`texts` of the frame ``lists`` makes, from the lists themselves; ``None`` when a
+    column is not one plain type throughout (what pandas would make of it is left to it)."""
+    n = lists.length
+    if not n:
+        return []
+    if n == 1:  # most batches at low rates: the row itself, no column lists
+        return _one_row(lists, template, mode)
+    times, columns = lists.times, []
+    for name, listed in lists.data.items():
+        if name in times:
+            columns.append(iso_ns(np.array(listed, dtype=np.int64), "+00:00"))
+            continue
+        kinds = {type(listed[0])} if n == 1 else set(map(type, listed))
+        if len(kinds) != 1 or not kinds <= _PLAIN:
+            return None
+        if float in kinds:
+            if any(map(math.isinf, listed)):
+                return None  # infinities: the frame path writes them
+            if not fastjson.HAVE_ORJSON:
+                listed = [None if v != v else v for v in listed]
+        columns.append(listed)
+    return _assemble(list(lists.data), columns, template, mode, n)
+
+
+def _one_row(lists: Lists, template: str, mode: str) -> Texts | None:
+    """:func:`texts_of_lists` of a single row."""
+    times, row = lists.times, {}
+    for name, (value,) in lists.data.items():
+        kind = type(value)
+        if name in times:
+            try:
+                value = _iso_one(value, "+00:00")
+            except OverflowError:
+                value = iso_ns(np.array([value], dtype=np.int64), "+00:00")[0]
+        elif kind not in _PLAIN or (kind is float and math.isinf(value)):
+            return None
+        elif kind is float and value != value and not fastjson.HAVE_ORJSON:
+            value = None
+        row[name] = value
+    names = roots(template)
+    if not names:
+        topic = template
+    else:
+        missing = [name for name in names if name not in row]
+        if missing:
+            raise KeyError(f"topic template column {missing[0]!r} is not in the batch")
+        fill = {k: None if type(v) is float and v != v else v for k in names for v in (row[k],)}
+        topic = template.format_map(fill)
+    dumps = _DUMPS if all(type(k) is str for k in row) else fastjson.dumper(False)
+    return [(topic, dumps(row if mode == "rows" else [row]))]
+
+
+def _assemble(keys: list[Any], columns: list[list[Any]], template: str, mode: str, n: int) -> Texts:
+    """``(topic, JSON)`` per row or per topic from JSON-ready columns."""
+    topics = _topics(template, dict(zip(keys, columns, strict=True)), n)
+    dumps = _DUMPS if all(type(k) is str for k in keys) else fastjson.dumper(False)
     rows = zip(*columns, strict=True)
     if mode == "rows":  # each row's dict lives only while it is written
         payloads = [dumps(dict(zip(keys, row, strict=True))) for row in rows]
@@ -114,7 +202,7 @@ def texts(frame: pd.DataFrame, template: str, mode: str) -> Texts:
     return [(t, dumps(rs)) for t, rs in grouped.items()]
 
 
-def _topics(frame: pd.DataFrame, template: str, by_name: dict[Any, list[Any]], n: int) -> list[str]:
+def _topics(template: str, by_name: dict[Any, list[Any]], n: int) -> list[str]:
     """The topic of each row: the template filled from its columns (as ``plain`` has them)."""
     names = roots(template)
     if not names:

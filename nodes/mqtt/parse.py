@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from flowengine.compression import decompress
+from flowengine.lists import Lists
 from flowengine.logs import RateLimiter
 from flowengine.nodes.mqtt import columns, fastjson
 from flowengine.nodes.mqtt.columns import Columns
@@ -240,11 +241,17 @@ class Parser:
     def take_rows(self, limit: int | None = None) -> pd.DataFrame | None:
         """The first ``limit`` (default all) parsed rows as a frame (``None`` if there are
         none), and forget them."""
+        rows = self.take(limit)
+        return rows.frame() if isinstance(rows, Lists) else rows
+
+    def take(self, limit: int | None = None) -> pd.DataFrame | Lists | None:
+        """Like :meth:`take_rows`, but rows that all came the column-wise way come as
+        :class:`~flowengine.lists.Lists` (the same frame once built, none built before)."""
         if self.rows:
             self.parts.append(self.rows)
             self.rows = []
         left = self.pending if limit is None else limit
-        frames = []
+        parts: list[list[dict[str, Any]] | Columns] = []
         while self.parts and left > 0:
             part = self.parts.pop(0)
             if len(part) > left:
@@ -255,9 +262,20 @@ class Parser:
                     self.parts.insert(0, part[left:])
                     part = part[:left]
             left -= len(part)
-            frames.append(self._frame(part))
-        if not frames:
+            parts.append(part)
+        if not parts:
             return None
+        if all(isinstance(p, Columns) for p in parts):
+            whole = parts[0]
+            assert isinstance(whole, Columns)
+            for more in parts[1:]:
+                assert isinstance(more, Columns)
+                whole.extend(more)
+            cfg = self.cfg
+            return columns.lists(
+                whole, self.source, cfg.value_field, cfg.timestamp_field, self.field
+            )
+        frames = [self._frame(part) for part in parts]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
     def _frame(self, part: list[dict[str, Any]] | Columns) -> pd.DataFrame:

@@ -7,7 +7,6 @@ import string
 from collections.abc import Callable
 from typing import Literal
 
-import pandas as pd
 from pydantic import ValidationInfo, field_validator
 
 from flowengine.compression import Codec, check_codec, check_level, compress
@@ -123,9 +122,13 @@ class MqttOut(Sink[MqttOutConfig]):
         batch from disk once ``write`` returns and must not before the broker has it."""
         return self.config.confirm == "batch" or "buffered_batches" in self.ctx.stats.counters
 
-    def _messages(self, frame: pd.DataFrame) -> list[tuple[str, bytes]]:
+    def _messages(self, batch: Batch) -> list[tuple[str, bytes]]:
         cfg = self.config
-        texts = encode.texts(frame, cfg.topic, cfg.mode)
+        texts = None
+        if batch.lists is not None:  # no frame needed, unless a column needs pandas' reading
+            texts = encode.texts_of_lists(batch.lists, cfg.topic, cfg.mode)
+        if texts is None:
+            texts = encode.texts(batch.frame, cfg.topic, cfg.mode)
         if cfg.compression == "none":
             return texts
         level = cfg.compression_level
@@ -134,7 +137,7 @@ class MqttOut(Sink[MqttOutConfig]):
     async def write(self, batch: Batch) -> None:
         cfg = self.config
         assert self.client is not None  # the runtime calls start first
-        messages = self._messages(batch.frame)
+        messages = self._messages(batch)
         waited: list[str] = []
         on_wait = self._on_wait(waited)
         sent = await self.client.publish_many(

@@ -8,6 +8,7 @@ from collections import deque
 import pandas as pd
 
 from flowengine.failover import Endpoints
+from flowengine.lists import Lists
 from flowengine.logs import RateLimiter
 from flowengine.node import NodeConfig, Source, option
 from flowengine.nodes.mqtt.client import MqttClient
@@ -117,10 +118,10 @@ class MqttIn(Source[MqttInConfig]):
             if parser.bad:
                 await self._send_bad()
             if self.client.manual_ack and len(self._marks) >= ACK_WINDOW and pending:
-                await self._send(parser.take_rows())  # journal now, so the acks go out
+                await self._send(parser.take())  # journal now, so the acks go out
                 first, pending = None, 0
             while pending >= cfg.batch_size:  # full batches; a remainder waits
-                await self._send(parser.take_rows(cfg.batch_size))
+                await self._send(parser.take(cfg.batch_size))
                 pending -= cfg.batch_size
                 first = time.monotonic() if pending else None
             if first is None:
@@ -134,18 +135,16 @@ class MqttIn(Source[MqttInConfig]):
                 or age >= cfg.batch_interval
                 or (idle and age >= cfg.linger and not self._downstream_busy())
             ):
-                await self._send(parser.take_rows())
+                await self._send(parser.take())
                 first = self._gather = None
             if lost:
                 raise ConnectionError(lost.reason)
 
     def _downstream_busy(self) -> bool:
-        """True while a batch sent before still waits for its receiver (a runtime that tells,
-        ``ctx.backlog``): rows held meanwhile join the next batch instead of queueing behind
-        it as another small one, which would cost the receiver its per-batch work again and
-        reach it no sooner."""
-        backlog = getattr(self.ctx, "backlog", None)
-        return backlog is not None and bool(backlog("out"))
+        """True while a batch sent before still waits for its receiver: rows held meanwhile
+        join the next batch instead of queueing behind it as another small one
+        (``Context.backlog``)."""
+        return self.ctx.backlog("out") > 0
 
     def _wait(self, first: float | None) -> float | None:
         """How long to wait for more messages: forever with nothing held; else until the
@@ -180,10 +179,15 @@ class MqttIn(Source[MqttInConfig]):
             self._taken += count
             self._marks.append(self._taken)
 
-    async def _send(self, frame: pd.DataFrame | None) -> None:
-        if frame is not None:
-            self._sent += len(frame)
-            await self.ctx.send(frame)
+    async def _send(self, rows: pd.DataFrame | Lists | None) -> None:
+        if rows is not None:
+            self._sent += len(rows)
+            await self.ctx.send(self._batch(rows))
+
+    def _batch(self, rows: pd.DataFrame | Lists) -> Batch:
+        if isinstance(rows, Lists):
+            return Batch(None, origin=self.ctx.node_id, lists=rows)
+        return Batch(rows, origin=self.ctx.node_id)
 
     async def acknowledge(self) -> None:
         """Confirm to the broker every message whose rows have all been sent (the runtime
@@ -218,11 +222,11 @@ class MqttIn(Source[MqttInConfig]):
         if items:
             self._take(items)
         await self._send_bad()
-        frame = self.parser.take_rows()
-        if frame is None:
+        rows = self.parser.take()
+        if rows is None:
             return None
-        self._sent += len(frame)
-        return Batch(frame, origin=self.ctx.node_id)
+        self._sent += len(rows)
+        return self._batch(rows)
 
     async def close(self) -> None:
         if self.client is not None:

@@ -105,8 +105,9 @@ def rows(runtime: Runtime, node: str = "cap") -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def run_with(nodes: dict[str, Any], body: Any) -> Runtime:
-    """Run a flow, let ``body(runtime, task)`` publish and wait, then stop and drain."""
+def run_with(nodes: dict[str, Any], body: Any, runner: Any = asyncio.run) -> Runtime:
+    """Run a flow, let ``body(runtime, task)`` publish and wait, then stop and drain
+    (``runner``: how the flow's loop runs, e.g. ``flowengine.loops.run`` for uvloop)."""
     runtime = Runtime(check_text(nodes))
 
     async def main() -> None:
@@ -118,5 +119,5 @@ def run_with(nodes: dict[str, Any], body: Any) -> Runtime:
             report = await asyncio.wait_for(task, 20)
             assert report.drained
 
-    asyncio.run(main())
+    runner(main())
     return runtime

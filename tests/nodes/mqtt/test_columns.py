@@ -208,3 +208,50 @@ def test_infinity_keeps_the_per_row_encoding_and_a_missing_column_is_named() -> 
     with pytest.raises(KeyError, match="topic template column 'line' is not in the batch"):
         encode.texts(frame, "a/{line}", "rows")
     assert encode.texts(frame.iloc[:0], "a/{line}", "rows") == []
+
+
+# ---- from lists: what mqtt_in hands on, written without a frame --------------------------
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(readings, min_size=1, max_size=12),
+    st.sampled_from(["plain/topic", "out/{sensor}", "by/{line}/{value}"]),
+    st.sampled_from(["rows", "batch"]),
+)
+def test_lists_are_written_as_their_frame_is(
+    payloads: list[dict[str, Any]], template: str, mode: str
+) -> None:
+    parser = Parser(MqttParsing(non_finite="keep"), "src")
+    parser.add_many(_messages(payloads))
+    rows = parser.take()
+    if rows is None or isinstance(rows, pd.DataFrame):
+        return  # the per-message path: a frame already
+    frame = rows.frame()
+    try:
+        expected = encode.texts(frame, template, mode)
+    except KeyError:
+        with pytest.raises(KeyError):
+            encode.texts_of_lists(rows, template, mode)
+        return
+    got = encode.texts_of_lists(rows, template, mode)
+    assert got is None or got == expected  # byte for byte; None: pandas decides
+
+
+def test_lists_that_need_pandas_reading_are_left_to_the_frame() -> None:
+    from flowengine.lists import Lists
+
+    mixed = Lists({"value": [1, 2.5]}, 2)  # pandas makes 1.0 of the 1
+    assert encode.texts_of_lists(mixed, "t", "rows") is None
+    assert encode.texts(mixed.frame(), "t", "rows")[0][1] == b'{"value":1.0}'
+    infinite = Lists({"value": [1.0, float("inf")]}, 2)
+    assert encode.texts_of_lists(infinite, "t", "rows") is None
+    plain = Lists({"value": [1.0, float("nan")], "n": [1, 2], "ok": [True, False]}, 2)
+    assert encode.texts_of_lists(plain, "t", "rows") == encode.texts(plain.frame(), "t", "rows")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-(2**63) + 1, 2**63 - 1), min_size=1, max_size=encode.FEW))
+def test_few_timestamps_are_written_as_numpy_writes_many(stamps: list[int]) -> None:
+    few = encode.iso_ns(np.array(stamps, dtype=np.int64), "+00:00")
+    padded = stamps * (encode.FEW // len(stamps) + 1)  # more than FEW: numpy's way
+    many = encode.iso_ns(np.array(padded, dtype=np.int64), "+00:00")
+    assert few == many[: len(stamps)]

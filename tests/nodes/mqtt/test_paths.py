@@ -20,8 +20,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from flowengine.runtime import Runtime
-from flowengine.testing import check_text
-from tests.helpers.mqtt import Broker, publish, rows, run_with, source
+from flowengine.testing import Capture, check_text
+from flowengine.types import Batch
+from tests.helpers.mqtt import Broker, publish, rows, run_with, running, source
 from tests.helpers.peers import until
 from tests.nodes.mqtt.test_mqtt import SessionSubscriber
 
@@ -112,6 +113,26 @@ def test_relay_keeps_order_loses_nothing_repeats_nothing(
     assert first["timestamp"].endswith("+00:00") and first["ts"] == 1.7e9
     assert runtime.stats["pub"].counters["published"] == n
     assert rows(runtime, "errors").empty
+
+
+def test_the_relay_runs_on_uvloop_as_flowengine_run_starts_it(broker: Broker, prefix: str) -> None:
+    """``flowengine run`` uses uvloop when installed: its transports are not asyncio's."""
+    pytest.importorskip("uvloop", reason="uvloop (flowengine[fast]) is not installed")
+    from flowengine import loops
+
+    n, loop_kinds = 600, []
+    sub = Collector(broker.port, f"{prefix}/out/#", 1)
+
+    async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
+        loop_kinds.append(loops.name())
+        await _send(broker.port, f"{prefix}/in", _payloads(0, n), 1)
+        await until(lambda: len(sub.got) >= n, task, 60)
+
+    runtime = run_with(_relay(broker.port, prefix, 1), body, runner=loops.run)
+    sub.close()
+    assert loop_kinds == ["uvloop"]
+    assert sub.seqs() == list(range(n))
+    assert runtime.stats["pub"].counters["published"] == n
 
 
 def test_a_tiny_buffer_pauses_reading_and_loses_nothing(broker: Broker, prefix: str) -> None:
@@ -266,3 +287,50 @@ def test_a_silent_broker_is_found_by_the_keep_alive(private_mosquitto: Any) -> N
     runtime = run_with(nodes, body)
     assert "keep alive" in (runtime.stats["src"].last_error or "")
     assert rows(runtime)["value"].tolist() == [5.0]
+
+
+class Gate(Capture):
+    """A capture whose writes wait until the test opens the gate: a receiver kept busy."""
+
+    opened: asyncio.Event | None = None
+
+    async def write(self, batch: Batch) -> None:
+        assert Gate.opened is not None
+        await Gate.opened.wait()
+        await super().write(batch)
+
+
+def test_what_arrives_while_the_receiver_is_busy_goes_as_one_batch(
+    broker: Broker, prefix: str
+) -> None:
+    """With ``linger: 0`` a message goes on at once, unless a batch sent before still waits
+    for the receiver (``ctx.backlog``): then what arrives meanwhile is merged into the next
+    batch rather than queued as many small ones."""
+    nodes = source(broker.port, f"{prefix}/in", batch_interval=600)  # never due by age
+    nodes["cap"] = {"type": "gate"}
+    topic = f"{prefix}/in"
+
+    async def main() -> list[int]:
+        Gate.opened = asyncio.Event()
+        runtime = Runtime(check_text(nodes, types={"gate": Gate}))
+        task = await running(runtime)
+        sent = runtime.stats["src"]
+        await _send(broker.port, topic, _payloads(0, 1), 0)  # taken by the gate, which holds
+        await until(lambda: sent.rows_out == 1, task, 30, "the first batch")
+        await _send(broker.port, topic, _payloads(1, 2), 0)  # waits on the wire
+        await until(lambda: sent.rows_out == 2, task, 30, "the second batch")
+        await _send(broker.port, topic, _payloads(2, 100), 0)  # held by the source
+        parser = runtime.node("src").parser  # type: ignore[attr-defined]
+        await until(lambda: parser.pending == 98, task, 30, "the rest at the source")
+        assert sent.rows_out == 2
+        Gate.opened.set()
+        gate = runtime.node("cap")
+        await until(lambda: sum(map(len, gate.batches)) == 100, task, 30, "all rows")  # type: ignore[attr-defined]
+        runtime.stop()
+        await asyncio.wait_for(task, 20)
+        assert [r["seq"] for b in gate.batches for r in b.frame.to_dict("records")] == list(
+            range(100)
+        )  # type: ignore[attr-defined]
+        return [len(b) for b in gate.batches]  # type: ignore[attr-defined]
+
+    assert asyncio.run(main()) == [1, 1, 98]
