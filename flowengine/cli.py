@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from flowengine import __version__
+from flowengine import __version__, loops
 from flowengine.browse import browse
 from flowengine.export import FORMATS, export
 from flowengine.flowtest.check import flow_test_problems
@@ -190,7 +190,7 @@ def run(
         return runner(checked, _registry(), worker, checkpoint_store or None, allow_code)
 
     try:
-        code = asyncio.run(run_command(make, _Signals, duration, *shown))
+        code = loops.run(run_command(make, _Signals, duration, *shown))
     except KeyboardInterrupt:
         code = EXIT_FORCED
     except Exception as exc:  # the engine never ends in a traceback for a user

@@ -35,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowengine import loops
 from flowengine.deploy import NotRunning
 from flowengine.logs import RedactFilter, quiet_libraries, redact
 from flowengine.problems import FlowError, Problem
@@ -480,7 +481,7 @@ def main() -> None:
         os.nice(NICE)
     _pin(os.environ.get(CPUS_ENV, ""))
     _die_with_parent(editor_pid)
-    asyncio.run(serve(fd))
+    loops.run(serve(fd))  # uvloop when installed, as `flowengine run`
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # the flow has drained and closed its nodes: skip the interpreter's teardown

@@ -18,7 +18,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from flowengine.failover import Endpoints
 from flowengine.nodes.mqtt import wire
@@ -82,8 +82,8 @@ class Link(asyncio.Protocol):
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's does not derive from asyncio.Transport)
+        self.transport = cast(asyncio.Transport, transport)
         self._sock = transport.get_extra_info("socket") if QUICKACK else None
 
     def data_received(self, data: bytes) -> None:
