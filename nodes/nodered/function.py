@@ -1,7 +1,7 @@
 """``function`` nodes: their JavaScript is never translated by guesswork. A body that only
 parses the payload with ``parseFloat`` becomes a ``change`` convert to ``number`` (the same
 leading-number reading); any other becomes a ``python`` node holding the JavaScript in a comment
-whose ``process`` raises "translate me" until someone rewrites it."""
+whose ``process_row`` raises "translate me" until someone rewrites it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ PARSES_NUMBERS = re.compile(r"\b(parseFloat|parseInt|Number)\s*\(")
 
 def stub(node: Raw) -> str:
     """The ``python`` code standing in for a function node: its JavaScript as a comment, and a
-    ``process`` that fails every batch (to the error port) until it is rewritten."""
+    ``process_row`` (called per message, as the function was) that sends every row to the
+    error port until it is rewritten."""
     name = " ".join(label(node).split())  # one line, whatever the name holds
     parts = (("On start:", "initialize"), ("On message:", "func"), ("On stop:", "finalize"))
     lines = [f"# translate me: this was the Node-RED {name}. Its JavaScript is not run:", "#"]
@@ -31,11 +32,13 @@ def stub(node: Raw) -> str:
             lines += [f"#     {line}".rstrip() for line in text.splitlines()]
     lines += [
         "#",
-        "# Rewrite it as process(df) (df: the batch's rows; msg.payload is the `value` column,",
-        "# msg.topic `topic`), or better as compute/filter/change nodes that need no code.",
+        "# Rewrite it as process_row(row), called per message as the function was: row is the",
+        "# reading as a dict (msg.payload is row['value'], msg.topic row['topic']); return the",
+        "# row, a list of rows, or None to drop it; globals keep state between calls, as the",
+        "# context did. Or use compute/filter/change nodes, which need no code.",
         "",
         "",
-        "def process(df):",
+        "def process_row(row):",
         "    raise NotImplementedError(",
         f"        {'translate me: this was a Node-RED function node (' + name + ')'!r}",
         "    )",
@@ -54,7 +57,7 @@ def function(node: Raw, cx: Context) -> Mapped | str:
         node,
         "function",
         "its JavaScript is not translated: it is a `python` node holding the code in a comment, "
-        "and every batch goes to its `error` port ('translate me') until you rewrite it "
+        "and every message goes to its `error` port ('translate me') until you rewrite it "
         "(python nodes run only with --allow-code)",
     )
     if PARSES_NUMBERS.search(body):
