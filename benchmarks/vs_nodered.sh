@@ -3,6 +3,8 @@
 # one run, and one table: CPU per message, CPU share, p50/p99 latency, lost, sustained max.
 #
 #   benchmarks/vs_nodered.sh            # QoS 0 and 1, rates 2,000..25,000 msg/s, 8 s per rate
+#   FLOWS="../shared/bench/flowengine/mqtt_bench.yaml benchmarks/flows/mqtt_bench_rows.yaml" \
+#     benchmarks/vs_nodered.sh          # the harness's flow and the row-at-a-time one, side by side
 #   benchmarks/vs_nodered.sh --quick    # rates 2,000, 10,000, 20,000; 5 s per rate
 #
 # The flow is the harness's: publisher -> Mosquitto (127.0.0.1:18830) -> engine (MQTT in,
@@ -16,6 +18,9 @@
 #   BENCH       the shared harness (default: ../shared/bench next to this repository)
 #   FE          the flowengine command (default: flowengine)
 #   FE_BASELINE another flowengine command measured too (e.g. an older checkout), optional
+#   FLOWS       the flowengine flows to measure, each a file with QOS_LEVEL for the QoS
+#               (default: the harness's mqtt_bench.yaml); with several, each is a column
+#               named after its file (benchmarks/flows/ holds variants of the same job)
 #   ENGINES     which engines, in order (default: "nodered flowengine")
 #   QOS         "0 1" (default); RATES0 / RATES1 override the rates per QoS
 #   DURATION    seconds per rate (8, quick 5); BUDGET seconds per engine and QoS (100)
@@ -31,6 +36,7 @@ ENGINES=${ENGINES:-nodered flowengine}
 [[ -n ${FE_BASELINE:-} ]] && ENGINES="$ENGINES baseline"
 QOS=${QOS:-0 1}
 CLIENT=${CLIENT:-raw}
+FLOWS=${FLOWS:-$BENCH/flowengine/mqtt_bench.yaml}
 BUDGET=${BUDGET:-100}
 LOCK=${LOCK-/tmp/bench.lock}
 if [[ ${1:-} == --quick ]]; then
@@ -81,9 +87,9 @@ harness() {  # harness QOS RATES [--engine-pid PID]: the JSON line run_mqtt.py p
         --budget "$BUDGET" "${@:3}" 2>/dev/null | tail -1
 }
 
-run_flowengine() {  # run_flowengine LABEL COMMAND QOS RATES
+run_flowengine() {  # run_flowengine LABEL COMMAND QOS RATES FLOW
     local flow=$SCRATCH/vs-nodered-$1-q$3.yaml
-    sed "s/QOS_LEVEL/$3/" "$BENCH/flowengine/mqtt_bench.yaml" >"$flow"
+    sed "s/QOS_LEVEL/$3/" "$5" >"$flow"
     # the engine itself (exec: $! is its PID, which the harness measures), without the lock
     # shellcheck disable=SC2086  # the command may carry arguments
     (
@@ -104,8 +110,15 @@ for q in $QOS; do
         echo "== QoS $q: $engine ($rates msg/s, ${DURATION}s each)" >&2
         case $engine in
             nodered) record nodered "$q" "$(harness "$q" "$rates")" ;;
-            flowengine) run_flowengine flowengine "$FE" "$q" "$rates" ;;
-            baseline) run_flowengine baseline "$FE_BASELINE" "$q" "$rates" ;;
+            flowengine | baseline)
+                cmd=$FE; [[ $engine == baseline ]] && cmd=$FE_BASELINE
+                for flow in $FLOWS; do
+                    label=$engine
+                    if [[ $FLOWS == *" "* ]]; then label=$(basename "$flow" .yaml); fi
+                    [[ $engine == baseline ]] && label="$label-base"
+                    run_flowengine "$label" "$cmd" "$q" "$rates" "$flow"
+                done
+                ;;
             *) echo "unknown engine $engine" >&2; exit 2 ;;
         esac
     done
@@ -121,7 +134,7 @@ print(f"MQTT in -> rolling mean -> MQTT out (raw clients); per engine: CPU us/ms
       f"p50 / p99 ms | lost")
 head = f"{'QoS':>3} {'rate/s':>7} | " + " | ".join(f"{e:^36}" for e in engines)
 if "nodered" in engines and len(engines) > 1:
-    head += " | " + " ".join(f"{e[:8] + '/NR':>11}" for e in engines if e != "nodered")
+    head += " | " + " ".join(f"{e[:15] + '/NR':>18}" for e in engines if e != "nodered")
 print(head)
 print("-" * len(head))
 
@@ -147,7 +160,7 @@ for q in sorted({r["qos"] for r in runs}):
                 if e == "nodered":
                     continue
                 a, b = (steps[e] or {}).get("engine_cpu_us_per_msg"), nr.get("engine_cpu_us_per_msg")
-                ratios.append(f"{a / b:>11.2f}" if a and b else f"{'-':>11}")
+                ratios.append(f"{a / b:>18.2f}" if a and b else f"{'-':>18}")
             line += " | " + " ".join(ratios)
         print(line)
 print()
