@@ -107,12 +107,11 @@ class RowRunner:
                         "list of dicts or None",
                     )
                 )
-        result: dict[str, Batch] = {}
-        if out:
-            result["out"] = batch.derive_lists(lists_of(out))
-        if bad:
-            result["error"] = self._failed(batch, names, cols, bad)
-        return result or None
+        good = batch.derive_lists(lists_of(out)) if out else None
+        if not bad:
+            return good
+        failed = self._failed(batch, names, cols, bad)
+        return {"out": good, "error": failed} if good is not None else {"error": failed}
 
     def _failed(
         self, batch: Batch, names: list[Any], cols: list[list[Any]], bad: list[tuple[int, str]]

@@ -271,6 +271,10 @@ class MqttClient:
         connected. A batch that fails leaves nothing of itself behind to be sent later.
         """
         todo = messages if isinstance(messages, list) else list(messages)
+        link = self._link
+        if not qos and not self._busy.locked() and link is not None and link.writable():
+            link.publish(todo, 0, retain)  # the common QoS 0 case: no wait of any kind
+            return len(todo)
         async with self._busy:
             if not qos:
                 await self._ready(reconnect_timeout, on_wait)

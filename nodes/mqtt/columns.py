@@ -29,8 +29,8 @@ from flowengine.nodes.mqtt.config import MqttParsing
 #: Columns every row has, in order; a payload field of one of these names is not copied.
 FIXED = ("timestamp", "sensor", "value", "quality", "source", "topic")
 MAGIC = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # gzip, zstd: decompressed by the other path
-_NUMBER = (int, float)
-_NESTED = (dict, list)
+_NUMBER = frozenset((int, float))
+_NESTED = frozenset((dict, list))
 _MISSING = object()
 _NAN = float("nan")
 TIMES = frozenset({"timestamp"})
@@ -89,7 +89,7 @@ def parse(
         raw = [o[cfg.value_field] for o in objs]
     except Exception:  # anything unparseable: the per-message path names it
         return None
-    if not all(type(v) in _NUMBER for v in raw):
+    if not _NUMBER.issuperset(map(type, raw)):
         return None
     try:  # map(float): C speed, and no numpy call costs for the few messages of a read
         values = list(map(float, raw))
@@ -125,7 +125,7 @@ def _stamps(
     the field read as the per-message path reads it (``None``: let that path do it)."""
     name, fmt = cfg.timestamp_field, cfg.timestamp_format
     present = [o.get(name, _MISSING) for o in objs]
-    if all(s is _MISSING for s in present):
+    if present.count(_MISSING) == len(present):
         return [received for _, _, received in messages]
     kinds = {type(s) for s in present}
     try:
@@ -173,14 +173,14 @@ def lists(
     }
     objs = cols.objs
     first = objs[0].keys()
-    same = all(o.keys() == first for o in objs)
+    same = len(objs) == 1 or all(o.keys() == first for o in objs)
     keys = list(first) if same else list(dict.fromkeys(k for o in objs for k in o))
     skip = {*FIXED, value_field, timestamp_field, field_name}
     for key in keys:
         if key in skip:
             continue
         column = [o[key] for o in objs] if same else [o.get(key, _MISSING) for o in objs]
-        if same and not any(type(v) in _NESTED for v in column):
+        if same and _NESTED.isdisjoint(map(type, column)):
             data[key] = column
             continue
         kept = [_NAN if v is _MISSING or type(v) in _NESTED else v for v in column]

@@ -30,6 +30,7 @@ _SIMPLE = {str, int, float, bool, type(None)}
 FEW = 16
 _EPOCH = datetime(1970, 1, 1)
 _DUMPS = fastjson.dumper(True)
+_STR = frozenset((str,))
 #: Column types a list of values keeps as it is, when all its values have one of them.
 _PLAIN = {str, int, float, bool}
 #: What missing values of extension columns become (null).
@@ -184,14 +185,14 @@ def _one_row(lists: Lists, template: str, mode: str) -> Texts | None:
             raise KeyError(f"topic template column {missing[0]!r} is not in the batch")
         fill = {k: None if type(v) is float and v != v else v for k in names for v in (row[k],)}
         topic = template.format_map(fill)
-    dumps = _DUMPS if all(type(k) is str for k in row) else fastjson.dumper(False)
+    dumps = _DUMPS if _STR.issuperset(map(type, row)) else fastjson.dumper(False)
     return [(topic, dumps(row if mode == "rows" else [row]))]
 
 
 def _assemble(keys: list[Any], columns: list[list[Any]], template: str, mode: str, n: int) -> Texts:
     """``(topic, JSON)`` per row or per topic from JSON-ready columns."""
     topics = _topics(template, dict(zip(keys, columns, strict=True)), n)
-    dumps = _DUMPS if all(type(k) is str for k in keys) else fastjson.dumper(False)
+    dumps = _DUMPS if _STR.issuperset(map(type, keys)) else fastjson.dumper(False)
     rows = zip(*columns, strict=True)
     if mode == "rows":  # each row's dict lives only while it is written
         payloads = [dumps(dict(zip(keys, row, strict=True))) for row in rows]

@@ -215,6 +215,11 @@ class Link(asyncio.Protocol):
             self.transport.write(data)
             self._last_out = time.monotonic()
 
+    def writable(self) -> bool:
+        """Connected, and the socket's send buffer is below its high-water mark."""
+        waiting = self._writable is not None and not self._writable.done()
+        return self.connected and not waiting
+
     async def drain(self) -> None:
         """Wait while the socket's send buffer is above its high-water mark."""
         while self._writable is not None and not self._writable.done() and self.connected:

@@ -77,7 +77,7 @@ class Parser:
     @property
     def pending(self) -> int:
         """Rows parsed and not taken yet."""
-        return len(self.rows) + sum(len(part) for part in self.parts)
+        return len(self.rows) + sum(map(len, self.parts))
 
     def add_many(self, messages: list[tuple[str, bytes, int]]) -> list[int] | None:
         """Parse the messages of one read: column-wise when the batch allows it (then each

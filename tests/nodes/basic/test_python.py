@@ -145,9 +145,9 @@ def test_process_row_reads_batches_made_as_frames_too():
     out = runner(Batch(frame))
     assert [r["sensor"] for r in seen] == ["a", "b"] and seen[0]["extra"] == 1
     assert isinstance(seen[0]["timestamp"], pd.Timestamp)
-    assert out is not None and out["out"].lists is not None  # handed on as lists
+    assert isinstance(out, Batch) and out.lists is not None  # handed on as lists
     expected = frame.astype({"extra": "int64", "timestamp": "datetime64[ns, UTC]"})
-    pd.testing.assert_frame_equal(out["out"].frame, expected)  # UTC times come back as ns
+    pd.testing.assert_frame_equal(out.frame, expected)  # UTC times come back as ns
 
 
 def test_defining_both_functions_is_a_validation_error():
