@@ -272,9 +272,19 @@ class MqttClient:
         """
         todo = messages if isinstance(messages, list) else list(messages)
         link = self._link
-        if not qos and not self._busy.locked() and link is not None and link.writable():
-            link.publish(todo, 0, retain)  # the common QoS 0 case: no wait of any kind
-            return len(todo)
+        if not self._busy.locked() and link is not None and link.writable():
+            if not qos:  # the common QoS 0 case: no wait of any kind
+                link.publish(todo, 0, retain)
+                return len(todo)
+            fits = len(self.outbox) + len(todo) <= max(1, min(window, link.receive_max))
+            if not settle and fits:  # QoS 1/2, the window has room for all: no wait either
+                mids = self.outbox.add(todo, qos, retain)
+                try:
+                    link.publish(todo, qos, retain, mids)
+                except BaseException:
+                    self.outbox.forget(mids)
+                    raise
+                return len(todo)
         async with self._busy:
             if not qos:
                 await self._ready(reconnect_timeout, on_wait)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
 import time
@@ -27,6 +28,19 @@ from flowengine.nodes.mqtt.outbox import Outbox
 
 FAILED = "MQTT connection failed"
 QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+
+def _own_socket(sock: Any) -> socket.socket | None:
+    """A socket object of our own on a duplicate of the transport's descriptor, for
+    ``setsockopt`` per read: uvloop's stand-in socket builds a new socket object (and asks the
+    kernel what it is) on every call, two system calls more each time."""
+    if sock is None:
+        return None
+    try:
+        return socket.socket(fileno=os.dup(sock.fileno()))
+    except OSError:
+        return None
+
 
 #: A received message as the connection hands it on: (topic, payload, qos, message id).
 Received = tuple[str, bytes, int, int]
@@ -84,7 +98,7 @@ class Link(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a stream transport (uvloop's does not derive from asyncio.Transport)
         self.transport = cast(asyncio.Transport, transport)
-        self._sock = transport.get_extra_info("socket") if QUICKACK else None
+        self._sock = _own_socket(transport.get_extra_info("socket")) if QUICKACK else None
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
@@ -110,9 +124,13 @@ class Link(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
             except OSError:
                 self._sock = None  # not TCP (or not Linux): never again
+                sock.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connected = False
+        if self._sock is not None:
+            self._sock.close()  # our duplicate of the descriptor (see _own_socket)
+            self._sock = None
         if exc is not None and self.error == "connection closed":
             self.error = str(exc) or type(exc).__name__
         error = ConnectionError(f"{FAILED}: {self.error}")
