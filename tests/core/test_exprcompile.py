@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from flowengine import exprs
@@ -130,6 +130,8 @@ def assert_same(got: Any, expected: Any) -> None:
 )
 @given(frame=frames(), expr=EXPRESSIONS)
 def test_compiled_expressions_equal_pandas_eval(frame: pd.DataFrame, expr: str) -> None:
+    # pandas computes `3 ** 9007199254740993` as a Python int: a number too large to finish
+    assume(not ("**" in expr and "9007199254740993" in expr))
     expected = outcome(lambda: exprs.pandas_values(frame, expr))
     whole = outcome(lambda: exprs.values(frame, expr))  # compiled, or pandas as a fallback
     if isinstance(expected, Exception):
