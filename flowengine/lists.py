@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flowengine.columns import LABEL_DTYPE, Columns
+
 
 def utc_times(nanoseconds: list[int]) -> pd.DatetimeIndex:
     """Nanoseconds since the epoch as a ``datetime64[ns, UTC]`` index."""
@@ -52,3 +54,33 @@ class Lists:
             for name, values in self.data.items()
         }
         return pd.DataFrame(data, copy=False)
+
+    def columns(self) -> Columns | None:
+        """The rows as :class:`~flowengine.columns.Columns` holding the arrays :meth:`frame`
+        would (for the built-in transforms, which work on columns), or None when a column is
+        not one plain type throughout (what pandas makes of it is left to it)."""
+        if not self.length:
+            return None
+        arrays: list[Any] = []
+        for name, values in self.data.items():
+            if type(name) is not str:
+                return None
+            if name in self.times:
+                arrays.append(utc_times(values).array)
+                continue
+            kinds = set(map(type, values))
+            if len(kinds) != 1:
+                return None
+            kind = kinds.pop()
+            if kind is float or kind is bool:
+                arrays.append(np.array(values, dtype=kind))
+            elif kind is int:
+                try:
+                    arrays.append(np.array(values, dtype=np.int64))
+                except OverflowError:
+                    return None
+            elif kind is str:
+                arrays.append(pd.array(values, dtype=LABEL_DTYPE))  # type: ignore[arg-type]
+            else:
+                return None
+        return Columns(tuple(self.data), tuple(arrays), self.length, 0)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import pandas as pd
 
 from flowengine.columns import Columns
 from flowengine.lists import Lists
+
+#: A batch made of lists whose columns pandas would read differently: it has no columns.
+_UNFIT: Any = object()
 
 #: The long format every connector speaks (from the seed document); extra columns are allowed.
 LONG_COLUMNS = ("timestamp", "sensor", "value", "quality", "source")
@@ -40,7 +43,7 @@ class Batch:
     source decoded them; nodes that read lists (``batch.lists``) skip the frame too.
     """
 
-    __slots__ = ("_frame", "columns", "created", "error", "lists", "origin", "port", "topic")
+    __slots__ = ("_columns", "_frame", "created", "error", "lists", "origin", "port", "topic")
 
     def __init__(
         self,
@@ -57,9 +60,7 @@ class Batch:
         if frame is None and columns is None and lists is None:
             raise TypeError("Batch needs a frame, columns or lists")
         self._frame = frame
-        #: The rows as columns, when the batch was made from them (then ``frame`` is built on
-        #: demand); None for a batch made from a frame.
-        self.columns = columns
+        self._columns: Any = columns
         #: The rows as plain lists, when the batch was made from them (read-only, shared).
         self.lists = lists
         self.topic = topic
@@ -69,11 +70,22 @@ class Batch:
         self.error = error
 
     @property
+    def columns(self) -> Columns | None:
+        """The rows as columns, when the batch was made from them (then ``frame`` is built on
+        demand) or from lists that make the same frame (converted when first asked for);
+        None for a batch made from a frame."""
+        columns = self._columns
+        if columns is None and self.lists is not None and self._frame is None:
+            columns = self._columns = self.lists.columns() or _UNFIT
+        return None if columns is _UNFIT else columns
+
+    @property
     def frame(self) -> pd.DataFrame:
         frame = self._frame
         if frame is None:
-            if self.columns is not None:
-                frame = self._frame = self.columns.frame()
+            columns = self._columns
+            if columns is not None and columns is not _UNFIT:
+                frame = self._frame = columns.frame()
             else:
                 assert self.lists is not None
                 frame = self._frame = self.lists.frame()
@@ -81,7 +93,7 @@ class Batch:
 
     @frame.setter
     def frame(self, frame: pd.DataFrame) -> None:
-        self._frame, self.columns, self.lists = frame, None, None
+        self._frame, self._columns, self.lists = frame, None, None
 
     def derive(self, frame: pd.DataFrame, origin: str | None = None) -> Batch:
         """A batch carrying ``frame`` with this batch's topic and creation time."""
@@ -116,11 +128,13 @@ class Batch:
         """This batch as one recipient of a fan-out gets it: the first its frame itself, the
         others a shallow copy-on-write copy; a batch of columns stays one (no recipient can
         change columns, and each builds its own frame); lists likewise."""
-        columns, frame, lists = self.columns, self._frame, self.lists
+        columns, frame, lists = self._columns, self._frame, self.lists
         if lists is not None:
             if not first:
                 frame = None
-            return Batch(frame, self.topic, origin, self.created, port, self.error, lists=lists)
+            copy = Batch(frame, self.topic, origin, self.created, port, self.error, lists=lists)
+            copy._columns = columns  # shared, like the lists (or None: not converted yet)
+            return copy
         if columns is None or (first and frame is not None):
             assert frame is not None
             frame = frame if first else frame.copy(deep=False)
@@ -129,11 +143,13 @@ class Batch:
         return Batch(frame, self.topic, origin, self.created, port, self.error, columns=columns)
 
     def __len__(self) -> int:
-        columns = self.columns
-        if columns is not None:
-            return columns.length
         lists = self.lists
-        return lists.length if lists is not None else len(self._frame.index)  # type: ignore[union-attr]
+        if lists is not None:
+            return lists.length
+        columns = self._columns
+        if columns is not None:
+            return columns.length  # type: ignore[no-any-return]
+        return len(self._frame.index)  # type: ignore[union-attr]
 
     def __repr__(self) -> str:
         shape = " as lists" if self.lists is not None else " as columns"

@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowengine.context import Context
 from flowengine.inbox import Wire
@@ -71,3 +73,37 @@ def test_backlog_is_the_most_batches_waiting_on_any_wire_of_the_port() -> None:
     assert ctx.backlog("out") == 2
     b.items.clear()
     assert ctx.backlog("out") == 1
+
+
+plain = st.one_of(
+    st.lists(st.floats(allow_nan=True), min_size=3, max_size=3),
+    st.lists(st.integers(-(2**70), 2**70), min_size=3, max_size=3),
+    st.lists(st.booleans(), min_size=3, max_size=3),
+    st.lists(st.text(max_size=3), min_size=3, max_size=3),
+    st.lists(st.one_of(st.none(), st.integers(), st.floats(), st.text()), min_size=3, max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["a", "b", "value", "sensor"]), plain, min_size=1))
+def test_columns_of_lists_hold_what_their_frame_holds(data: dict[str, list[object]]) -> None:
+    data = {"timestamp": [*NS, NS[0]], **data}
+    lists = Lists(data, 3, frozenset({"timestamp"}))
+    columns = lists.columns()
+    if columns is None:  # a column pandas reads its own way: the batch keeps to the frame
+        kinds = [set(map(type, v)) for k, v in data.items() if k != "timestamp"]
+        assert any(len(k) > 1 or not k <= {float, int, bool, str} for k in kinds) or any(
+            isinstance(x, int) and not -(2**63) <= x < 2**63 for v in data.values() for x in v
+        )
+        return
+    pd.testing.assert_frame_equal(columns.frame(), lists.frame())
+
+
+def test_a_batch_of_lists_offers_columns_to_the_built_in_nodes() -> None:
+    batch = Batch(None, lists=_lists())
+    assert batch.columns is not None and batch.columns is batch.columns  # converted once
+    pd.testing.assert_frame_equal(batch.frame, _lists().frame())
+    copy = batch.for_wire("src", "in", first=False)
+    assert copy.columns is batch.columns  # shared with the lists
+    mixed = Batch(None, lists=Lists({"v": [1, "x"]}, 2))
+    assert mixed.columns is None and mixed.frame["v"].tolist() == [1, "x"]
