@@ -85,7 +85,34 @@ def check_expression(expr: str, what: str = "expression") -> str:
             )
         elif not isinstance(node, _ALLOWED):
             raise ValueError(f"{what} uses '{ast.unparse(node)}', which is not allowed")
+        elif isinstance(node, ast.BinOp) and _unbounded(node):
+            raise ValueError(
+                f"{what} computes '{ast.unparse(node)}': a constant raised (or shifted) by more "
+                f"than {MAX_CONSTANT_EXPONENT:,}, or by another constant expression, may never "
+                "finish in Python's integers; write the exponent as a number"
+            )
     return expr
+
+
+#: The largest exponent (or shift) of a constant base: beyond it ``3 ** n`` or ``1 << n``
+#: is an integer of millions of digits that pandas (and Python) would compute forever.
+MAX_CONSTANT_EXPONENT = 10_000
+
+
+def _unbounded(node: ast.BinOp) -> bool:
+    """``const ** x`` or ``const << x`` unless ``x`` is a number literal of at most
+    ``MAX_CONSTANT_EXPONENT``; a column base is numpy's and bounded."""
+    if not isinstance(node.op, ast.Pow | ast.LShift):
+        return False
+    if any(isinstance(n, ast.Name) for n in ast.walk(node.left)):
+        return False
+    right = node.right
+    while isinstance(right, ast.UnaryOp) and isinstance(right.op, ast.USub | ast.UAdd):
+        right = right.operand
+    value = right.value if isinstance(right, ast.Constant) else None
+    if isinstance(value, int | float):  # bool is an int
+        return abs(value) > MAX_CONSTANT_EXPONENT
+    return any(isinstance(n, ast.Name) for n in ast.walk(right)) is False
 
 
 def check_expressions(named: dict[str, str], what: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from flowengine.exprs import check_expression
         "`odd name` * 2 + sqrt(value) ** 2",
         "arctan2(value, 1.0) >= -1",
         "~(value != value)",
+        "value ** 9007199254740993 + 2 ** value + 10 ** -3 + 2 ** 10",  # bounded powers
     ],
 )
 def test_allowed_expressions_pass_and_run_in_pandas(expr):
@@ -37,6 +38,9 @@ def test_allowed_expressions_pass_and_run_in_pandas(expr):
         ("(lambda: 1)()", "not allowed"),
         ("[v for v in value]", "not allowed"),
         ("value >", "not a valid expression"),
+        ("value + 3 ** 9007199254740993", "by more than 10,000"),
+        ("1 << 99999999", "may never finish"),
+        ("2 ** (3 ** 20)", "or by another constant expression"),
         ("  ", "is empty"),
     ],
 )
