@@ -22,6 +22,19 @@ import pandas as pd
 
 from flowengine.columns import LABEL_DTYPE, Columns
 
+#: Value types a column keeps as they are when all its values have one of them.
+PLAIN = frozenset((str, int, float, bool))
+
+
+def plain_kind(values: list[Any]) -> type | None:
+    """The one plain type of all ``values`` (see ``PLAIN``), or None: several types, or
+    another (pandas would read such a column its own way)."""
+    kinds = set(map(type, values))
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    return kind if kind in PLAIN else None
+
 
 def utc_times(nanoseconds: list[int]) -> pd.DatetimeIndex:
     """Nanoseconds since the epoch as a ``datetime64[ns, UTC]`` index."""
@@ -68,10 +81,9 @@ class Lists:
             if name in self.times:
                 arrays.append(utc_times(values).array)
                 continue
-            kinds = set(map(type, values))
-            if len(kinds) != 1:
+            kind = plain_kind(values)
+            if kind is None:
                 return None
-            kind = kinds.pop()
             if kind is float or kind is bool:
                 arrays.append(np.array(values, dtype=kind))
             elif kind is int:
@@ -79,8 +91,6 @@ class Lists:
                     arrays.append(np.array(values, dtype=np.int64))
                 except OverflowError:
                     return None
-            elif kind is str:
-                arrays.append(pd.array(values, dtype=LABEL_DTYPE))  # type: ignore[arg-type]
             else:
-                return None
+                arrays.append(pd.array(values, dtype=LABEL_DTYPE))  # type: ignore[arg-type]
         return Columns(tuple(self.data), tuple(arrays), self.length, 0)

@@ -34,6 +34,6 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 
 def name() -> str:
-    """The running loop's kind, for the start-up log line: ``uvloop`` or ``asyncio``."""
+    """The running loop's kind: ``uvloop`` or ``asyncio`` (what a test checks it runs on)."""
     loop = asyncio.get_running_loop()
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from flowengine.context import Context
-from flowengine.lists import Lists
+from flowengine.lists import Lists, utc_times
 from flowengine.logs import RateLimiter
 from flowengine.types import Batch, Result
 
@@ -46,8 +46,7 @@ def columns_of(batch: Batch) -> tuple[list[Any], list[list[Any]]]:
 def _timestamps(nanoseconds: list[int]) -> list[pd.Timestamp]:
     if len(nanoseconds) < _FEW:
         return [pd.Timestamp(ns, tz=_UTC) for ns in nanoseconds]
-    stamps = pd.to_datetime(nanoseconds, unit="ns", utc=True)
-    return list(stamps)
+    return list(utc_times(nanoseconds))
 
 
 def lists_of(rows: list[dict[str, Any]]) -> Lists:

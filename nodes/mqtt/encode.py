@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flowengine.lists import Lists
+from flowengine.lists import PLAIN, Lists, plain_kind
 from flowengine.nodes.mqtt import fastjson
 
 Texts = list[tuple[str, bytes]]
@@ -31,8 +31,6 @@ FEW = 16
 _EPOCH = datetime(1970, 1, 1)
 _DUMPS = fastjson.dumper(True)
 _STR = frozenset((str,))
-#: Column types a list of values keeps as it is, when all its values have one of them.
-_PLAIN = {str, int, float, bool}
 #: What missing values of extension columns become (null).
 _NULL: Any = None
 
@@ -149,10 +147,10 @@ def texts_of_lists(lists: Lists, template: str, mode: str) -> Texts | None:
         if name in times:
             columns.append(iso_ns(np.array(listed, dtype=np.int64), "+00:00"))
             continue
-        kinds = {type(listed[0])} if n == 1 else set(map(type, listed))
-        if len(kinds) != 1 or not kinds <= _PLAIN:
+        kind = plain_kind(listed)
+        if kind is None:
             return None
-        if float in kinds:
+        if kind is float:
             if any(map(math.isinf, listed)):
                 return None  # infinities: the frame path writes them
             if not fastjson.HAVE_ORJSON:
@@ -171,20 +169,14 @@ def _one_row(lists: Lists, template: str, mode: str) -> Texts | None:
                 value = _iso_one(value, "+00:00")
             except OverflowError:
                 value = iso_ns(np.array([value], dtype=np.int64), "+00:00")[0]
-        elif kind not in _PLAIN or (kind is float and math.isinf(value)):
+        elif kind not in PLAIN or (kind is float and math.isinf(value)):
             return None
         elif kind is float and value != value and not fastjson.HAVE_ORJSON:
             value = None
         row[name] = value
-    names = roots(template)
-    if not names:
-        topic = template
-    else:
-        missing = [name for name in names if name not in row]
-        if missing:
-            raise KeyError(f"topic template column {missing[0]!r} is not in the batch")
-        fill = {k: None if type(v) is float and v != v else v for k in names for v in (row[k],)}
-        topic = template.format_map(fill)
+    topic = template
+    if roots(template):
+        topic = _topics(template, {k: [v] for k, v in row.items()}, 1)[0]
     dumps = _DUMPS if _STR.issuperset(map(type, row)) else fastjson.dumper(False)
     return [(topic, dumps(row if mode == "rows" else [row]))]
 
