@@ -14,6 +14,7 @@ A Columns never shares memory with a frame handed to a node: :meth:`Columns.fram
 
 from __future__ import annotations
 
+import operator
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -194,6 +195,22 @@ class Columns:
         arrays = self.arrays
         return Columns(tuple(names), tuple(arrays[at(n)] for n in names), self.length, self._index)
 
+    @staticmethod
+    def picker(names: tuple[str, ...], wanted: Sequence[str]) -> Callable[[Columns], Columns]:
+        """A function giving the columns ``wanted`` (unique, of ``names``), in that order, of
+        Columns named ``names``: ``select`` with its lookups made once."""
+        out = tuple(wanted)
+        positions = [names.index(n) for n in out]
+        take = operator.itemgetter(*positions) if len(positions) > 1 else None
+
+        def pick(cols: Columns) -> Columns:
+            arrays = (
+                take(cols.arrays) if take is not None else tuple(cols.arrays[i] for i in positions)
+            )
+            return Columns(out, arrays, cols.length, cols._index)
+
+        return pick
+
     def drop(self, names: Iterable[str]) -> Columns:
         """Without ``names`` (columns of these)."""
         gone = set(names)
@@ -207,9 +224,18 @@ class Columns:
 
     def rename(self, mapping: Mapping[str, str]) -> Columns | None:
         """Renamed as ``rename(columns=mapping)`` does; None when that makes equal labels."""
-        names = tuple(mapping.get(n, n) for n in self.names)
-        if len(set(names)) < len(names):
-            return None
+        names = self.renamed(self.names, mapping)
+        return None if names is None else self.named(names)
+
+    @staticmethod
+    def renamed(names: tuple[str, ...], mapping: Mapping[str, str]) -> tuple[str, ...] | None:
+        """``names`` renamed as ``rename(columns=mapping)`` does; None when that makes equal
+        labels."""
+        new = tuple(mapping.get(n, n) for n in names)
+        return None if len(set(new)) < len(new) else new
+
+    def named(self, names: tuple[str, ...]) -> Columns:
+        """These columns under ``names`` (as many, unique)."""
         return Columns(names, self.arrays, self.length, self._index)
 
     def assign(self, name: str, values: Any) -> Columns:
@@ -219,7 +245,7 @@ class Columns:
         if name in names:
             i = names.index(name)
             return Columns(names, (*arrays[:i], values, *arrays[i + 1 :]), self.length, self._index)
-        return Columns((*names, name), (*arrays, values), self.length, self._index)
+        return Columns(_added(names, name), (*arrays, values), self.length, self._index)
 
     def take(self, mask: np.ndarray) -> Columns | None:
         """The rows where ``mask`` (bool, one per row) is true: ``self`` when all are, None when
@@ -232,6 +258,26 @@ class Columns:
         positions = np.flatnonzero(mask)
         arrays = tuple(a.take(positions) for a in self.arrays)
         return Columns(self.names, arrays, len(positions), self.index.take(positions))
+
+
+#: ``names`` with a name added, by (id of ``names``, name): the same tuple for the same names,
+#: so that a node after a ``compute`` sees the columns it saw last time (``is``) and reuses
+#: what it worked out for them. Each entry holds its ``names``, so the id is not reused.
+_ADDED: dict[tuple[int, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_ADDED_MAX = 1024
+
+
+def _added(names: tuple[str, ...], name: str) -> tuple[str, ...]:
+    """``(*names, name)``, the same tuple each time for the same ``names`` tuple."""
+    key = (id(names), name)
+    known = _ADDED.get(key)
+    if known is not None and known[0] is names:
+        return known[1]
+    if len(_ADDED) >= _ADDED_MAX:
+        _ADDED.clear()
+    new = (*names, name)
+    _ADDED[key] = (names, new)
+    return new
 
 
 def _self_check() -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from flowengine.checkpoint import Barrier
 from flowengine.types import Batch
@@ -94,6 +95,24 @@ class Inbox:
         #: The barrier being aligned, and the wires that delivered it (held back meanwhile).
         self._aligning: Barrier | None = None
         self._held: set[Wire] = set()
+        #: The reader's handler for a batch handed to it in its sender's call (set by a node
+        #: that can take one: see ``idle``), None otherwise.
+        self.direct: Callable[[Batch], Awaitable[None]] | None = None
+        #: True while a batch handed over in its sender's call is being handled.
+        self.taken = False
+
+    def idle(self) -> bool:
+        """The reader waits on its one wire with nothing to read and no batch handed over to
+        it in progress (started, not handling a batch, no barrier pending): a batch for it may
+        then be handled by ``direct`` in the sender's call, in order, without a task switch."""
+        getter = self._getter
+        return (
+            getter is not None
+            and not self.taken
+            and not getter.done()
+            and len(self.wires) == 1
+            and self._aligning is None
+        )
 
     def _wake(self) -> None:
         """Resume the reader if it waits (like ``asyncio.Queue``: no event churn per put)."""

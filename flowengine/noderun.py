@@ -76,6 +76,10 @@ class NodeRun:
     retired: bool = False
     #: Deliveries waiting on a full wire, and wires a deploy took away meanwhile.
     delivering: int = 0
+    #: Batches this node sent that are being handled in its send's call (see sending.py).
+    passing: int = 0
+    #: Set by the node's task when it waits for a batch handled in its sender's call to end.
+    handed_over: asyncio.Future[None] | None = None
     dropped: list[Wire] = field(default_factory=list)
     #: The store-and-forward buffer of a sink with ``buffer:`` (see flowengine.buffer).
     buffer: SinkBuffer | None = None
@@ -86,9 +90,11 @@ class NodeRun:
     #: Sees every send and error (a test harness); None in production.
     observer: Observer | None = None
 
-    @property
-    def id(self) -> str:
-        return self.built.defn.id
+    #: The node's id (read on every send).
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.id = self.built.defn.id
 
 
 def active_nodes(checked: CheckedFlow) -> list[BuiltNode]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -224,35 +225,62 @@ class NodeTasks:
         run.buffer.close()
 
     async def _consume(self, run: NodeRun) -> None:
-        """Call the handler per batch until every input wire has closed."""
-        assert run.inbox is not None and run.handler is not None
+        """Call the handler per batch until every input wire has closed. A plain (not async)
+        handler also takes batches in its sender's call while it waits with nothing to read
+        (``Inbox.direct``; see flowengine/sending.py)."""
+        inbox = run.inbox
+        assert inbox is not None and run.handler is not None
+        handle = self._handle
+        if not run.handler_is_async and run.buffer is None:
+            inbox.direct = functools.partial(handle, run)
+        try:
+            while (batch := await inbox.get()) is not None:
+                if run.handling:  # a batch handed over in its sender's call is not done yet
+                    await self._handed_over(run)
+                if isinstance(batch, Barrier):
+                    assert self.durable is not None  # barriers come only with checkpoints
+                    await self.durable.on_barrier(run, batch)
+                    continue
+                await handle(run, batch)
+        finally:
+            inbox.direct = None
+        if run.handling:
+            await self._handed_over(run)
+
+    async def _handle(self, run: NodeRun, batch: Batch) -> None:
+        """One batch through the node's handler, its result sent on; an error is the node's."""
         stats = run.stats
-        is_transform = isinstance(run.node, Transform)
-        handler, is_async = run.handler, run.handler_is_async
-        while (batch := await run.inbox.get()) is not None:
-            if isinstance(batch, Barrier):
-                assert self.durable is not None  # barriers come only with checkpoints
-                await self.durable.on_barrier(run, batch)
-                continue
-            stats.batches_in += 1
-            stats.rows_in += len(batch)
-            stats.last_data = time.time()
-            run.handling = True
-            try:
-                result = handler(batch)
-                if is_async:
-                    result = await result
-                if is_transform and result is not None:
+        stats.batches_in += 1
+        stats.rows_in += len(batch)
+        stats.last_data = time.time()
+        run.handling = True
+        try:
+            result = run.handler(batch)  # type: ignore[misc]
+            if run.handler_is_async:
+                result = await result
+            if result is not None:
+                if isinstance(run.node, Transform):
                     await send(run, result, "out", batch)
-            except Exception as exc:
-                await self._node_error(run, exc, batch)
-                continue
-            finally:
-                run.handling = False
-                if self.progress is not None:
-                    self.progress.set()
-            if stats.state == "error":
-                stats.set_state("ok", "")
+                else:  # a sink's plain ``write`` that has to wait after all: what to await
+                    await result
+        except Exception as exc:
+            await self._node_error(run, exc, batch)
+            return
+        finally:
+            run.handling = False
+            if run.handed_over is not None:
+                run.handed_over.set_result(None)
+                run.handed_over = None
+            if self.progress is not None:
+                self.progress.set()
+        if stats.state == "error":
+            stats.set_state("ok", "")
+
+    @staticmethod
+    async def _handed_over(run: NodeRun) -> None:
+        """Wait until the batch being handled in its sender's call is done (order kept)."""
+        run.handed_over = asyncio.get_running_loop().create_future()
+        await run.handed_over
 
     async def _drop_queued(self, run: NodeRun) -> None:
         """Count and drop what was queued for a node that never started, then end it."""

@@ -390,6 +390,7 @@ class Runtime(Deploying):
                 for run in self._runs.values()
                 if run.handling
                 and not run.delivering
+                and not run.passing
                 and not (holds is not None and holds(run.task))
             ]
             if not busy:

@@ -41,9 +41,22 @@ class Batch:
 
     Or as :class:`~flowengine.lists.Lists` (``lists=``): plain Python lists per column, as a
     source decoded them; nodes that read lists (``batch.lists``) skip the frame too.
+
+    A new batch sent on a port with one wire is handed over as it is (``for_only_wire``): as
+    with a Node-RED ``msg``, a node does not change a batch it has sent, nor send it again.
     """
 
-    __slots__ = ("_columns", "_frame", "created", "error", "lists", "origin", "port", "topic")
+    __slots__ = (
+        "_columns",
+        "_frame",
+        "_sent",
+        "created",
+        "error",
+        "lists",
+        "origin",
+        "port",
+        "topic",
+    )
 
     def __init__(
         self,
@@ -68,6 +81,8 @@ class Batch:
         self.created = time.time() if created is None else created
         self.port = port
         self.error = error
+        #: Handed to a recipient (or made for one): a later send of it sends a copy.
+        self._sent = False
 
     @property
     def columns(self) -> Columns | None:
@@ -134,13 +149,29 @@ class Batch:
                 frame = None
             copy = Batch(frame, self.topic, origin, self.created, port, self.error, lists=lists)
             copy._columns = columns  # shared, like the lists (or None: not converted yet)
-            return copy
-        if columns is None or (first and frame is not None):
-            assert frame is not None
-            frame = frame if first else frame.copy(deep=False)
-        elif frame is not None:
-            frame = None  # columns, and a frame only for the one who built it
-        return Batch(frame, self.topic, origin, self.created, port, self.error, columns=columns)
+        else:
+            if columns is None or (first and frame is not None):
+                assert frame is not None
+                frame = frame if first else frame.copy(deep=False)
+            elif frame is not None:
+                frame = None  # columns, and a frame only for the one who built it
+            copy = Batch(frame, self.topic, origin, self.created, port, self.error, columns=columns)
+        copy._sent = True
+        return copy
+
+    def shared(self) -> None:
+        """Mark this batch as one that every recipient gets a copy of (see ``for_only_wire``)."""
+        self._sent = True
+
+    def for_only_wire(self, origin: str | None, port: str) -> Batch:
+        """This batch as the only recipient of a send gets it: the batch itself (its origin and
+        port set) the first time it is sent, which is most of the time (a node's new batch);
+        else as ``for_wire`` gives it to the first."""
+        if self._sent:
+            return self.for_wire(origin, port, True)
+        self._sent = True
+        self.origin, self.port = origin, port
+        return self
 
     def __len__(self) -> int:
         lists = self.lists

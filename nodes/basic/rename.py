@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from flowengine.columns import Columns
 from flowengine.context import Context
 from flowengine.frames import Edits
 from flowengine.node import NodeConfig, Transform, option
@@ -29,6 +30,9 @@ class Rename(Transform[RenameConfig]):
     def __init__(self, config: RenameConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
         self._edits = Edits()
+        #: The column names of the last batch of columns, and those names renamed.
+        self._names: tuple[str, ...] | None = None
+        self._renamed: tuple[str, ...] | None = None
 
     def process(self, batch: Batch) -> Result:
         cfg, cols = self.config, batch.columns
@@ -36,9 +40,11 @@ class Rename(Transform[RenameConfig]):
             if cfg.sensors and (sensor := cols.get("sensor")) is not None:
                 renamed = pd.Series(sensor, dtype=sensor.dtype).replace(cfg.sensors)
                 cols = cols.assign("sensor", renamed._values)
-            renamed_cols = cols.rename(cfg.columns) if cfg.columns else cols
-            if renamed_cols is not None:  # else equal labels: a frame's business
-                return batch.derive_columns(renamed_cols, self.ctx.node_id)
+            if cols.names is not self._names:  # a source sends the same names each time
+                self._renamed = Columns.renamed(cols.names, cfg.columns)
+                self._names = cols.names
+            if self._renamed is not None:  # else equal labels: a frame's business
+                return batch.derive_columns(cols.named(self._renamed), self.ctx.node_id)
         frame = batch.frame
         if cfg.sensors and "sensor" in frame.columns:
             renamed = frame["sensor"].replace(cfg.sensors)

@@ -242,6 +242,28 @@ class MqttClient:
                     raise ConnectionError(f"{exc} (for {timeout:g}s)") from None
             await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
+    def publish_now(
+        self, todo: list[Message], qos: int, retain: bool, *, window: int, settle: bool
+    ) -> bool:
+        """Publish ``todo`` now if that needs no wait of any kind (connected, nothing else
+        publishing, socket buffer not full, and QoS 0, or QoS 1/2 without ``settle`` with room
+        in the window for all): True; else publish nothing, False (``publish_many`` waits)."""
+        link = self._link
+        if self._busy.locked() or link is None or not link.writable():
+            return False
+        if not qos:  # the common QoS 0 case
+            link.publish(todo, 0, retain)
+            return True
+        if settle or len(self.outbox) + len(todo) > max(1, min(window, link.receive_max)):
+            return False
+        mids = self.outbox.add(todo, qos, retain)
+        try:
+            link.publish(todo, qos, retain, mids)
+        except BaseException:
+            self.outbox.forget(mids)
+            raise
+        return True
+
     async def publish_many(
         self,
         messages: Iterable[Message],
@@ -271,20 +293,8 @@ class MqttClient:
         connected. A batch that fails leaves nothing of itself behind to be sent later.
         """
         todo = messages if isinstance(messages, list) else list(messages)
-        link = self._link
-        if not self._busy.locked() and link is not None and link.writable():
-            if not qos:  # the common QoS 0 case: no wait of any kind
-                link.publish(todo, 0, retain)
-                return len(todo)
-            fits = len(self.outbox) + len(todo) <= max(1, min(window, link.receive_max))
-            if not settle and fits:  # QoS 1/2, the window has room for all: no wait either
-                mids = self.outbox.add(todo, qos, retain)
-                try:
-                    link.publish(todo, qos, retain, mids)
-                except BaseException:
-                    self.outbox.forget(mids)
-                    raise
-                return len(todo)
+        if self.publish_now(todo, qos, retain, window=window, settle=settle):
+            return len(todo)
         async with self._busy:
             if not qos:
                 await self._ready(reconnect_timeout, on_wait)

@@ -4,7 +4,7 @@ optionally gzip or zstd compressed (``mqtt_in`` detects and decodes those by its
 from __future__ import annotations
 
 import string
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from pydantic import ValidationInfo, field_validator
@@ -134,10 +134,24 @@ class MqttOut(Sink[MqttOutConfig]):
         level = cfg.compression_level
         return [(t, compress(p, cfg.compression, level)) for t, p in texts]
 
-    async def write(self, batch: Batch) -> None:
+    def write(self, batch: Batch) -> Awaitable[None] | None:
+        """Publish the batch: at once when that needs no wait (then ``write`` is a plain call,
+        and the runtime may run it in the sender's call: see flowengine/sending.py), else
+        what to await (a reconnection, room in the window, acknowledgements)."""
         cfg = self.config
         assert self.client is not None  # the runtime calls start first
         messages = self._messages(batch)
+        window = cfg.max_inflight or (QOS2_WINDOW if cfg.qos == 2 else QOS1_WINDOW)
+        settle = self._settles()
+        if self.client.publish_now(messages, cfg.qos, cfg.retain, window=window, settle=settle):
+            self.ctx.count("published", len(messages))
+            return None
+        return self._publish(messages, window, settle)
+
+    async def _publish(self, messages: list[tuple[str, bytes]], window: int, settle: bool) -> None:
+        """``write``'s way with waiting."""
+        cfg = self.config
+        assert self.client is not None
         waited: list[str] = []
         on_wait = self._on_wait(waited)
         sent = await self.client.publish_many(
@@ -147,8 +161,8 @@ class MqttOut(Sink[MqttOutConfig]):
             cfg.ack_timeout,
             reconnect_timeout=cfg.reconnect_timeout,
             on_wait=on_wait,
-            window=cfg.max_inflight or (QOS2_WINDOW if cfg.qos == 2 else QOS1_WINDOW),
-            settle=self._settles(),
+            window=window,
+            settle=settle,
         )
         if waited:
             self.ctx.status(f"reconnected to {self.client.endpoints.label()}", "ok")

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from flowengine.testing import run_flow
+from tests.helpers.shapes import Shapes
 
 ROWS = [
     {"sensor": "ns=2;i=1001", "value": 1.0},
@@ -78,3 +79,16 @@ def test_frames_are_what_pandas_renames() -> None:
         pd.testing.assert_frame_equal(out, expected, check_exact=True)
         assert out.columns.dtype == expected.columns.dtype
     assert "ft" in pd.concat(got)["tag"].tolist()
+
+
+def test_each_batch_is_renamed_by_its_own_columns() -> None:
+    result = run_flow(
+        {
+            "src": {"type": "shapes", "wires": ["r"]},
+            "r": {"type": "rename", "columns": {"c": "z"}, "wires": ["cap"]},
+            "cap": {"type": "capture"},
+        },
+        types={"shapes": Shapes},
+    )
+    names = [list(b.frame.columns) for b in result.batches("cap")]
+    assert names == [["a", "b", "z"], ["a", "z"], ["a", "b", "z"]]

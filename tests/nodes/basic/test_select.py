@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from flowengine.testing import run_flow
+from tests.helpers.shapes import Shapes
 
 ROW = {"sensor": "a", "value": 1.0, "quality": "good", "source": "plc"}
 
@@ -86,3 +87,13 @@ def test_frames_are_what_pandas_selects(config: dict[str, Any], reference: Any) 
     for frame, out in zip(inputs, got, strict=True):
         pd.testing.assert_frame_equal(out, reference(frame), check_exact=True)
         assert out.columns.dtype == frame.columns.dtype
+
+
+def test_each_batch_is_selected_by_its_own_columns() -> None:
+    flow = select(columns=["b", "a"])
+    flow["src"] = {"type": "shapes", "wires": ["s"]}
+    result = run_flow(flow, types={"shapes": Shapes})
+    assert [list(b.frame.columns) for b in result.batches("cap")] == [["b", "a"], ["b", "a"]]
+    assert [b.frame["a"].tolist() for b in result.batches("cap")] == [[1.0], [3.0]]
+    [failed] = result.batches("err")
+    assert "['b']" in (failed.error or "") and failed.frame["a"].tolist() == [2.0]
