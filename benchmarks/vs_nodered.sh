@@ -25,6 +25,9 @@
 #   QOS         "0 1" (default); RATES0 / RATES1 override the rates per QoS
 #   DURATION    seconds per rate (8, quick 5); BUDGET seconds per engine and QoS (100)
 #   CLIENT      raw (default) or paho: the harness's publisher and subscriber
+#   REPEAT      measure every engine this many times, interleaved (NR, flowengine, NR, ...:
+#               the machine's drift hits both alike); the table shows medians, and the
+#               ratios' range over the rounds (default 1)
 # Results: one JSON line per engine and QoS in $SCRATCH/vs_nodered-<time>.jsonl, then the table.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -38,6 +41,7 @@ QOS=${QOS:-0 1}
 CLIENT=${CLIENT:-raw}
 FLOWS=${FLOWS:-$BENCH/flowengine/mqtt_bench.yaml}
 BUDGET=${BUDGET:-100}
+REPEAT=${REPEAT:-1}
 LOCK=${LOCK-/tmp/bench.lock}
 if [[ ${1:-} == --quick ]]; then
     RATES0=${RATES0:-2000,10000,20000}; RATES1=${RATES1:-2000,10000,20000}; DURATION=${DURATION:-5}
@@ -76,10 +80,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+rep=1
 record() {  # record ENGINE QOS RESULT-JSON (a run that printed nothing is noted, not fatal)
     [[ -n $3 ]] || { echo "$1, QoS $2: the harness printed no result" >&2; return 0; }
-    "$PY" -c 'import json, sys; print(json.dumps({"engine": sys.argv[1], "qos": int(sys.argv[2]), "result": json.loads(sys.argv[3])}))' \
-        "$1" "$2" "$3" >>"$out"
+    "$PY" -c 'import json, sys; print(json.dumps({"engine": sys.argv[1], "qos": int(sys.argv[2]), "round": int(sys.argv[4]), "result": json.loads(sys.argv[3])}))' \
+        "$1" "$2" "$3" "$rep" >>"$out"
 }
 
 harness() {  # harness QOS RATES [--engine-pid PID]: the JSON line run_mqtt.py prints last
@@ -106,8 +111,9 @@ run_flowengine() {  # run_flowengine LABEL COMMAND QOS RATES FLOW
 
 for q in $QOS; do
     rates=$RATES0; [[ $q == 1 ]] && rates=$RATES1
+    for rep in $(seq "$REPEAT"); do
     for engine in $ENGINES; do
-        echo "== QoS $q: $engine ($rates msg/s, ${DURATION}s each)" >&2
+        echo "== QoS $q: $engine ($rates msg/s, ${DURATION}s each; round $rep of $REPEAT)" >&2
         case $engine in
             nodered) record nodered "$q" "$(harness "$q" "$rates")" ;;
             flowengine | baseline)
@@ -122,6 +128,7 @@ for q in $QOS; do
             *) echo "unknown engine $engine" >&2; exit 2 ;;
         esac
     done
+    done
 done
 
 echo "results: $out"
@@ -130,8 +137,9 @@ import json, sys
 
 runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 engines = list(dict.fromkeys(r["engine"] for r in runs))
+rounds = max(r.get("round", 1) for r in runs)
 print(f"MQTT in -> rolling mean -> MQTT out (raw clients); per engine: CPU us/msg | CPU share | "
-      f"p50 / p99 ms | lost")
+      f"p50 / p99 ms | lost" + (f"; medians of {rounds} interleaved rounds" if rounds > 1 else ""))
 head = f"{'QoS':>3} {'rate/s':>7} | " + " | ".join(f"{e:^36}" for e in engines)
 if "nodered" in engines and len(engines) > 1:
     head += " | " + " ".join(f"{e[:15] + '/NR':>18}" for e in engines if e != "nodered")
@@ -139,19 +147,48 @@ print(head)
 print("-" * len(head))
 
 
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def merged(steps):
+    """One step from several rounds' steps: medians, and the most lost."""
+    if not steps:
+        return None
+    out = {k: median([s.get(k) for s in steps]) for k in
+           ("engine_cpu_us_per_msg", "engine_cpu_share", "lat_p50_ms", "lat_p99_ms")}
+    out["lost"] = max(s.get("lost", 0) for s in steps)
+    return out
+
+
 def cell(step):
     if step is None:
         return f"{'-':^36}"
     p50, p99 = step.get("lat_p50_ms"), step.get("lat_p99_ms")
     lat = f"{p50:.1f} / {p99:.0f}" if p50 is not None and p99 is not None else "-"
-    return (f"{step.get('engine_cpu_us_per_msg', '-'):>6} us {step.get('engine_cpu_share', '-'):>5} "
-            f"{lat:>14} {step.get('lost', '-'):>6}")
+    cpu, share = step.get("engine_cpu_us_per_msg"), step.get("engine_cpu_share")
+    cpu = "-" if cpu is None else f"{cpu:.1f}"
+    share = "-" if share is None else f"{share:.2f}"
+    return f"{cpu:>6} us {share:>5} {lat:>14} {step.get('lost', '-'):>6}"
+
+
+def cpu(step):
+    return (step or {}).get("engine_cpu_us_per_msg")
 
 
 for q in sorted({r["qos"] for r in runs}):
-    by = {r["engine"]: {s["rate"]: s for s in r["result"].get("steps", [])} for r in runs if r["qos"] == q}
-    for rate in sorted({rate for steps in by.values() for rate in steps}):
-        steps = {e: by.get(e, {}).get(rate) for e in engines}
+    # (engine, rate) -> {round: step}
+    by = {}
+    for r in runs:
+        if r["qos"] == q:
+            for s in r["result"].get("steps", []):
+                by.setdefault((r["engine"], s["rate"]), {})[r.get("round", 1)] = s
+    for rate in sorted({rate for _, rate in by}):
+        steps = {e: merged(list(by.get((e, rate), {}).values())) for e in engines}
         line = f"{q:>3} {rate:>7.0f} | " + " | ".join(cell(steps[e]) for e in engines)
         nr = steps.get("nodered")
         if nr and len(engines) > 1:
@@ -159,8 +196,14 @@ for q in sorted({r["qos"] for r in runs}):
             for e in engines:
                 if e == "nodered":
                     continue
-                a, b = (steps[e] or {}).get("engine_cpu_us_per_msg"), nr.get("engine_cpu_us_per_msg")
-                ratios.append(f"{a / b:>18.2f}" if a and b else f"{'-':>18}")
+                a, b = cpu(steps[e]), cpu(nr)
+                text = f"{a / b:.2f}" if a and b else "-"
+                paired = [cpu(s) / cpu(by[("nodered", rate)][k])
+                          for k, s in by.get((e, rate), {}).items()
+                          if cpu(s) and cpu(by[("nodered", rate)].get(k))]
+                if len(paired) > 1:
+                    text += f" ({min(paired):.2f}-{max(paired):.2f})"
+                ratios.append(f"{text:>18}")
             line += " | " + " ".join(ratios)
         print(line)
 print()

@@ -98,6 +98,8 @@ class Inbox:
         #: The reader's handler for a batch handed to it in its sender's call (set by a node
         #: that can take one: see ``idle``), None otherwise.
         self.direct: Callable[[Batch], Awaitable[None]] | None = None
+        #: The reader's loop, looked up once (in Python 3.11 each lookup is a getpid call).
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: True while a batch handed over in its sender's call is being handled.
         self.taken = False
 
@@ -191,7 +193,10 @@ class Inbox:
             if all(w.closed for w in self.wires):
                 self._held.clear()
                 return None
-            self._getter = asyncio.get_running_loop().create_future()
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            self._getter = loop.create_future()
             await self._getter
 
     def _ready_wire(self) -> Wire | None:

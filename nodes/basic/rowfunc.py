@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from flowengine.context import Context
-from flowengine.lists import Lists, utc_times
+from flowengine.lists import Lists, utc_time, utc_times
 from flowengine.logs import RateLimiter
 from flowengine.types import Batch, Result
 
@@ -45,7 +45,7 @@ def columns_of(batch: Batch) -> tuple[list[Any], list[list[Any]]]:
 
 def _timestamps(nanoseconds: list[int]) -> list[pd.Timestamp]:
     if len(nanoseconds) < _FEW:
-        return [pd.Timestamp(ns, tz=_UTC) for ns in nanoseconds]
+        return [utc_time(ns) for ns in nanoseconds]
     return list(utc_times(nanoseconds))
 
 

@@ -69,6 +69,16 @@ def iso(series: pd.Series) -> list[Any]:
     return out
 
 
+def _iso_listed(ns: list[int], suffix: str) -> list[Any]:
+    """:func:`iso_ns` of a list, without making an array of a few."""
+    if len(ns) <= FEW:
+        try:
+            return [_iso_one(n, suffix) for n in ns]
+        except OverflowError:  # beyond datetime's years: numpy's way
+            pass
+    return iso_ns(np.array(ns, dtype=np.int64), suffix)
+
+
 def iso_ns(ns: np.ndarray[Any, Any], suffix: str) -> list[Any]:
     """Nanoseconds since the epoch as ISO 8601 text with ``suffix`` (as ``isoformat``)."""
     if len(ns) <= FEW:
@@ -83,10 +93,18 @@ def iso_ns(ns: np.ndarray[Any, Any], suffix: str) -> list[Any]:
     return [s + suffix for s in short.tolist()]
 
 
+#: The last whole second written and its text: messages a second apart share it.
+_last_second: tuple[int, str] = (0, _EPOCH.isoformat())
+
+
 def _iso_one(ns: int, suffix: str) -> str:
     """One timestamp as :func:`iso_ns` writes it, without numpy's cost per call."""
+    global _last_second
     seconds, fraction = divmod(ns, 1_000_000_000)
-    text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+    last, text = _last_second
+    if seconds != last:
+        text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+        _last_second = (seconds, text)
     if fraction:
         micro, nano = divmod(fraction, 1000)
         text += f".{micro:06d}" if not nano else f".{fraction:09d}"
@@ -145,7 +163,7 @@ def texts_of_lists(lists: Lists, template: str, mode: str) -> Texts | None:
     times, columns = lists.times, []
     for name, listed in lists.data.items():
         if name in times:
-            columns.append(iso_ns(np.array(listed, dtype=np.int64), "+00:00"))
+            columns.append(_iso_listed(listed, "+00:00"))
             continue
         kind = plain_kind(listed)
         if kind is None:
@@ -165,10 +183,7 @@ def _one_row(lists: Lists, template: str, mode: str) -> Texts | None:
     for name, (value,) in lists.data.items():
         kind = type(value)
         if name in times:
-            try:
-                value = _iso_one(value, "+00:00")
-            except OverflowError:
-                value = iso_ns(np.array([value], dtype=np.int64), "+00:00")[0]
+            value = _iso_listed([value], "+00:00")[0]
         elif kind not in PLAIN or (kind is float and math.isinf(value)):
             return None
         elif kind is float and value != value and not fastjson.HAVE_ORJSON:

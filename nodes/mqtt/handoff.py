@@ -43,6 +43,8 @@ class Handoff:
         self._waiter: asyncio.Future[None] | None = None
         self._paused: list[Callable[[], None]] = []
         self._closed = False
+        #: The reader's loop, looked up once (in Python 3.11 each lookup is a getpid call).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def put_many(self, items: Iterable[Item], pause: Callable[[], Callable[[], None]]) -> None:
         """Add the messages of one read; when that fills the buffer, ``pause()`` the reading
@@ -83,7 +85,9 @@ class Handoff:
     async def wait(self, timeout: float | None) -> list[Item]:
         """Wait up to ``timeout`` seconds for messages (or the connection's end), then take."""
         if not self._items and self.lost is None and not self._closed:
-            loop = asyncio.get_running_loop()
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
             if timeout is None:
                 await waiter
