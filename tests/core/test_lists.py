@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from flowengine.context import Context
 from flowengine.inbox import Wire
-from flowengine.lists import Lists
+from flowengine.lists import Lists, utc_time
 from flowengine.status import NodeStats
 from flowengine.types import Batch
 
@@ -107,3 +107,12 @@ def test_a_batch_of_lists_offers_columns_to_the_built_in_nodes() -> None:
     assert copy.columns is batch.columns  # shared with the lists
     mixed = Batch(None, lists=Lists({"v": [1, "x"]}, 2))
     assert mixed.columns is None and mixed.frame["v"].tolist() == [1, "x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(2**63) + 1, 2**63 - 1))
+def test_one_utc_time_is_the_timestamp_pandas_makes(ns: int) -> None:
+    made, expected = utc_time(ns), pd.Timestamp(ns, tz="UTC")
+    assert made == expected and made.value == ns
+    assert made.tz == expected.tz and made.unit == expected.unit
+    assert made.isoformat() == expected.isoformat()

@@ -255,3 +255,19 @@ def test_few_timestamps_are_written_as_numpy_writes_many(stamps: list[int]) -> N
     padded = stamps * (encode.FEW // len(stamps) + 1)  # more than FEW: numpy's way
     many = encode.iso_ns(np.array(padded, dtype=np.int64), "+00:00")
     assert few == many[: len(stamps)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(-(2**62), 2**62),
+    st.lists(st.integers(-2_000_000_000, 2_000_000_000), min_size=1, max_size=encode.FEW),
+)
+def test_timestamps_close_together_are_written_as_numpy_writes_them(
+    base: int, offsets: list[int]
+) -> None:
+    """Neighbours share their whole second, whose text is reused: the fractions still differ."""
+    stamps = [base + o for o in offsets]
+    few = [encode.iso_ns(np.array([s], dtype=np.int64), "+00:00")[0] for s in stamps]
+    padded = stamps * (encode.FEW // len(stamps) + 1)
+    many = encode.iso_ns(np.array(padded, dtype=np.int64), "+00:00")
+    assert few == many[: len(stamps)]
