@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from flowengine.checkpoint import Barrier
 from flowengine.types import Batch
@@ -97,16 +98,20 @@ class Inbox:
         self._held: set[Wire] = set()
         #: The reader's handler for a batch handed to it in its sender's call (set by a node
         #: that can take one: see ``idle``), None otherwise.
-        self.direct: Callable[[Batch], Awaitable[None]] | None = None
+        self.direct: Callable[[Batch], Coroutine[Any, Any, None]] | None = None
         #: The reader's loop, looked up once (in Python 3.11 each lookup is a getpid call).
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: True while a batch handed over in its sender's call is being handled.
+        #: True while a batch handed over to the reader is being handled: in its sender's
+        #: call, then (if it had to wait) in ``resuming``.
         self.taken = False
+        #: The rest of a handed-over batch's handling that had to wait, running as a task.
+        self.resuming: asyncio.Task[None] | None = None
 
     def idle(self) -> bool:
         """The reader waits on its one wire with nothing to read and no batch handed over to
         it in progress (started, not handling a batch, no barrier pending): a batch for it may
-        then be handled by ``direct`` in the sender's call, in order, without a task switch."""
+        then be handled by ``direct`` in the sender's call, in order, without a task switch
+        (flowengine/sending.py ``_hand_over``)."""
         getter = self._getter
         return (
             getter is not None
@@ -115,6 +120,18 @@ class Inbox:
             and len(self.wires) == 1
             and self._aligning is None
         )
+
+    def resume(self, handling: Coroutine[Any, Any, None], waiting: Any) -> None:
+        """Go on with ``handling`` (a coroutine of the reader's handler, suspended on
+        ``waiting``) as a task of its own: ``resuming``, awaited by the reader's task."""
+        loop = self._loop or asyncio.get_running_loop()
+        task = self.resuming = loop.create_task(_drive(handling, waiting))
+        task.add_done_callback(self._resumed)
+
+    def _resumed(self, task: asyncio.Task[None]) -> None:
+        if self.resuming is task:
+            self.resuming = None
+            self.taken = False
 
     def _wake(self) -> None:
         """Resume the reader if it waits (like ``asyncio.Queue``: no event churn per put)."""
@@ -175,8 +192,16 @@ class Inbox:
 
     async def get(self) -> Item | None:
         """The next batch from any wire, or an aligned barrier, or ``None`` once every wire is
-        closed and empty."""
+        closed and empty; after the handling of a batch handed over to the reader is done
+        (``resuming``), so that batches stay in order and queued ones on their wire."""
         while True:
+            resuming = self.resuming
+            if resuming is not None:
+                try:
+                    await resuming  # a hard stop cancelling the reader cancels it too
+                finally:
+                    self._resumed(resuming)  # done: its callback may not have run yet
+                continue
             wire = self._ready_wire()
             if wire is not None:
                 item = wire.items.popleft()
@@ -246,6 +271,31 @@ class Inbox:
     @property
     def depth(self) -> int:
         return sum(len(w.items) for w in self.wires)
+
+
+async def _drive(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Run ``coro`` on from where it suspended on ``waiting`` (a future, or None for a bare
+    yield), as a task steps its coroutine: resumed when what it waits for is done; cancelled
+    (a hard stop) by throwing the cancellation into it."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                waiting._asyncio_future_blocking = False
+                await asyncio.wait((waiting,))
+        except asyncio.CancelledError:
+            if waiting is not None:
+                waiting.cancel()
+            try:
+                waiting = coro.throw(asyncio.CancelledError())
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
 
 
 def _reader_of(wire: Wire) -> Inbox:

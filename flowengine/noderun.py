@@ -76,10 +76,6 @@ class NodeRun:
     retired: bool = False
     #: Deliveries waiting on a full wire, and wires a deploy took away meanwhile.
     delivering: int = 0
-    #: Batches this node sent that are being handled in its send's call (see sending.py).
-    passing: int = 0
-    #: Set by the node's task when it waits for a batch handled in its sender's call to end.
-    handed_over: asyncio.Future[None] | None = None
     dropped: list[Wire] = field(default_factory=list)
     #: The store-and-forward buffer of a sink with ``buffer:`` (see flowengine.buffer).
     buffer: SinkBuffer | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import random
 import time
@@ -227,16 +228,15 @@ class NodeTasks:
     async def _consume(self, run: NodeRun) -> None:
         """Call the handler per batch until every input wire has closed. A plain (not async)
         handler also takes batches in its sender's call while it waits with nothing to read
-        (``Inbox.direct``; see flowengine/sending.py)."""
+        (``Inbox.direct``, see flowengine/sending.py); what of that had to wait goes on in
+        ``Inbox.resuming``, which ``Inbox.get`` waits for before the next batch or the end."""
         inbox = run.inbox
         assert inbox is not None and run.handler is not None
         handle = self._handle
         if not run.handler_is_async and run.buffer is None:
             inbox.direct = functools.partial(handle, run)
         try:
-            while (batch := await inbox.get()) is not None:
-                if run.handling:  # a batch handed over in its sender's call is not done yet
-                    await self._handed_over(run)
+            while (batch := await inbox.get()) is not None:  # after one handed over: in order
                 if isinstance(batch, Barrier):
                     assert self.durable is not None  # barriers come only with checkpoints
                     await self.durable.on_barrier(run, batch)
@@ -244,11 +244,10 @@ class NodeTasks:
                 await handle(run, batch)
         finally:
             inbox.direct = None
-        if run.handling:
-            await self._handed_over(run)
 
     async def _handle(self, run: NodeRun, batch: Batch) -> None:
-        """One batch through the node's handler, its result sent on; an error is the node's."""
+        """One batch through the node's handler, its result sent on; an error is the node's
+        (never its sender's, when the batch was handed over in the sender's call)."""
         stats = run.stats
         stats.batches_in += 1
         stats.rows_in += len(batch)
@@ -261,26 +260,20 @@ class NodeTasks:
             if result is not None:
                 if isinstance(run.node, Transform):
                     await send(run, result, "out", batch)
-                else:  # a sink's plain ``write`` that has to wait after all: what to await
+                elif inspect.isawaitable(result):  # a sink's plain ``write`` that must wait
                     await result
         except Exception as exc:
-            await self._node_error(run, exc, batch)
+            try:
+                await self._node_error(run, exc, batch)
+            except Exception as failed:  # reporting it failed: still this node's, logged
+                run.log.error("could not report an error: %s: %s", type(failed).__name__, failed)
             return
         finally:
             run.handling = False
-            if run.handed_over is not None:
-                run.handed_over.set_result(None)
-                run.handed_over = None
             if self.progress is not None:
                 self.progress.set()
         if stats.state == "error":
             stats.set_state("ok", "")
-
-    @staticmethod
-    async def _handed_over(run: NodeRun) -> None:
-        """Wait until the batch being handled in its sender's call is done (order kept)."""
-        run.handed_over = asyncio.get_running_loop().create_future()
-        await run.handed_over
 
     async def _drop_queued(self, run: NodeRun) -> None:
         """Count and drop what was queued for a node that never started, then end it."""

@@ -338,7 +338,8 @@ class Runtime(Deploying):
     # ---- the editor's buttons ------------------------------------------------------------
     async def fire(self, node_id: str) -> None:
         """One extra batch from the running source ``node_id`` now (``Source.fire``), sent
-        like its own; returns once it is on its wires. :class:`KeyError` for an unknown node,
+        like its own; returns once it is on its wires (or handed over to an idle receiver:
+        see flowengine/sending.py). :class:`KeyError` for an unknown node,
         :class:`TypeError` for one that is not a ``firable`` source, :class:`NotRunning` when
         the flow or the node is not running (stopping, backing off, ended)."""
         run = self._runs[node_id]
@@ -390,8 +391,7 @@ class Runtime(Deploying):
                 for run in self._runs.values()
                 if run.handling
                 and not run.delivering
-                and not run.passing
-                and not (holds is not None and holds(run.task))
+                and not (holds is not None and (holds(run.task) or holds(_resuming(run))))
             ]
             if not busy:
                 return
@@ -427,3 +427,8 @@ class Runtime(Deploying):
     def wire_fill(self) -> dict[WireKey, float]:
         """How full each wire's buffer is, 0..1, by (source, port, destination, input port)."""
         return {key: wire.fill for key, wire in self._wires.items()}
+
+
+def _resuming(run: NodeRun) -> asyncio.Task[None] | None:
+    """The task going on with a batch handed over to ``run`` (see flowengine/sending.py)."""
+    return run.inbox.resuming if run.inbox is not None else None

@@ -4,15 +4,17 @@ This runs for every batch, so the common case (one frame to one port) takes the 
 A fan-out shares the frame: the first wire gets it, the others shallow copy-on-write copies.
 A port with one wire hands a new batch over itself (``Batch.for_only_wire``), and to a reader
 that waits idle on that wire, in this call: the reader's handler runs here, so a chain of idle
-transforms costs no task switch per hop (``Inbox.idle``), in order and with the same stats,
-status and error handling as in the reader's own task.
+nodes costs no task switch per hop (``Inbox.idle``), in order and with the stats, status and
+error handling of the reader's own task; what must wait goes on in a task of the reader's
+(``_hand_over``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -21,7 +23,7 @@ from flowengine.noderun import NodeRun
 from flowengine.types import ERROR_PORT, Batch, Result
 from flowengine.wiring import release
 
-#: Batches handed on inside their senders' calls, nested (a chain of idle transforms runs as
+#: Batches being handed over inside their senders' calls, nested (a chain of idle nodes runs as
 #: one call chain); past this depth they go through the wire as ever, so the stack stays small.
 MAX_DIRECT_DEPTH = 24
 _depth = 0
@@ -107,8 +109,13 @@ async def deliver(run: NodeRun, port: str, batch: Batch) -> None:
         wire = wires[0]
         inbox = wire.inbox
         assert inbox is not None
-        if inbox.direct is not None and not wire.items and inbox.idle():
-            await _hand_over(run, inbox, batch.for_only_wire(run.id, wire.dest_port))
+        if (
+            inbox.direct is not None
+            and not wire.items
+            and _depth < MAX_DIRECT_DEPTH
+            and inbox.idle()
+        ):
+            _hand_over(inbox, inbox.direct, batch.for_only_wire(run.id, wire.dest_port))
             return
     only = len(wires) == 1
     for i, wire in enumerate(wires):
@@ -126,23 +133,31 @@ async def deliver(run: NodeRun, port: str, batch: Batch) -> None:
         return
 
 
-async def _hand_over(run: NodeRun, inbox: Inbox, item: Batch) -> None:
-    """Have the idle reader of ``run``'s only wire handle ``item`` in this call (``Inbox.direct``):
-    one task switch and loop turn less per hop; the same order, stats and error handling."""
+def _hand_over(
+    inbox: Inbox, direct: Callable[[Batch], Coroutine[Any, Any, None]], item: Batch
+) -> None:
+    """Have the idle reader of ``inbox`` handle ``item`` now, in this call (``Inbox.direct``):
+    one task switch and loop turn less per hop. The handling runs here until it is done or
+    must wait (room on a full wire further on, a sink's I/O); the rest then goes on as a task
+    of its own (``Inbox.resume``), which the reader's task waits for before its next batch,
+    while what the sender sends meanwhile queues on the wire as ever. So the sender never
+    waits inside another node's handling, and cancelling it (a source, at stop) cannot cancel
+    that handling."""
     global _depth
-    direct = inbox.direct
-    if _depth >= MAX_DIRECT_DEPTH or direct is None:
-        inbox.put_nowait(inbox.wires[0], item)
-        return
-    _depth += 1
-    run.passing += 1
     inbox.taken = True
+    handling = direct(item)
+    _depth += 1
     try:
-        await direct(item)
-    finally:
+        waiting = handling.send(None)
+    except StopIteration:
         inbox.taken = False
+        return
+    except BaseException:
+        inbox.taken = False
+        raise
+    finally:
         _depth -= 1
-        run.passing -= 1
+    inbox.resume(handling, waiting)
 
 
 def _copy_for(run: NodeRun, wire: Wire, batch: Batch, first: bool) -> Batch:

@@ -43,7 +43,8 @@ class Batch:
     source decoded them; nodes that read lists (``batch.lists``) skip the frame too.
 
     A new batch sent on a port with one wire is handed over as it is (``for_only_wire``): as
-    with a Node-RED ``msg``, a node does not change a batch it has sent, nor send it again.
+    with a Node-RED ``msg``, a node does not change a batch after sending it (sent again, it
+    goes as a copy of what it is then).
     """
 
     __slots__ = (

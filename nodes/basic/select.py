@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from flowengine.columns import Columns
 from flowengine.context import Context
@@ -43,11 +43,7 @@ class Select(Transform[SelectConfig]):
             if self._pick is not None:
                 return batch.derive_columns(self._pick(cols), self.ctx.node_id)
         frame = batch.frame
-        columns = frame.columns
-        present = [c for c in cfg.columns if c in columns]
-        if len(present) < len(cfg.columns) and not cfg.missing_ok:
-            missing = [c for c in cfg.columns if c not in columns]
-            raise KeyError(f"missing columns {missing}; the batch has {list(columns)}")
+        present = self._present(frame.columns)
         if cfg.drop:
             return self._edits.drop(frame, present)
         return self._edits.select(frame, present)
@@ -55,14 +51,20 @@ class Select(Transform[SelectConfig]):
     def _plan(self, names: tuple[str, ...]) -> Callable[[Columns], Columns] | None:
         """How a batch with columns ``names`` is selected from; None: as a frame (a name
         listed twice). A missing column raises, naming it."""
-        cfg = self.config
-        present = [c for c in cfg.columns if c in names]
-        if len(present) < len(cfg.columns) and not cfg.missing_ok:
-            missing = [c for c in cfg.columns if c not in names]
-            raise KeyError(f"missing columns {missing}; the batch has {list(names)}")
-        if cfg.drop:
+        present = self._present(names)
+        if self.config.drop:
             gone = set(present)
             present = [n for n in names if n not in gone]
         elif len(set(present)) < len(present):
             return None
         return Columns.picker(names, present)
+
+    def _present(self, names: Collection[str]) -> list[str]:
+        """The listed columns that ``names`` has; a missing one raises, naming it (unless
+        ``missing_ok``)."""
+        cfg = self.config
+        present = [c for c in cfg.columns if c in names]
+        if len(present) < len(cfg.columns) and not cfg.missing_ok:
+            missing = [c for c in cfg.columns if c not in names]
+            raise KeyError(f"missing columns {missing}; the batch has {list(names)}")
+        return present

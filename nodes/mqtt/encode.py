@@ -93,7 +93,7 @@ def iso_ns(ns: np.ndarray[Any, Any], suffix: str) -> list[Any]:
     return [s + suffix for s in short.tolist()]
 
 
-#: The last whole second written and its text: messages a second apart share it.
+#: The last whole second written and its text: messages within the same second share it.
 _last_second: tuple[int, str] = (0, _EPOCH.isoformat())
 
 

@@ -611,15 +611,16 @@ def test_a_deploy_under_checkpoints_loses_nothing_and_checkpoints_go_on(tmp_path
 
 
 def test_a_restart_while_a_batch_handed_over_to_the_node_waits_downstream_loses_nothing():
-    """The source's call is inside ``mid`` (a batch handed over to it, waiting for room on the
-    held sink's full wire) when a deploy restarts ``mid``: the old one finishes that batch
-    first, the new one takes what follows; the sink gets every row once, in order."""
+    """A batch handed over to ``mid`` in the source's call waits for room on the held sink's
+    full wire (going on in a task of ``mid``'s), the next ones queue on ``mid``'s wire, and a
+    deploy restarts ``mid``: the old one finishes its batch first, the new one takes the queued
+    ones and what follows; the sink gets every row once, in order."""
 
     def version(k: float) -> CheckedFlow:
         return flow(
             {
                 "src": {"type": "numbers", "wires": ["mid"]},
-                "mid": {"type": "add", "k": k, "wires": ["out"]},
+                "mid": {"type": "add", "k": k, "queue_size": 2, "wires": ["out"]},
                 "out": {"type": "held", "queue_size": 2},
             }
         )
@@ -628,10 +629,11 @@ def test_a_restart_while_a_batch_handed_over_to_the_node_waits_downstream_loses_
 
     async def body(runtime: Runtime, task: asyncio.Task[Any]) -> None:
         old_mid, out = runtime.node("mid"), runtime.node("out")
-        # one batch in the sink's write, two queued, the fourth handled and waiting for room
-        await until(lambda: runtime.stats["mid"].batches_in == 4, task, what="mid's 4th batch")
+        # the sink writes one batch and holds two; mid's 4th waits; two more queue for mid
+        fill = ("src", "out", "mid", "in")
+        await until(lambda: runtime.wire_fill()[fill] == 1.0, task, what="mid's queue full")
+        assert runtime.stats["mid"].batches_in == 4
         assert runtime.wire_fill()[("mid", "out", "out", "in")] == 1.0
-        assert runtime.stats["src"].batches_out == 4  # the source waits inside that call
         report = await runtime.apply(version(1.0))
         assert report.restarted == ["mid"]
         out.open.set()  # type: ignore[attr-defined]
@@ -644,4 +646,4 @@ def test_a_restart_while_a_batch_handed_over_to_the_node_waits_downstream_loses_
     emitted = runtime.stats["src"].rows_out
     assert seen["out"].rows == list(range(emitted))  # nothing lost, nothing twice, in order
     assert seen["old"] + seen["new"] == list(range(emitted))
-    assert len(seen["old"]) == 8  # the four batches of two rows it had taken
+    assert len(seen["old"]) >= 8  # the four batches it had taken, and one it may have taken

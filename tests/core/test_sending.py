@@ -8,30 +8,12 @@ from typing import Any
 
 import pandas as pd
 
-from flowengine.node import Done, NodeConfig, Sink, Source, Transform, option
+from flowengine.node import Sink, Source, Transform
 from flowengine.runtime import Runtime
 from flowengine.sending import MAX_DIRECT_DEPTH
-from flowengine.testing import check_text, run_flow
+from flowengine.testing import Counter, check_text, run_flow
 from flowengine.types import Batch, Result
 from tests.helpers.peers import until
-
-
-class CountConfig(NodeConfig):
-    batches: int = option(10, description="Batches to emit.")
-
-
-class Count(Source[CountConfig]):
-    """Emits one numbered row per read, yielding to the loop between reads."""
-
-    async def start(self) -> None:
-        self.n = 0
-
-    async def read(self) -> Result:
-        if self.n >= self.config.batches:
-            raise Done
-        self.n += 1
-        await asyncio.sleep(0)
-        return pd.DataFrame({"seq": [self.n - 1]})
 
 
 class Where(Transform):
@@ -51,13 +33,13 @@ def test_an_idle_chain_handles_batches_in_the_senders_call_with_the_same_results
     Where.tasks = []
     result = run_flow(
         {
-            "src": {"type": "count", "batches": 12, "wires": ["a"]},
+            "src": {"type": "count", "batches": 12, "rows": 1, "wires": ["a"]},
             "a": {"type": "where", "wires": {"out": ["b"], "error": ["errors"]}},
             "b": {"type": "compute", "columns": {"double": "seq * 2"}, "wires": ["cap"]},
             "cap": {"type": "capture"},
             "errors": {"type": "capture"},
         },
-        types={"count": Count, "where": Where},
+        types={"count": Counter, "where": Where},
     )
     # the chain waits idle between reads: the source's call runs it (one task, no switches)
     assert Where.tasks[-1] == "source:src"
@@ -176,12 +158,12 @@ def test_stop_while_handed_over_batches_wait_downstream_loses_nothing():
 
 def test_a_long_chain_is_handed_over_only_so_deep_and_loses_nothing():
     hops = 3 * MAX_DIRECT_DEPTH
-    nodes: dict[str, Any] = {"src": {"type": "count", "batches": 40, "wires": ["t0"]}}
+    nodes: dict[str, Any] = {"src": {"type": "count", "batches": 40, "rows": 1, "wires": ["t0"]}}
     for i in range(hops):
         nxt = f"t{i + 1}" if i + 1 < hops else "cap"
         nodes[f"t{i}"] = {"type": "compute", "columns": {"seq": "seq + 1"}, "wires": [nxt]}
     nodes["cap"] = {"type": "capture"}
-    result = run_flow(nodes, types={"count": Count})
+    result = run_flow(nodes, types={"count": Counter})
     assert result.frame("cap")["seq"].tolist() == [n + hops for n in range(40)]
 
 
@@ -206,14 +188,132 @@ class Retopic(Transform):
 def test_one_new_batch_on_two_ports_reaches_each_recipient_as_sent():
     result = run_flow(
         {
-            "src": {"type": "count", "batches": 3, "wires": ["two"]},
+            "src": {"type": "count", "batches": 3, "rows": 1, "wires": ["two"]},
             "two": {"type": "twice", "wires": {"out": ["re"], "other": ["plain"]}},
             "re": {"type": "retopic", "wires": ["cap_re"]},
             "plain": {"type": "capture"},
             "cap_re": {"type": "capture"},
         },
-        types={"count": Count, "twice": Twice, "retopic": Retopic},
+        types={"count": Counter, "twice": Twice, "retopic": Retopic},
     )
     assert [b.topic for b in result.batches("cap_re")] == ["changed"] * 3
     assert [b.topic for b in result.batches("plain")] == [None] * 3
     assert [b.origin for b in result.batches("plain")] == ["two"] * 3
+
+
+class Reconnecting(Sink):
+    """A plain ``write`` that must wait now and then, as ``mqtt_out`` while its broker is
+    away: then it returns what to await (here: until the test lets it go on)."""
+
+    rows: list[int] = []
+    waiting = False
+    gate: asyncio.Event | None = None
+
+    def write(self, batch: Batch) -> Any:
+        seq = batch.frame["seq"].tolist()
+        if seq[0] == 5:
+            return self._later(seq)
+        Reconnecting.rows.extend(seq)
+        return None
+
+    async def _later(self, seq: list[int]) -> None:
+        assert Reconnecting.gate is not None
+        Reconnecting.waiting = True
+        await Reconnecting.gate.wait()
+        Reconnecting.rows.extend(seq)
+
+
+class Counted(Sink):
+    """A plain ``write`` that returns something that is not to be awaited."""
+
+    def write(self, batch: Batch) -> int:
+        return len(batch)
+
+
+def test_a_handed_over_write_that_must_wait_neither_holds_the_source_nor_is_lost_at_stop():
+    """The sink's write of batch 5 waits (a reconnection): the rest of it goes on in a task of
+    the sink's, so the source goes on sending (queued on the sink's wire meanwhile), and the
+    stop, which cancels the source, does not cancel that write: every row arrives, in order."""
+    Reconnecting.rows, Reconnecting.waiting = [], False
+    runtime = Runtime(
+        check_text(
+            {
+                "src": {"type": "count", "batches": 10**9, "rows": 1, "wires": ["sink"]},
+                "sink": {"type": "reconnecting", "queue_size": 4},
+            },
+            types={"count": Counter, "reconnecting": Reconnecting},
+        )
+    )
+
+    async def main() -> Any:
+        Reconnecting.gate = asyncio.Event()
+        task = asyncio.create_task(runtime.run())
+        await until(lambda: Reconnecting.waiting, task, what="the write waiting")
+        # not held inside the sink's write: the source fills the sink's queue behind it
+        await until(lambda: runtime.stats["src"].batches_out >= 6 + 4, task, what="queued")
+        assert Reconnecting.rows == [0, 1, 2, 3, 4]
+        runtime.stop()
+        await asyncio.sleep(0)
+        Reconnecting.gate.set()
+        return await task
+
+    report = asyncio.run(main())
+    assert report.drained and report.lost_batches == 0
+    sent = runtime.stats["src"].rows_out
+    assert Reconnecting.rows == list(range(sent))
+    assert runtime.stats["sink"].errors == 0
+
+
+def test_what_a_plain_write_returns_is_awaited_only_when_it_is_awaitable():
+    result = run_flow(
+        {
+            "src": {"type": "count", "batches": 5, "rows": 2, "wires": ["sink"]},
+            "sink": {"type": "counted"},
+        },
+        types={"count": Counter, "counted": Counted},
+    )
+    stats = result.stats("sink")
+    assert (stats["rows_in"], stats["errors"]) == (10, 0)
+
+
+class Hung(Sink):
+    """A plain ``write`` whose wait never ends (a destination that hangs)."""
+
+    cancelled = 0
+    closed = False
+
+    def write(self, batch: Batch) -> Any:
+        return self._forever()
+
+    async def _forever(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            Hung.cancelled += 1
+            raise
+
+    async def close(self) -> None:
+        Hung.closed = True
+
+
+def test_a_hard_stop_cancels_a_handed_over_write_that_hangs_and_closes_the_sink():
+    """The drain watchdog's hard stop reaches the rest of a handed-over write (a task of the
+    sink's) as it reaches a write in the sink's own task: cancelled, the sink closed."""
+    Hung.cancelled, Hung.closed = 0, False
+    checked = check_text(
+        {
+            "version": 1,
+            "settings": {"drain_timeout": 0.2},
+            "nodes": {
+                "src": {"type": "count", "batches": 5, "rows": 1, "wires": ["hung"]},
+                "hung": {"type": "hung"},
+            },
+        },
+        types={"count": Counter, "hung": Hung},
+    )
+    runtime = Runtime(checked)
+    report = asyncio.run(asyncio.wait_for(runtime.run(duration=0.05), 30))
+    assert not report.drained
+    assert report.lost_batches == 4  # one in the sink's hands, the rest queued behind it
+    assert Hung.cancelled == 1 and Hung.closed
+    assert runtime.stats["hung"].state == "stopped"
