@@ -276,7 +276,10 @@ class Inbox:
 async def _drive(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
     """Run ``coro`` on from where it suspended on ``waiting`` (a future, or None for a bare
     yield), as a task steps its coroutine: resumed when what it waits for is done; cancelled
-    (a hard stop) by throwing the cancellation into it."""
+    (a hard stop) as a task is: what it waits for is cancelled, else the cancellation is thrown
+    into it. What a handed-over handling waits for is the engine's (room on a wire, a sink's
+    write running in a task of its own: see ``NodeTasks._handle``), never code that binds to
+    the task it runs in."""
     while True:
         try:
             if waiting is None:
@@ -285,8 +288,8 @@ async def _drive(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
                 waiting._asyncio_future_blocking = False
                 await asyncio.wait((waiting,))
         except asyncio.CancelledError:
-            if waiting is not None:
-                waiting.cancel()
+            if waiting is not None and waiting.cancel():
+                continue  # as a task's: it resumes once what it waits for has ended
             try:
                 waiting = coro.throw(asyncio.CancelledError())
             except StopIteration:

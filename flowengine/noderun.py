@@ -77,6 +77,8 @@ class NodeRun:
     #: Deliveries waiting on a full wire, and wires a deploy took away meanwhile.
     delivering: int = 0
     dropped: list[Wire] = field(default_factory=list)
+    #: The task of a sink's plain ``write`` that had to wait (see ``NodeTasks._handle``).
+    waiting: asyncio.Task[Any] | None = None
     #: The store-and-forward buffer of a sink with ``buffer:`` (see flowengine.buffer).
     buffer: SinkBuffer | None = None
     #: The node's clock (its context's): new batches are stamped with its time.

@@ -244,6 +244,10 @@ class NodeTasks:
                 await handle(run, batch)
         finally:
             inbox.direct = None
+            resuming = inbox.resuming
+            if resuming is not None and not resuming.done():  # this task was cancelled (a
+                resuming.cancel()  # hard stop) while it waited: the handing over ends with it
+                await asyncio.wait((resuming,))
 
     async def _handle(self, run: NodeRun, batch: Batch) -> None:
         """One batch through the node's handler, its result sent on; an error is the node's
@@ -261,7 +265,13 @@ class NodeTasks:
                 if isinstance(run.node, Transform):
                     await send(run, result, "out", batch)
                 elif inspect.isawaitable(result):  # a sink's plain ``write`` that must wait
-                    await result
+                    # in a task of its own: code in it that binds to its task (asyncio.timeout,
+                    # TaskGroup) must not bind to a sender that handed the batch over
+                    run.waiting = asyncio.ensure_future(result)
+                    try:
+                        await run.waiting
+                    finally:
+                        run.waiting = None
         except Exception as exc:
             try:
                 await self._node_error(run, exc, batch)

@@ -391,7 +391,7 @@ class Runtime(Deploying):
                 for run in self._runs.values()
                 if run.handling
                 and not run.delivering
-                and not (holds is not None and (holds(run.task) or holds(_resuming(run))))
+                and not (holds is not None and (holds(run.task) or holds(run.waiting)))
             ]
             if not busy:
                 return
@@ -427,8 +427,3 @@ class Runtime(Deploying):
     def wire_fill(self) -> dict[WireKey, float]:
         """How full each wire's buffer is, 0..1, by (source, port, destination, input port)."""
         return {key: wire.fill for key, wire in self._wires.items()}
-
-
-def _resuming(run: NodeRun) -> asyncio.Task[None] | None:
-    """The task going on with a batch handed over to ``run`` (see flowengine/sending.py)."""
-    return run.inbox.resuming if run.inbox is not None else None

@@ -317,3 +317,82 @@ def test_a_hard_stop_cancels_a_handed_over_write_that_hangs_and_closes_the_sink(
     assert report.lost_batches == 4  # one in the sink's hands, the rest queued behind it
     assert Hung.cancelled == 1 and Hung.closed
     assert runtime.stats["hung"].state == "stopped"
+
+
+class TimedOut(Sink):
+    """A plain ``write`` whose wait has its own deadline (``asyncio.timeout``, bound to the
+    task it runs in) and always misses it."""
+
+    def write(self, batch: Batch) -> Any:
+        return self._within()
+
+    async def _within(self) -> None:
+        async with asyncio.timeout(0.01):
+            await asyncio.Event().wait()
+
+
+def test_a_handed_over_write_that_must_wait_runs_in_its_own_task():
+    """Its deadline fires in its own task (an error of the sink's, the batch to its error
+    port), never in the source that handed the batch over."""
+    result = run_flow(
+        {
+            "src": {"type": "count", "batches": 3, "rows": 1, "wires": ["sink"]},
+            "sink": {"type": "timed", "wires": {"error": ["errors"]}},
+            "errors": {"type": "capture"},
+        },
+        types={"count": Counter, "timed": TimedOut},
+        timeout=20,
+    )
+    assert result.stats("src")["rows_out"] == 3
+    assert result.stats("sink")["errors"] == 3
+    assert [b.frame["seq"].tolist() for b in result.batches("errors")] == [[0], [1], [2]]
+    assert all((b.error or "").startswith("TimeoutError") for b in result.batches("errors"))
+
+
+class SlowToClose(Source):
+    """A source that sends one batch and then nothing, and whose first ``close`` hangs (a
+    device that does not answer), so its wire stays open through the stop and its receiver
+    waits on it for more."""
+
+    closes = 0
+
+    async def start(self) -> None:
+        self.sent = False
+
+    async def read(self) -> Result:
+        if self.sent:
+            await asyncio.Event().wait()
+        self.sent = True
+        return pd.DataFrame({"seq": [0]})
+
+    async def close(self) -> None:
+        SlowToClose.closes += 1
+        if SlowToClose.closes == 1:
+            await asyncio.Event().wait()
+
+
+def test_a_hard_stop_while_the_sink_waits_for_more_cancels_its_handed_over_write():
+    """The sink's handed-over write hangs (a task of the sink's) while the sink's own task
+    waits on the source's wire, which the source, hanging in ``close``, never closes: the hard
+    stop cancels the sink's task there, and the write with it."""
+    Hung.cancelled, Hung.closed, SlowToClose.closes = 0, False, 0
+    checked = check_text(
+        {
+            "version": 1,
+            "settings": {"drain_timeout": 0.2},
+            "nodes": {
+                "src": {"type": "slow_close", "wires": ["hung"]},
+                "hung": {"type": "hung"},
+            },
+        },
+        types={"slow_close": SlowToClose, "hung": Hung},
+    )
+    runtime = Runtime(checked)
+
+    async def main() -> tuple[Any, int]:
+        report = await asyncio.wait_for(runtime.run(duration=0.05), 30)
+        return report, Hung.cancelled  # before asyncio.run cancels what is left over
+
+    report, cancelled = asyncio.run(main())
+    assert not report.drained
+    assert cancelled == 1 and Hung.closed
