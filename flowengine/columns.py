@@ -189,12 +189,6 @@ class Columns:
         return self.length
 
     # ---- editing (each returns new Columns; arrays are shared, never written) --------------
-    def select(self, names: Sequence[str]) -> Columns:
-        """Only ``names`` (unique columns of these), in that order."""
-        at = self.names.index
-        arrays = self.arrays
-        return Columns(tuple(names), tuple(arrays[at(n)] for n in names), self.length, self._index)
-
     @staticmethod
     def picker(names: tuple[str, ...], wanted: Sequence[str]) -> Callable[[Columns], Columns]:
         """A function giving the columns ``wanted`` (unique, of ``names``), in that order, of

@@ -99,8 +99,7 @@ class Inbox:
         #: The reader's handler for a batch handed to it in its sender's call (set by a node
         #: that can take one: see ``idle``), None otherwise.
         self.direct: Callable[[Batch], Coroutine[Any, Any, None]] | None = None
-        #: The reader's loop, looked up once (in Python 3.11 each lookup is a getpid call).
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # see _running_loop
         #: True while a batch handed over to the reader is being handled: in its sender's
         #: call, then (if it had to wait) in ``resuming``.
         self.taken = False
@@ -124,9 +123,16 @@ class Inbox:
     def resume(self, handling: Coroutine[Any, Any, None], waiting: Any) -> None:
         """Go on with ``handling`` (a coroutine of the reader's handler, suspended on
         ``waiting``) as a task of its own: ``resuming``, awaited by the reader's task."""
-        loop = self._loop or asyncio.get_running_loop()
-        task = self.resuming = loop.create_task(_drive(handling, waiting))
+        self.taken = True
+        task = self.resuming = self._running_loop().create_task(_drive(handling, waiting))
         task.add_done_callback(self._resumed)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The reader's loop, looked up once (in Python 3.11 each lookup is a getpid call)."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def _resumed(self, task: asyncio.Task[None]) -> None:
         if self.resuming is task:
@@ -218,10 +224,7 @@ class Inbox:
             if all(w.closed for w in self.wires):
                 self._held.clear()
                 return None
-            loop = self._loop
-            if loop is None:
-                loop = self._loop = asyncio.get_running_loop()
-            self._getter = loop.create_future()
+            self._getter = self._running_loop().create_future()
             await self._getter
 
     def _ready_wire(self) -> Wire | None:

@@ -43,11 +43,12 @@ def utc_times(nanoseconds: list[int]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(array).tz_localize("UTC")
 
 
-_UTC = pd.Timestamp(0, tz="UTC").tz
+#: pandas' UTC (what ``Timestamp(..., tz="UTC").tz`` is).
+UTC = pd.Timestamp(0, tz="UTC").tz
 
 
 def _plain_utc_time(ns: int) -> pd.Timestamp:
-    return pd.Timestamp(ns, tz=_UTC)
+    return pd.Timestamp(ns, tz=UTC)
 
 
 def _made_utc_time() -> Any:
@@ -58,7 +59,7 @@ def _made_utc_time() -> Any:
     if make is None:  # pragma: no cover - another pandas
         return _plain_utc_time
     try:
-        fast = partial(make, reso=10, tz=_UTC)  # 10: numpy's code for nanoseconds
+        fast = partial(make, reso=10, tz=UTC)  # 10: numpy's code for nanoseconds
         probes = (0, 1, -1, 1_733_400_000_123_456_789, -(10**18) - 7, 2**62)
         same = all(
             (a := fast(ns)) == (b := _plain_utc_time(ns)) and a.tz == b.tz and a.unit == b.unit

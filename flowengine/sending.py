@@ -105,27 +105,23 @@ async def deliver(run: NodeRun, port: str, batch: Batch) -> None:
     stats.batches_out += 1
     stats.rows_out += rows
     stats.last_data = time.time()
-    if len(wires) == 1:
+    if len(wires) == 1:  # most ports: the batch itself, handed over to an idle reader
         wire = wires[0]
         inbox = wire.inbox
         assert inbox is not None
-        if (
-            inbox.direct is not None
-            and not wire.items
-            and _depth < MAX_DIRECT_DEPTH
-            and inbox.idle()
-        ):
-            _hand_over(inbox, inbox.direct, batch.for_only_wire(run.id, wire.dest_port))
-            return
-    only = len(wires) == 1
+        item = batch.for_only_wire(run.id, wire.dest_port)
+        direct = inbox.direct
+        if direct is not None and not wire.items and _depth < MAX_DIRECT_DEPTH and inbox.idle():
+            _hand_over(inbox, direct, item)
+        elif len(wire.items) < wire.capacity:
+            inbox.put_nowait(wire, item)
+        else:
+            await _deliver_waiting(run, wires, 0, item)
+        return
     for i, wire in enumerate(wires):
         inbox = wire.inbox
         assert inbox is not None
-        item = (
-            batch.for_only_wire(run.id, wire.dest_port)
-            if only
-            else _copy_for(run, wire, batch, i == 0)
-        )
+        item = _copy_for(run, wire, batch, i == 0)
         if len(wire.items) < wire.capacity:
             inbox.put_nowait(wire, item)
             continue
@@ -150,14 +146,11 @@ def _hand_over(
     try:
         waiting = handling.send(None)
     except StopIteration:
-        inbox.taken = False
         return
-    except BaseException:
-        inbox.taken = False
-        raise
     finally:
         _depth -= 1
-    inbox.resume(handling, waiting)
+        inbox.taken = False
+    inbox.resume(handling, waiting)  # taken again, until that ends
 
 
 def _copy_for(run: NodeRun, wire: Wire, batch: Batch, first: bool) -> Batch:

@@ -20,12 +20,11 @@ from typing import Any
 import pandas as pd
 
 from flowengine.context import Context
-from flowengine.lists import Lists, utc_time, utc_times
+from flowengine.lists import UTC, Lists, utc_time, utc_times
 from flowengine.logs import RateLimiter
 from flowengine.types import Batch, Result
 
 RowFunction = Callable[[dict[str, Any]], Any]
-_UTC = pd.Timestamp(0, tz="UTC").tz
 _NAN = float("nan")
 #: Below this many rows, timestamps are made one by one (a vectorised call costs more).
 _FEW = 16
@@ -63,7 +62,7 @@ def lists_of(rows: list[dict[str, Any]]) -> Lists:
     times = []
     for name, values in data.items():
         if type(values[0]) is pd.Timestamp and all(
-            type(v) is pd.Timestamp and v.tz is _UTC for v in values
+            type(v) is pd.Timestamp and v.tz is UTC for v in values
         ):
             data[name] = [v.value for v in values]
             times.append(name)

@@ -69,23 +69,15 @@ def iso(series: pd.Series) -> list[Any]:
     return out
 
 
-def _iso_listed(ns: list[int], suffix: str) -> list[Any]:
-    """:func:`iso_ns` of a list, without making an array of a few."""
+def iso_ns(ns: np.ndarray[Any, Any] | list[int], suffix: str) -> list[Any]:
+    """Nanoseconds since the epoch as ISO 8601 text with ``suffix`` (as ``isoformat``); a few
+    one by one (a list of them is not made an array)."""
     if len(ns) <= FEW:
         try:
-            return [_iso_one(n, suffix) for n in ns]
+            return [_iso_one(n, suffix) for n in (ns if isinstance(ns, list) else ns.tolist())]
         except OverflowError:  # beyond datetime's years: numpy's way
             pass
-    return iso_ns(np.array(ns, dtype=np.int64), suffix)
-
-
-def iso_ns(ns: np.ndarray[Any, Any], suffix: str) -> list[Any]:
-    """Nanoseconds since the epoch as ISO 8601 text with ``suffix`` (as ``isoformat``)."""
-    if len(ns) <= FEW:
-        try:
-            return [_iso_one(n, suffix) for n in ns.tolist()]
-        except OverflowError:  # beyond datetime's years: numpy's way
-            pass
+    ns = np.asarray(ns, dtype=np.int64)
     text = np.datetime_as_string(ns.view("datetime64[ns]"), unit="ns")
     whole = ns % 1_000_000_000 == 0
     micro = ns % 1000 == 0
@@ -163,7 +155,7 @@ def texts_of_lists(lists: Lists, template: str, mode: str) -> Texts | None:
     times, columns = lists.times, []
     for name, listed in lists.data.items():
         if name in times:
-            columns.append(_iso_listed(listed, "+00:00"))
+            columns.append(iso_ns(listed, "+00:00"))
             continue
         kind = plain_kind(listed)
         if kind is None:
@@ -183,7 +175,7 @@ def _one_row(lists: Lists, template: str, mode: str) -> Texts | None:
     for name, (value,) in lists.data.items():
         kind = type(value)
         if name in times:
-            value = _iso_listed([value], "+00:00")[0]
+            value = iso_ns([value], "+00:00")[0]
         elif kind not in PLAIN or (kind is float and math.isinf(value)):
             return None
         elif kind is float and value != value and not fastjson.HAVE_ORJSON:
